@@ -1,0 +1,129 @@
+package stepup
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// EventType says what happened to an elevation.
+type EventType string
+
+// The audit event types.
+const (
+	// EventChallenge: a guarded request was not elevated, and a step-up
+	// challenge was issued (a redirect to the IdP or a 401).
+	EventChallenge EventType = "challenge"
+	// EventGranted: a callback passed every check and an elevation was stored.
+	EventGranted EventType = "granted"
+	// EventDenied: a callback failed a check, or the IdP returned an error.
+	// Reason says which check.
+	EventDenied EventType = "denied"
+	// EventExpired: a guarded request found an elevation past its deadline
+	// and removed it.
+	EventExpired EventType = "expired"
+	// EventDropped: an elevation was removed before its deadline, by
+	// [StepUp.Drop] or because it no longer matched the logged-in user or the
+	// configured issuer. Reason says which.
+	EventDropped EventType = "dropped"
+)
+
+// Event is one audit record. It never holds a token, an authorization code,
+// a nonce, a state or a cookie value.
+type Event struct {
+	Type      EventType
+	Time      time.Time
+	Scope     string
+	Subject   string // the OIDC subject concerned, when known
+	Issuer    string
+	ACR       string
+	AMR       []string
+	Deadline  time.Time // zero when no elevation is concerned
+	Bound     Bound     // which bound set Deadline
+	Reason    Reason    // why, for denied and dropped events
+	IdPError  string    // the IdP's OAuth error code, for Reason == ReasonIdPError
+	Method    string
+	Route     string // the matched route pattern when the router set one, else the path
+	Remote    string // the client address, from [Config.ClientIP]
+	RequestID string // from [Config.RequestID], when configured
+	Elevation string // the elevation's id, linking its granted, expired and dropped events
+}
+
+// Auditor receives audit events. Audit is called synchronously on the
+// request's goroutine, for every event, and must be safe for concurrent use.
+// It should not block: a slow Auditor slows every challenge and callback.
+type Auditor interface {
+	Audit(ctx context.Context, e Event)
+}
+
+// AuditorFunc adapts a function to [Auditor].
+type AuditorFunc func(ctx context.Context, e Event)
+
+// Audit calls f(ctx, e).
+func (f AuditorFunc) Audit(ctx context.Context, e Event) { f(ctx, e) }
+
+// SlogAuditor writes one log line per event: denied events at WARN, all
+// others at INFO. Empty fields are left out.
+type SlogAuditor struct {
+	Logger *slog.Logger // Default: slog.Default().
+}
+
+// Audit implements [Auditor].
+func (a SlogAuditor) Audit(ctx context.Context, e Event) {
+	l := a.Logger
+	if l == nil {
+		l = slog.Default()
+	}
+	level := slog.LevelInfo
+	if e.Type == EventDenied {
+		level = slog.LevelWarn
+	}
+	if !l.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 16)
+	attrs = append(attrs,
+		slog.String("event", string(e.Type)),
+		slog.Time("time", e.Time),
+		slog.String("scope", e.Scope),
+	)
+	add := func(k, v string) {
+		if v != "" {
+			attrs = append(attrs, slog.String(k, v))
+		}
+	}
+	add("subject", e.Subject)
+	add("issuer", e.Issuer)
+	add("acr", e.ACR)
+	if len(e.AMR) > 0 {
+		attrs = append(attrs, slog.Any("amr", e.AMR))
+	}
+	if !e.Deadline.IsZero() {
+		attrs = append(attrs, slog.Time("deadline", e.Deadline))
+	}
+	add("bound", string(e.Bound))
+	add("reason", string(e.Reason))
+	add("idp_error", e.IdPError)
+	add("elevation", e.Elevation)
+	add("method", e.Method)
+	add("route", e.Route)
+	add("remote", e.Remote)
+	add("request_id", e.RequestID)
+	l.LogAttrs(ctx, level, "stepup "+string(e.Type), attrs...)
+}
+
+// audit fills in the request fields of e and hands it to the Auditor.
+func (s *StepUp) audit(r *http.Request, e Event) {
+	e.Time = s.now().UTC()
+	e.Method = r.Method
+	e.Route = r.Pattern
+	if e.Route == "" {
+		e.Route = r.URL.Path
+	}
+	e.Remote = s.cfg.ClientIP(r)
+	if s.cfg.RequestID != nil {
+		e.RequestID = s.cfg.RequestID(r)
+	}
+	s.cfg.Auditor.Audit(r.Context(), e)
+}

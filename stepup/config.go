@@ -1,0 +1,349 @@
+package stepup
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// DefaultClockSkew is the tolerance applied when [Config.ClockSkew] is zero.
+// It is the value the Auth0 SDKs use for session_expiry.
+const DefaultClockSkew = 30 * time.Second
+
+// NoClockSkew, as [Config.ClockSkew], compares every instant exactly, as
+// GitLab does. (A zero ClockSkew means the default.)
+const NoClockSkew time.Duration = -1
+
+// challengeTTL is how long a pending challenge waits for its callback.
+const challengeTTL = 10 * time.Minute
+
+// maxPending is how many challenges one session may have in flight; the
+// oldest is evicted beyond it.
+const maxPending = 8
+
+// Config configures a [StepUp]. [New] validates all of it.
+type Config struct {
+	// Issuer is the IdP's issuer URL. New fetches its discovery document
+	// (OIDC Discovery §4) once. Either Issuer or Provider is required.
+	Issuer string
+	// Provider is an IdP discovered by the caller. When both Provider and
+	// Issuer are set, Issuer must be the provider's issuer. A Provider built
+	// from an oidc.ProviderConfig has no discovery document, and needs
+	// Issuer.
+	Provider *oidc.Provider
+
+	// RequireIssParameter refuses callbacks without the RFC 9207 iss
+	// parameter even when the IdP's discovery document does not promise it.
+	// Default: false; iss is then required only when the discovery document
+	// sets authorization_response_iss_parameter_supported, and checked
+	// whenever it is present.
+	RequireIssParameter bool
+
+	// ClientID and ClientSecret identify this application at the IdP.
+	// ClientID is required. ClientSecret may be empty for a public client.
+	ClientID     string
+	ClientSecret string
+	// AuthStyle is how the client authenticates at the token endpoint.
+	// Auto-detection is never used: after a failure it sends the
+	// authorization code a second time. Default: oauth2.AuthStyleInHeader
+	// (client_secret_basic).
+	AuthStyle oauth2.AuthStyle
+	// RedirectURL is the absolute URL at which [StepUp.CallbackHandler] is
+	// mounted, registered at the IdP. Required.
+	RedirectURL string
+	// ExtraScopes are OAuth scopes requested besides "openid". Default: none.
+	ExtraScopes []string
+
+	// SessionManager holds elevations and pending challenges. Its
+	// LoadAndSave middleware must run before every stepup handler. Required.
+	SessionManager *scs.SessionManager
+	// SessionKeyPrefix prefixes every key stepup writes into the session,
+	// so several StepUp values can share one SessionManager.
+	// Default: "stepup.".
+	SessionKeyPrefix string
+
+	// Scopes maps each scope name to its policy. At least one is required.
+	Scopes map[string]Scope
+
+	// Subject returns the OIDC subject of the user the application's primary
+	// login authenticated, and false when nobody is logged in. When set, an
+	// elevation is granted and honoured only for that subject, and requests
+	// without a user get the Unauthenticated response instead of a
+	// challenge. When nil, elevations are bound to the session only.
+	// Default: nil.
+	Subject func(r *http.Request) (sub string, ok bool)
+	// LoginHint sends Subject(r) as login_hint with each challenge, so the
+	// IdP pre-selects the account (OIDC Core §3.1.2.1). Requires Subject.
+	// Default: false.
+	LoginHint bool
+
+	// ClockSkew is the tolerance for clock differences between this server
+	// and the IdP, in whole seconds. It is applied on the safe side of every
+	// check: an elevation ends ClockSkew before its deadline. Use
+	// [NoClockSkew] for none. Default: [DefaultClockSkew] (30s).
+	ClockSkew time.Duration
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+
+	// Auditor receives an event for every challenge, grant, denial,
+	// expiry and drop. Default: [SlogAuditor] on slog.Default().
+	Auditor Auditor
+	// RequestID returns the request's id for audit events. Default: none.
+	RequestID func(r *http.Request) string
+	// ClientIP returns the client address for audit events. Behind a proxy,
+	// return the address it forwarded. Default: r.RemoteAddr.
+	ClientIP func(r *http.Request) string
+
+	// HTTPClient makes every call to the IdP: discovery, JWKS and the token
+	// endpoint. Default: a client with a 10s timeout.
+	HTTPClient *http.Client
+
+	// StartPath is where [StepUp.StartHandler] is mounted. API clients that
+	// get a 401 challenge are pointed there. Default: "/stepup/start".
+	StartPath string
+	// DefaultReturnTo is where a user lands after stepping up when the
+	// requested return_to is missing or refused. Default: "/".
+	DefaultReturnTo string
+
+	// Unauthenticated answers guarded requests from visitors who are not
+	// logged in (Subject returned false). Default: 401 with a plain-text body.
+	Unauthenticated http.Handler
+	// OnDenied answers a refused callback. Default: 403 (502 when the IdP
+	// could not be reached) with a plain-text explanation of d.Reason.
+	OnDenied func(w http.ResponseWriter, r *http.Request, d *Denial)
+	// OnError answers a request that failed inside stepup: a missing or
+	// broken session, a store error. err may wrap internal details: log it,
+	// never show it. Default: 500 with a generic body.
+	OnError func(w http.ResponseWriter, r *http.Request, err error)
+}
+
+// Scope is the policy of one step-up scope.
+type Scope struct {
+	// ACR lists the acceptable acr values, most preferred first. It is sent
+	// as acr_values (RFC 9470 §4), and a callback is accepted when the ID
+	// token's acr, or one of the values of an Entra ID style acrs array, is
+	// in the list. At least one value is required.
+	ACR []string
+	// MaxAge is sent as max_age and bounds the elevation: it ends MaxAge
+	// after auth_time. Zero sends max_age=0, which asks for a fresh login
+	// every time and adds no bound. Whole seconds. A non-zero MaxAge
+	// requires PromptLogin: stepup always requires a login after the
+	// challenge began, and an IdP honouring only max_age may reuse an older
+	// one. Default: 0.
+	MaxAge time.Duration
+	// PromptLogin sends prompt=login, for IdPs that do not treat max_age=0
+	// as a demand to re-authenticate. Default: false.
+	PromptLogin bool
+	// RequestACRClaim also sends an OIDC claims request (OIDC Core §5.5.1.1)
+	// marking acr essential with the values of ACR. An IdP that cannot meet
+	// an essential acr must fail rather than downgrade. Default: false.
+	RequestACRClaim bool
+	// Lifetime caps an elevation at this long after it is granted, whatever
+	// the IdP says. Whole seconds. Default: 0, no cap.
+	Lifetime time.Duration
+	// IgnoreIDTokenExpiry leaves the ID token's exp out of the deadline, for
+	// IdPs that issue ID tokens for a few minutes only. The token must still
+	// be unexpired at the callback. A scope that sets it must also set
+	// Lifetime or MaxAge, so that every elevation has a finite deadline.
+	// Default: false.
+	IgnoreIDTokenExpiry bool
+}
+
+// policy is a Scope with everything the hot paths need precomputed.
+type policy struct {
+	Scope
+	name         string
+	key          string // session key of the scope's elevation
+	authOptions  []oauth2.AuthCodeOption
+	wwwAuth      string // RFC 9470 §3 WWW-Authenticate value
+	acrValues    string // space-separated, for the 401 body
+	maxAgeSecs   int64
+	lifetimeSecs int64
+}
+
+func validDuration(d time.Duration) bool { return d >= 0 && d%time.Second == 0 }
+
+func (c *Config) validate() error {
+	bad := func(field, problem string) error { return &ConfigError{Field: field, Problem: problem} }
+	if c.Issuer == "" && c.Provider == nil {
+		return bad("Issuer", "required (or Provider)")
+	}
+	if c.ClientID == "" {
+		return bad("ClientID", "required")
+	}
+	if c.RedirectURL == "" {
+		return bad("RedirectURL", "required")
+	}
+	if u, err := url.Parse(c.RedirectURL); err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Fragment != "" {
+		return bad("RedirectURL", "must be an absolute http(s) URL without a fragment")
+	}
+	switch c.AuthStyle {
+	case oauth2.AuthStyleAutoDetect, oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams:
+	default:
+		return bad("AuthStyle", "unknown value")
+	}
+	if c.SessionManager == nil {
+		return bad("SessionManager", "required")
+	}
+	if c.ClockSkew < 0 && c.ClockSkew != NoClockSkew {
+		return bad("ClockSkew", "must not be negative (use NoClockSkew for none)")
+	}
+	if c.ClockSkew > 0 && c.ClockSkew%time.Second != 0 {
+		return bad("ClockSkew", "must be whole seconds")
+	}
+	if c.LoginHint && c.Subject == nil {
+		return bad("LoginHint", "needs Subject")
+	}
+	if c.StartPath != "" && !strings.HasPrefix(c.StartPath, "/") {
+		return bad("StartPath", `must be a path starting with "/"`)
+	}
+	if c.DefaultReturnTo != "" {
+		if _, ok := safeReturnTo(c.DefaultReturnTo); !ok {
+			return bad("DefaultReturnTo", "must be a same-origin relative path")
+		}
+	}
+	if len(c.Scopes) == 0 {
+		return bad("Scopes", "at least one scope is required")
+	}
+	for name, sc := range c.Scopes {
+		f := func(sub string) string { return fmt.Sprintf("Scopes[%q]%s", name, sub) }
+		if name == "" || !storable(name) || len(name) > 64 {
+			return bad(f(""), "scope names must be 1 to 64 printable characters")
+		}
+		if len(sc.ACR) == 0 {
+			return bad(f(".ACR"), "must name at least one acceptable acr value")
+		}
+		for _, v := range sc.ACR {
+			if v == "" || !storable(v) || strings.ContainsRune(v, ' ') || strings.ContainsRune(v, '"') {
+				return bad(f(".ACR"), fmt.Sprintf("%q is not a valid acr value", v))
+			}
+		}
+		if !validDuration(sc.MaxAge) {
+			return bad(f(".MaxAge"), "must be zero or a positive whole number of seconds")
+		}
+		if sc.MaxAge > 0 && !sc.PromptLogin {
+			return bad(f(".MaxAge"), "a non-zero MaxAge needs PromptLogin: the IdP may otherwise reuse a login older than the challenge, which stepup refuses")
+		}
+		if !validDuration(sc.Lifetime) {
+			return bad(f(".Lifetime"), "must be zero or a positive whole number of seconds")
+		}
+		if sc.IgnoreIDTokenExpiry && sc.Lifetime == 0 && sc.MaxAge == 0 {
+			return bad(f(".IgnoreIDTokenExpiry"), "needs Lifetime or MaxAge: an elevation must always have a finite deadline")
+		}
+	}
+	return nil
+}
+
+// setDefaults fills every optional field that is zero.
+func (c *Config) setDefaults() {
+	if c.AuthStyle == oauth2.AuthStyleAutoDetect {
+		c.AuthStyle = oauth2.AuthStyleInHeader
+	}
+	if c.SessionKeyPrefix == "" {
+		c.SessionKeyPrefix = "stepup."
+	}
+	switch c.ClockSkew {
+	case 0:
+		c.ClockSkew = DefaultClockSkew
+	case NoClockSkew:
+		c.ClockSkew = 0
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Auditor == nil {
+		c.Auditor = SlogAuditor{}
+	}
+	if c.ClientIP == nil {
+		c.ClientIP = func(r *http.Request) string { return r.RemoteAddr }
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if c.StartPath == "" {
+		c.StartPath = "/stepup/start"
+	}
+	if c.DefaultReturnTo == "" {
+		c.DefaultReturnTo = "/"
+	}
+	if c.Unauthenticated == nil {
+		c.Unauthenticated = http.HandlerFunc(defaultUnauthenticated)
+	}
+	if c.OnDenied == nil {
+		c.OnDenied = defaultDenied
+	}
+	if c.OnError == nil {
+		c.OnError = defaultError
+	}
+}
+
+// discover returns the provider and whether it promises the RFC 9207 iss
+// authorization response parameter.
+func (c *Config) discover() (*oidc.Provider, bool, error) {
+	p := c.Provider
+	if p == nil {
+		ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), c.HTTPClient), 30*time.Second)
+		defer cancel()
+		var err error
+		if p, err = oidc.NewProvider(ctx, c.Issuer); err != nil {
+			return nil, false, &ConfigError{Field: "Issuer", Problem: "discovery failed", Err: err}
+		}
+	}
+	var meta struct {
+		Issuer       string `json:"issuer"`
+		IssParameter bool   `json:"authorization_response_iss_parameter_supported"`
+	}
+	if err := p.Claims(&meta); err != nil {
+		// A provider built with oidc.ProviderConfig has no discovery
+		// document: its issuer cannot be read back, so it must be given.
+		if c.Issuer == "" {
+			return nil, false, &ConfigError{Field: "Issuer", Problem: "required with a Provider that has no discovery document", Err: err}
+		}
+		return p, c.RequireIssParameter, nil
+	}
+	if meta.Issuer == "" {
+		return nil, false, &ConfigError{Field: "Provider", Problem: "discovery document names no issuer"}
+	}
+	if c.Issuer != "" && c.Issuer != meta.Issuer {
+		return nil, false, &ConfigError{Field: "Issuer", Problem: fmt.Sprintf("does not match the provider's issuer %q", meta.Issuer)}
+	}
+	c.Issuer = meta.Issuer
+	return p, meta.IssParameter || c.RequireIssParameter, nil
+}
+
+// newPolicy precomputes what requests under this scope need.
+func newPolicy(name string, sc Scope, prefix string) *policy {
+	p := &policy{
+		Scope:        sc,
+		name:         name,
+		key:          prefix + "elevation." + name,
+		acrValues:    strings.Join(sc.ACR, " "),
+		maxAgeSecs:   int64(sc.MaxAge / time.Second),
+		lifetimeSecs: int64(sc.Lifetime / time.Second),
+	}
+	maxAge := strconv.FormatInt(p.maxAgeSecs, 10)
+	p.authOptions = []oauth2.AuthCodeOption{
+		oauth2.SetAuthURLParam("acr_values", p.acrValues),
+		oauth2.SetAuthURLParam("max_age", maxAge),
+	}
+	if sc.PromptLogin {
+		p.authOptions = append(p.authOptions, oauth2.SetAuthURLParam("prompt", "login"))
+	}
+	if sc.RequestACRClaim {
+		p.authOptions = append(p.authOptions, oauth2.SetAuthURLParam("claims", acrClaimsRequest(sc.ACR)))
+	}
+	// RFC 9470 §3: the values are quoted strings; acr values were checked
+	// at validation to hold no quote or space.
+	p.wwwAuth = `Bearer error="insufficient_user_authentication", ` +
+		`error_description="A stronger or more recent authentication is required", ` +
+		`acr_values="` + p.acrValues + `", max_age=` + maxAge
+	return p
+}

@@ -1,0 +1,482 @@
+package stepup
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// Limits on callback parameters. Honest values are far below them; anything
+// longer is refused before it reaches the session or the IdP.
+const (
+	maxCallbackQuery = 8 << 10
+	maxStateLen      = 128
+	maxCodeLen       = 4 << 10
+	maxErrorLen      = 64
+	maxReturnToLen   = 2 << 10
+)
+
+// safeReturnTo accepts only a same-origin relative path: it must start with
+// a single "/", and hold no backslash, no control character and no scheme or
+// host. Browsers read "//host" and "/\host" as other origins and strip tabs
+// and newlines, so all of these are refused, not repaired.
+func safeReturnTo(s string) (string, bool) {
+	if s == "" || len(s) > maxReturnToLen || s[0] != '/' {
+		return "", false
+	}
+	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
+		return "", false
+	}
+	if strings.IndexByte(s, '\\') >= 0 || !storable(s) {
+		return "", false
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return "", false
+	}
+	return s, true
+}
+
+// StartHandler starts a challenge for ?scope=...&return_to=... and redirects
+// the browser to the IdP. It is where the step_up_url of a 401 challenge
+// points, and can be linked to ("enter admin mode"). An unknown scope gets a
+// 400; a refused return_to falls back to [Config.DefaultReturnTo]. Mount it
+// at [Config.StartPath], behind the session middleware.
+func (s *StepUp) StartHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		q := r.URL.Query()
+		p, ok := s.policies[q.Get("scope")]
+		if !ok || len(q["scope"]) != 1 {
+			http.Error(w, "Unknown step-up scope.", http.StatusBadRequest)
+			return
+		}
+		sub := ""
+		if s.cfg.Subject != nil {
+			if sub, ok = s.cfg.Subject(r); !ok {
+				s.cfg.Unauthenticated.ServeHTTP(w, r)
+				return
+			}
+		}
+		returnTo, ok := safeReturnTo(q.Get("return_to"))
+		if !ok || len(q["return_to"]) > 1 {
+			returnTo = s.cfg.DefaultReturnTo
+		}
+		if _, err := s.get(r.Context(), s.pendingKey); err != nil {
+			s.cfg.OnError(w, r, err)
+			return
+		}
+		s.redirectToIdP(w, r, p, sub, returnTo)
+	})
+}
+
+// redirectToIdP records a new pending challenge in the session and sends the
+// browser to the IdP's authorization endpoint (OIDC Core §3.1.2.1) with PKCE
+// S256 (RFC 7636), a fresh state and nonce, and the scope's acr_values and
+// max_age (RFC 9470 §4).
+func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy, sub, returnTo string) {
+	ctx := r.Context()
+	now := s.now().Unix()
+	c := pending{
+		state:    rand.Text(), // 26 base32 characters: 130 bits
+		nonce:    rand.Text(),
+		verifier: oauth2.GenerateVerifier(),
+		scope:    p.name,
+		started:  now,
+		returnTo: returnTo,
+	}
+	list, _ := decodePending(stringValue(s.sm.Get(ctx, s.pendingKey)))
+	// A corrupt list is dropped: losing pending challenges grants nothing.
+	list = slices.DeleteFunc(list, func(old pending) bool { return now-old.started >= int64(challengeTTL/time.Second) })
+	if len(list) >= maxPending {
+		list = list[len(list)-maxPending+1:]
+	}
+	list = append(list, c)
+	s.sm.Put(ctx, s.pendingKey, encodePending(list))
+
+	opts := append(slices.Clip(p.authOptions),
+		oauth2.S256ChallengeOption(c.verifier),
+		oidc.Nonce(c.nonce),
+	)
+	if s.cfg.LoginHint && sub != "" {
+		opts = append(opts, oauth2.SetAuthURLParam("login_hint", sub))
+	}
+	s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, s.oauth.AuthCodeURL(c.state, opts...), http.StatusSeeOther)
+}
+
+func stringValue(v any) string {
+	s, _ := v.(string)
+	return s
+}
+
+// takePending removes the challenge with this state from the session and
+// returns it. Every challenge is single-use: it is consumed whatever the
+// callback's outcome. Expired challenges are swept at the same time. The
+// state is compared in constant time against every pending challenge.
+func (s *StepUp) takePending(ctx context.Context, state string) (pending, bool) {
+	list, err := decodePending(stringValue(s.sm.Get(ctx, s.pendingKey)))
+	if err != nil {
+		s.sm.Remove(ctx, s.pendingKey)
+		return pending{}, false
+	}
+	var found pending
+	match := 0
+	for _, p := range list {
+		if subtle.ConstantTimeCompare([]byte(p.state), []byte(state)) == 1 && state != "" {
+			found, match = p, 1
+		}
+	}
+	now := s.now().Unix()
+	kept := slices.DeleteFunc(slices.Clone(list), func(p pending) bool {
+		return p.state == found.state || now-p.started >= int64(challengeTTL/time.Second)
+	})
+	if len(kept) != len(list) {
+		if len(kept) == 0 {
+			s.sm.Remove(ctx, s.pendingKey)
+		} else {
+			s.sm.Put(ctx, s.pendingKey, encodePending(kept))
+		}
+	}
+	return found, match == 1
+}
+
+// callbackParams are the authorization response parameters
+// (RFC 6749 §4.1.2, §4.1.2.1; RFC 9207 §2).
+type callbackParams struct {
+	state, code, iss, err string
+	hasIss                bool
+}
+
+// parseCallback reads the authorization response. Each parameter may appear
+// at most once, and within its size limit; the error code must use the
+// characters RFC 6749 §4.1.2.1 allows. error_description and error_uri are
+// ignored: they are the IdP's (or an attacker's) free text.
+func parseCallback(rawQuery string) (callbackParams, bool) {
+	if len(rawQuery) > maxCallbackQuery {
+		return callbackParams{}, false
+	}
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return callbackParams{}, false
+	}
+	var p callbackParams
+	for _, f := range []struct {
+		name string
+		dst  *string
+		max  int
+	}{
+		{"state", &p.state, maxStateLen},
+		{"code", &p.code, maxCodeLen},
+		{"iss", &p.iss, maxReturnToLen},
+		{"error", &p.err, maxErrorLen},
+	} {
+		v := q[f.name]
+		if len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !storable(v[0]))) {
+			return p, false
+		}
+		if len(v) == 1 {
+			*f.dst = v[0]
+		}
+	}
+	_, p.hasIss = q["iss"]
+	for _, c := range p.err {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return p, false
+		}
+	}
+	return p, true
+}
+
+// CallbackHandler completes a challenge. Mount it at the path of
+// [Config.RedirectURL], behind the session middleware. It checks, in order,
+// the IdP's error, the state, the RFC 9207 iss, the code exchange with the
+// PKCE verifier, the ID token (go-oidc: signature, iss, aud, exp), and then
+// what go-oidc leaves out: nonce, azp, iat, acr, auth_time, sub and
+// session_expiry (OIDC Core §3.1.3.7). Any failure consumes the challenge,
+// audits a denied event, grants nothing and answers through
+// [Config.OnDenied]. Success renews the session token, stores the elevation,
+// audits a granted event and answers 303 to the challenge's return_to.
+func (s *StepUp) CallbackHandler() http.Handler {
+	return http.HandlerFunc(s.callback)
+}
+
+func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	// The callback URL carries the code: keep it out of Referer headers of
+	// anything the response loads or links to.
+	h.Set("Referrer-Policy", "no-referrer")
+	if r.Method != http.MethodGet {
+		h.Set("Allow", "GET")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx := r.Context()
+	if _, err := s.get(ctx, s.pendingKey); err != nil {
+		s.cfg.OnError(w, r, err)
+		return
+	}
+	sub, checkSub := "", s.cfg.Subject != nil
+	hasUser := true
+	if checkSub {
+		sub, hasUser = s.cfg.Subject(r)
+	}
+	params, paramsOK := parseCallback(r.URL.RawQuery)
+	c, found := s.takePending(ctx, params.state)
+	deny := func(reason Reason, e Event) {
+		e.Type, e.Reason, e.Scope = EventDenied, reason, c.scope
+		if e.Subject == "" {
+			e.Subject = sub
+		}
+		e.Issuer = s.cfg.Issuer
+		s.audit(r, e)
+		d := &Denial{Scope: c.scope, Reason: reason, IdPError: e.IdPError}
+		s.cfg.OnDenied(w, r, d)
+	}
+	switch {
+	case !paramsOK:
+		deny(ReasonBadRequest, Event{})
+		return
+	case params.err != "":
+		deny(ReasonIdPError, Event{IdPError: params.err})
+		return
+	case !found:
+		deny(ReasonUnknownState, Event{})
+		return
+	case s.now().Unix()-c.started >= int64(challengeTTL/time.Second):
+		deny(ReasonChallengeExpired, Event{})
+		return
+	case !hasUser:
+		deny(ReasonUnauthenticated, Event{})
+		return
+	case params.hasIss && params.iss != s.cfg.Issuer:
+		deny(ReasonIssuerMismatch, Event{})
+		return
+	case !params.hasIss && s.issParam:
+		deny(ReasonMissingIssuer, Event{})
+		return
+	case params.code == "":
+		deny(ReasonMissingCode, Event{})
+		return
+	}
+
+	el, reason, e := s.redeem(ctx, params.code, c, sub, checkSub)
+	if reason != "" {
+		deny(reason, e)
+		return
+	}
+
+	// Session fixation: a change of privilege gets a new session token
+	// (OWASP ASVS V3.2.1). Then save the session before the first byte of
+	// the response, so a store failure is seen here and not after a 303.
+	p := s.policies[c.scope]
+	if err := s.sm.RenewToken(ctx); err != nil {
+		s.failSession(w, r, c.scope, sub, err)
+		return
+	}
+	s.sm.Put(ctx, p.key, encodeElevation(&el))
+	if _, _, err := s.sm.Commit(ctx); err != nil {
+		s.sm.Remove(ctx, p.key)
+		s.failSession(w, r, c.scope, sub, err)
+		return
+	}
+	s.audit(r, Event{
+		Type: EventGranted, Scope: el.Scope, Subject: el.Subject, Issuer: el.Issuer,
+		ACR: el.ACR, AMR: el.AMR, Deadline: el.Deadline, Bound: el.Bound, Elevation: el.ID,
+	})
+	http.Redirect(w, r, c.returnTo, http.StatusSeeOther)
+}
+
+// failSession denies a callback whose session could not be renewed or
+// saved. It fails closed through [Config.OnError]: nothing is elevated.
+func (s *StepUp) failSession(w http.ResponseWriter, r *http.Request, scope, sub string, err error) {
+	s.audit(r, Event{Type: EventDenied, Scope: scope, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError})
+	s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+}
+
+// redeem exchanges the code and checks the ID token. It returns the
+// elevation to grant, or the reason to deny and what to add to the audit
+// event.
+func (s *StepUp) redeem(ctx context.Context, code string, c pending, sub string, checkSub bool) (Elevation, Reason, Event) {
+	p := s.policies[c.scope]
+	if p == nil {
+		// The scope was removed from the configuration since the
+		// challenge began.
+		return Elevation{}, ReasonUnknownState, Event{}
+	}
+	ctx = oidc.ClientContext(ctx, s.cfg.HTTPClient)
+	tok, err := s.oauth.Exchange(ctx, code, oauth2.VerifierOption(c.verifier))
+	if err != nil {
+		return Elevation{}, ReasonTokenExchange, Event{}
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return Elevation{}, ReasonMissingIDToken, Event{}
+	}
+	idt, err := s.verifier.Verify(ctx, raw)
+	if err != nil {
+		return Elevation{}, ReasonInvalidIDToken, Event{}
+	}
+	return s.checkIDToken(idt, c, p, sub, checkSub)
+}
+
+// checkIDToken applies the checks go-oidc's Verify leaves to the caller, to
+// a token Verify accepted, and computes the elevation's deadline.
+func (s *StepUp) checkIDToken(idt *oidc.IDToken, c pending, p *policy, sub string, checkSub bool) (Elevation, Reason, Event) {
+	now := s.now().Unix()
+	var cl idClaims
+	if err := idt.Claims(&cl); err != nil {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
+	// OIDC Core §3.1.3.7 (11): the nonce must be the one this challenge sent.
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(c.nonce)) != 1 {
+		return Elevation{}, ReasonNonceMismatch, Event{}
+	}
+	// §3.1.3.7 (4, 5): with several audiences azp must be present, and when
+	// present it must be this client.
+	azp, err := parseString(cl.AZP)
+	if err != nil || (len(idt.Audience) > 1 && azp == "") || (azp != "" && azp != s.cfg.ClientID) {
+		return Elevation{}, ReasonAZPMismatch, Event{}
+	}
+	// §3.1.3.7 (10): go-oidc does not check iat at all.
+	if idt.IssuedAt.IsZero() || idt.IssuedAt.Unix() > now+s.skew {
+		return Elevation{}, ReasonInvalidIAT, Event{}
+	}
+	iat := idt.IssuedAt.Unix()
+	if !storable(idt.Subject) || idt.Subject == "" {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
+	amr, err := parseStrings(cl.AMR)
+	if err != nil || len(amr) > 32 || slices.ContainsFunc(amr, func(m string) bool { return !storable(m) || len(m) > 64 }) {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
+	// §3.1.3.7 (12) and RFC 9470 §4: the acr must be one the scope accepts.
+	// The user can edit acr_values in the URL, so the request proves nothing.
+	acr, ok, err := acceptedACR(&cl, p.ACR)
+	e := Event{ACR: acr, AMR: amr}
+	if err != nil || !storable(acr) {
+		return Elevation{}, ReasonInvalidClaims, e
+	}
+	if !ok {
+		return Elevation{}, ReasonACRNotSatisfied, e
+	}
+	// §3.1.3.7 (13): auth_time proves when the user logged in. stepup
+	// requires a login after the challenge began, and within MaxAge.
+	authTime, present, err := parseUnixSeconds(cl.AuthTime)
+	switch {
+	case !present:
+		return Elevation{}, ReasonMissingAuthTime, e
+	case err != nil:
+		return Elevation{}, ReasonInvalidAuthTime, e
+	case authTime > now+s.skew:
+		return Elevation{}, ReasonAuthTimeInFuture, e
+	case authTime < c.started-s.skew, p.maxAgeSecs > 0 && now-authTime > p.maxAgeSecs:
+		return Elevation{}, ReasonStaleAuthTime, e
+	}
+	if checkSub && idt.Subject != sub {
+		return Elevation{}, ReasonSubjectMismatch, e
+	}
+	// IPSIE session_expiry, read only from the verified ID token.
+	sessionExpiry, _, err := parseUnixSeconds(cl.SessionExpiry)
+	if err != nil {
+		return Elevation{}, ReasonInvalidSessionExpiry, e
+	}
+	b := bounds{sessionExpiry: sessionExpiry}
+	if !p.IgnoreIDTokenExpiry {
+		b.exp = idt.Expiry.Unix()
+	}
+	if p.lifetimeSecs > 0 {
+		b.lifetime = now + p.lifetimeSecs
+	}
+	if p.maxAgeSecs > 0 {
+		b.maxAge = authTime + p.maxAgeSecs
+	}
+	deadline, bound, ok := b.deadline()
+	e.Deadline, e.Bound = unixOrZero(deadline), bound
+	if !ok || bornExpired(deadline, now, iat, s.skew) {
+		return Elevation{}, ReasonCeilingInPast, e
+	}
+	el := Elevation{
+		ID:            rand.Text(),
+		Scope:         p.name,
+		Issuer:        s.cfg.Issuer,
+		Subject:       idt.Subject,
+		ACR:           acr,
+		AMR:           amr,
+		AuthTime:      time.Unix(authTime, 0),
+		Expiry:        time.Unix(idt.Expiry.Unix(), 0),
+		SessionExpiry: unixOrZero(sessionExpiry),
+		GrantedAt:     time.Unix(now, 0),
+		Deadline:      time.Unix(deadline, 0),
+		Bound:         bound,
+	}
+	return el, "", e
+}
+
+// denialText explains each reason to the user, without internal detail.
+var denialText = map[Reason]string{
+	ReasonIdPError:             "The identity provider did not complete the step-up.",
+	ReasonBadRequest:           "The step-up response was malformed.",
+	ReasonUnknownState:         "This step-up response does not belong to a step-up started in this browser session. Start again.",
+	ReasonChallengeExpired:     "The step-up took too long. Start again.",
+	ReasonUnauthenticated:      "Log in first.",
+	ReasonIssuerMismatch:       "The step-up response came from an unexpected identity provider.",
+	ReasonMissingIssuer:        "The step-up response did not name its identity provider.",
+	ReasonMissingCode:          "The step-up response had no authorization code.",
+	ReasonTokenExchange:        "The identity provider could not be reached or refused the step-up.",
+	ReasonMissingIDToken:       "The identity provider returned no ID token.",
+	ReasonInvalidIDToken:       "The identity provider's ID token was not valid.",
+	ReasonNonceMismatch:        "The ID token was not issued for this step-up.",
+	ReasonAZPMismatch:          "The ID token was issued to another application.",
+	ReasonInvalidIAT:           "The ID token's issue time is not valid.",
+	ReasonInvalidClaims:        "The ID token's claims are malformed.",
+	ReasonACRNotSatisfied:      "The login was not strong enough for this action.",
+	ReasonMissingAuthTime:      "The identity provider did not say when you logged in.",
+	ReasonInvalidAuthTime:      "The identity provider's login time is malformed.",
+	ReasonStaleAuthTime:        "The identity provider did not ask you to log in again.",
+	ReasonAuthTimeInFuture:     "The identity provider's login time is in the future.",
+	ReasonSubjectMismatch:      "You stepped up as a different user than the one logged in.",
+	ReasonInvalidSessionExpiry: "The identity provider's session expiry is malformed.",
+	ReasonCeilingInPast:        "The identity provider's session has already ended. Log in to the identity provider again.",
+	ReasonSessionError:         "Your session could not be saved.",
+}
+
+// Text returns a short explanation of d for the user. It holds nothing the
+// IdP or the request supplied.
+func (d *Denial) Text() string {
+	if t, ok := denialText[d.Reason]; ok {
+		return t
+	}
+	return "Step-up authentication failed."
+}
+
+func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
+	status := http.StatusForbidden
+	switch d.Reason {
+	case ReasonTokenExchange:
+		status = http.StatusBadGateway
+	case ReasonBadRequest:
+		status = http.StatusBadRequest
+	case ReasonUnauthenticated:
+		status = http.StatusUnauthorized
+	case ReasonSessionError:
+		status = http.StatusInternalServerError
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), status)
+}
