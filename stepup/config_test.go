@@ -1,0 +1,92 @@
+package stepup
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+func TestNewRefusesBadConfigNamingTheField(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		field  string
+		mutate func(*Config)
+	}{
+		{"Issuer", func(c *Config) { c.Issuer, c.Provider = "", nil }},
+		{"ClientID", func(c *Config) { c.ClientID = "" }},
+		{"RedirectURL", func(c *Config) { c.RedirectURL = "" }},
+		{"RedirectURL", func(c *Config) { c.RedirectURL = "/stepup/callback" }},
+		{"RedirectURL", func(c *Config) { c.RedirectURL = "javascript:alert(1)" }},
+		{"AuthStyle", func(c *Config) { c.AuthStyle = oauth2.AuthStyle(7) }},
+		{"SessionManager", func(c *Config) { c.SessionManager = nil }},
+		{"ClockSkew", func(c *Config) { c.ClockSkew = -time.Second }},
+		{"ClockSkew", func(c *Config) { c.ClockSkew = 1500 * time.Millisecond }},
+		{"LoginHint", func(c *Config) { c.LoginHint, c.Subject = true, nil }},
+		{"StartPath", func(c *Config) { c.StartPath = "stepup/start" }},
+		{"DefaultReturnTo", func(c *Config) { c.DefaultReturnTo = "//evil.test" }},
+		{"Scopes", func(c *Config) { c.Scopes = nil }},
+		{`Scopes[""]`, func(c *Config) { c.Scopes = map[string]Scope{"": {ACR: []string{"a"}}} }},
+		{`Scopes["admin"].ACR`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {}} }},
+		{`Scopes["admin"].ACR`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a b"}}} }},
+		{`Scopes["admin"].MaxAge`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: -time.Second}} }},
+		{`Scopes["admin"].MaxAge`, func(c *Config) {
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: 1500 * time.Millisecond, PromptLogin: true}}
+		}},
+		{`Scopes["admin"].MaxAge`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: time.Minute}} }},
+		{`Scopes["admin"].Lifetime`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, Lifetime: -time.Minute}} }},
+		{`Scopes["admin"].IgnoreIDTokenExpiry`, func(c *Config) {
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, IgnoreIDTokenExpiry: true}}
+		}},
+	} {
+		h := newHarness(t)
+		cfg := h.cfg
+		tc.mutate(&cfg)
+		_, err := New(cfg)
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != tc.field {
+			t.Errorf("want a ConfigError on %s, got %v", tc.field, err)
+			continue
+		}
+		if !strings.HasPrefix(err.Error(), "stepup: config: "+tc.field+": ") {
+			t.Errorf("error text %q", err)
+		}
+	}
+}
+
+func TestNewAcceptsAFiniteIgnoreIDTokenExpiryScope(t *testing.T) {
+	t.Parallel()
+	newHarness(t, func(c *Config) {
+		c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, IgnoreIDTokenExpiry: true, Lifetime: time.Hour}}
+	})
+}
+
+func TestNewRefusesIssuerThatDiffersFromProvider(t *testing.T) {
+	t.Parallel()
+	// Covered against a real discovery document in the end-to-end tests;
+	// here the provider has none, so the configured Issuer is taken as is.
+	h := newHarness(t)
+	if h.su.cfg.Issuer != testIssuer {
+		t.Fatalf("issuer %q", h.su.cfg.Issuer)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.Auditor = nil; c.Now = nil })
+	c := h.su.cfg
+	if c.ClockSkew != 30*time.Second || h.su.skew != 30 || c.AuthStyle != oauth2.AuthStyleInHeader ||
+		c.StartPath != "/stepup/start" || c.DefaultReturnTo != "/" || c.SessionKeyPrefix != "stepup." ||
+		c.HTTPClient == nil || c.HTTPClient.Timeout == 0 || c.Auditor == nil || c.Now == nil {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if h.su.oauth.Endpoint.AuthStyle != oauth2.AuthStyleInHeader {
+		t.Error("the token endpoint's auth style is left to auto-detection")
+	}
+	h0 := newHarness(t, func(c *Config) { c.ClockSkew = NoClockSkew })
+	if h0.su.skew != 0 {
+		t.Errorf("NoClockSkew gave %ds", h0.su.skew)
+	}
+}

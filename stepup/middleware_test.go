@@ -1,0 +1,334 @@
+package stepup
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestGuardLetsAFreshElevationThrough(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(time.Hour))
+	w := h.serve(navigation("GET", "/admin", "alice"),
+		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		h.su.RequireStepUp("admin")(okHandler))
+	if w.Code != 200 || w.Body.String() != "secret admin page" {
+		t.Fatalf("got %d %q", w.Code, w.Body)
+	}
+	if got := h.audit.Events(); len(got) != 0 {
+		t.Errorf("the fast path audited %v", got)
+	}
+}
+
+func TestGuardChallengesANavigationWithARedirect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) { c.LoginHint = true })
+	w := h.serve(navigation("GET", "/admin/users?page=2", "alice"), nil, h.su.RequireStepUp("admin")(okHandler))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("status %d, want 303", w.Code)
+	}
+	loc, err := url.Parse(w.Header().Get("Location"))
+	if err != nil || !strings.HasPrefix(loc.String(), testIssuer+"/authorize?") {
+		t.Fatalf("Location %q", w.Header().Get("Location"))
+	}
+	q := loc.Query()
+	for k, want := range map[string]string{
+		"response_type":         "code",
+		"client_id":             "client",
+		"redirect_uri":          "https://app.test/stepup/callback",
+		"scope":                 "openid",
+		"acr_values":            "urn:test:mfa urn:test:hw",
+		"max_age":               "0",
+		"code_challenge_method": "S256",
+		"login_hint":            "alice",
+	} {
+		if got := q.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if len(q.Get("state")) < 26 || len(q.Get("nonce")) < 26 || len(q.Get("code_challenge")) != 43 {
+		t.Errorf("state %q, nonce %q, code_challenge %q: too short", q.Get("state"), q.Get("nonce"), q.Get("code_challenge"))
+	}
+	if q.Has("prompt") || q.Has("claims") {
+		t.Errorf("prompt or claims sent though not configured: %v", q)
+	}
+	if got := h.audit.Types(); !slices.Equal(got, []EventType{EventChallenge}) {
+		t.Errorf("audit %v, want [challenge]", got)
+	}
+}
+
+func TestGuardSendsPromptAndClaimsWhenConfigured(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.Scopes = map[string]Scope{"admin": {ACR: []string{"mfa"}, MaxAge: 5 * time.Minute, PromptLogin: true, RequestACRClaim: true}}
+	})
+	w := h.serve(navigation("GET", "/admin", "alice"), nil, h.su.RequireStepUp("admin")(okHandler))
+	q, _ := url.ParseQuery(strings.SplitN(w.Header().Get("Location"), "?", 2)[1])
+	if q.Get("prompt") != "login" || q.Get("max_age") != "300" {
+		t.Errorf("prompt %q max_age %q", q.Get("prompt"), q.Get("max_age"))
+	}
+	var claims map[string]map[string]struct {
+		Essential bool     `json:"essential"`
+		Values    []string `json:"values"`
+	}
+	if err := json.Unmarshal([]byte(q.Get("claims")), &claims); err != nil {
+		t.Fatalf("claims %q: %v", q.Get("claims"), err)
+	}
+	if acr := claims["id_token"]["acr"]; !acr.Essential || !slices.Equal(acr.Values, []string{"mfa"}) {
+		t.Errorf("claims request %+v", claims)
+	}
+}
+
+// TestPOSTBodyIsNotLostToARedirect: a POST, an XHR or an API client gets an
+// RFC 9470 401 it can act on, never a redirect that replays as a GET.
+func TestPOSTBodyIsNotLostToARedirect(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.Scopes = map[string]Scope{"admin": {ACR: []string{"urn:test:mfa", "urn:test:hw"}, MaxAge: 10 * time.Minute, PromptLogin: true}}
+	})
+	for _, tc := range []struct {
+		name string
+		req  func() *http.Request
+	}{
+		{"POST form", func() *http.Request {
+			r := navigation("POST", "/admin/users", "alice")
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			return r
+		}},
+		{"GET asking for JSON", func() *http.Request {
+			r := httptest.NewRequest("GET", "/admin/users", nil)
+			r.Header.Set("Accept", "application/json")
+			r.Header.Set("X-Test-User", "alice")
+			return r
+		}},
+		{"XHR", func() *http.Request {
+			r := navigation("GET", "/admin/users", "alice")
+			r.Header.Set("X-Requested-With", "XMLHttpRequest")
+			return r
+		}},
+		{"fetch()", func() *http.Request {
+			r := navigation("GET", "/admin/users", "alice")
+			r.Header.Set("Sec-Fetch-Mode", "cors")
+			return r
+		}},
+		{"HTML at q=0", func() *http.Request {
+			r := navigation("GET", "/admin/users", "alice")
+			r.Header.Set("Accept", "text/html;q=0, application/json")
+			return r
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := h.serve(tc.req(), nil, h.su.RequireStepUp("admin")(okHandler))
+			if w.Code != http.StatusUnauthorized {
+				t.Fatalf("status %d, want 401", w.Code)
+			}
+			want := `Bearer error="insufficient_user_authentication", error_description="A stronger or more recent authentication is required", acr_values="urn:test:mfa urn:test:hw", max_age=600`
+			if got := w.Header().Get("WWW-Authenticate"); got != want {
+				t.Errorf("WWW-Authenticate\n got %s\nwant %s", got, want)
+			}
+			var body challengeBody
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+				t.Fatalf("body %q: %v", w.Body, err)
+			}
+			if body.StepUpURL != "/stepup/start?return_to=%2Fadmin%2Fusers&scope=admin" || body.MaxAge != 600 {
+				t.Errorf("body %+v", body)
+			}
+			if w.Header().Get("Location") != "" {
+				t.Errorf("a 401 challenge redirected to %q", w.Header().Get("Location"))
+			}
+		})
+	}
+}
+
+func TestVisitorWithoutLoginGetsUnauthenticatedNotAChallenge(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w := h.serve(navigation("GET", "/admin", ""), nil, h.su.RequireStepUp("admin")(okHandler))
+	if w.Code != http.StatusUnauthorized || w.Header().Get("Location") != "" || w.Header().Get("WWW-Authenticate") != "" {
+		t.Fatalf("got %d, headers %v", w.Code, w.Header())
+	}
+	if got := h.audit.Events(); len(got) != 0 {
+		t.Errorf("audit %v, want none", got)
+	}
+}
+
+func TestExpiredElevationIsDroppedAuditedOnceAndChallenged(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(5 * time.Minute))
+	el.Bound = BoundSessionExpiry
+	h.clock.Set(el.Deadline)
+	var stillThere bool
+	w := h.serve(navigation("GET", "/admin", "alice"),
+		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.su.RequireStepUp("admin")(okHandler).ServeHTTP(w, r)
+			stillThere = h.sm.Exists(r.Context(), "stepup.elevation.admin")
+		}))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("status %d", w.Code)
+	}
+	if stillThere {
+		t.Error("the expired elevation is still in the session")
+	}
+	ev := h.audit.Events()
+	if len(ev) != 2 || ev[0].Type != EventExpired || ev[1].Type != EventChallenge {
+		t.Fatalf("audit %+v, want expired then challenge", ev)
+	}
+	if !ev[0].Deadline.Equal(el.Deadline) || ev[0].Bound != BoundSessionExpiry || ev[0].Subject != "alice" || ev[0].ACR != "urn:test:mfa" || ev[0].Elevation != "elev-1" {
+		t.Errorf("expired event %+v", ev[0])
+	}
+}
+
+// TestSubjectSwitchDoesNotInheritElevation: bob logs in to the app in a
+// session where alice stepped up; he must not inherit her elevation.
+func TestSubjectSwitchDoesNotInheritElevation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(time.Hour))
+	w := h.serve(navigation("GET", "/admin", "bob"),
+		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		h.su.RequireStepUp("admin")(okHandler))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("status %d, want 303", w.Code)
+	}
+	if ev := h.audit.Events(); len(ev) < 1 || ev[0].Type != EventDropped || ev[0].Reason != ReasonSubjectChanged {
+		t.Errorf("audit %+v", ev)
+	}
+}
+
+// TestElevationFromAnotherProviderIsRefused is GitLab !212755: an elevation
+// granted by provider B must not satisfy a scope configured for provider A.
+func TestElevationFromAnotherProviderIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(time.Hour))
+	el.Issuer = "https://other-idp.test"
+	w := h.serve(navigation("GET", "/admin", "alice"),
+		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		h.su.RequireStepUp("admin")(okHandler))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("status %d, want 303", w.Code)
+	}
+	if ev := h.audit.Events(); len(ev) < 1 || ev[0].Reason != ReasonOtherIssuer {
+		t.Errorf("audit %+v", ev)
+	}
+}
+
+func TestCorruptElevationFailsClosed(t *testing.T) {
+	t.Parallel()
+	var gotErr error
+	h := newHarness(t, func(c *Config) {
+		c.OnError = func(w http.ResponseWriter, r *http.Request, err error) {
+			gotErr = err
+			http.Error(w, "broken", 500)
+		}
+	})
+	for _, v := range []any{"e1\x1fnot-a-number", 42, []byte("e1"), "e2\x1f99999999999"} {
+		gotErr = nil
+		w := h.serve(navigation("GET", "/admin", "alice"),
+			map[string]any{"stepup.elevation.admin": v},
+			h.su.RequireStepUp("admin")(okHandler))
+		if w.Code != 500 || strings.Contains(w.Body.String(), "secret") {
+			t.Errorf("%#v: got %d %q", v, w.Code, w.Body)
+		}
+		if !errors.Is(gotErr, ErrCorruptElevation) {
+			t.Errorf("%#v: OnError got %v", v, gotErr)
+		}
+	}
+}
+
+func TestMissingSessionMiddlewareFailsClosed(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	w := httptest.NewRecorder()
+	h.su.RequireStepUp("admin")(okHandler).ServeHTTP(w, navigation("GET", "/admin", "alice"))
+	if w.Code != 500 || strings.Contains(w.Body.String(), "secret") {
+		t.Fatalf("got %d %q", w.Code, w.Body)
+	}
+}
+
+func TestRequireStepUpPanicsOnUnknownScope(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(r.(string), `"root"`) {
+			t.Errorf("recover() = %v", r)
+		}
+	}()
+	h.su.RequireStepUp("root")
+}
+
+func TestElevationReadsWithoutEnforcing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(time.Hour))
+	el.SessionExpiry = t0.Add(2 * time.Hour)
+	var got Elevation
+	var ok, okExpired bool
+	h.serve(navigation("GET", "/", "alice"),
+		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, ok = h.su.Elevation(r, "admin")
+			h.clock.Advance(time.Hour)
+			_, okExpired = h.su.Elevation(r, "admin")
+			if !h.sm.Exists(r.Context(), "stepup.elevation.admin") {
+				t.Error("Elevation removed an expired elevation")
+			}
+		}))
+	if !ok || got.Subject != "alice" || !got.Deadline.Equal(el.Deadline) || !got.SessionExpiry.Equal(el.SessionExpiry) || !slices.Equal(got.AMR, el.AMR) {
+		t.Errorf("Elevation = %+v, %v", got, ok)
+	}
+	if okExpired {
+		t.Error("Elevation reported an expired elevation")
+	}
+	if len(h.audit.Events()) != 0 {
+		t.Errorf("Elevation audited %v", h.audit.Events())
+	}
+}
+
+func TestDropEndsTheElevation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(time.Hour))
+	w := h.serve(navigation("GET", "/admin", "alice"),
+		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.su.Drop(r, "admin")
+			h.su.Drop(r, "admin") // a second drop does nothing
+			h.su.RequireStepUp("admin")(okHandler).ServeHTTP(w, r)
+		}))
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("after Drop: status %d, want 303", w.Code)
+	}
+	ev := h.audit.Events()
+	if len(ev) != 2 || ev[0].Type != EventDropped || ev[0].Reason != ReasonDropped || ev[0].Elevation != "elev-1" {
+		t.Errorf("audit %+v", ev)
+	}
+}
+
+func TestAcceptsHTML(t *testing.T) {
+	t.Parallel()
+	for accept, want := range map[string]bool{
+		"text/html":                           true,
+		"TEXT/HTML; charset=utf-8":            true,
+		"application/xhtml+xml;q=0.5":         true,
+		"text/html;q=0":                       false,
+		"text/html;q=0.000, application/json": false,
+		"text/html;q=0.001":                   true,
+		"*/*":                                 false,
+		"application/json":                    false,
+		"":                                    false,
+	} {
+		if got := acceptsHTML([]string{accept}); got != want {
+			t.Errorf("acceptsHTML(%q) = %v, want %v", accept, got, want)
+		}
+	}
+}
