@@ -170,10 +170,10 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 	if len(rawQuery) > maxCallbackQuery {
 		return callbackParams{}, false
 	}
+	// On a syntax error q still holds what parsed, so that a well-formed
+	// state can be found and its challenge consumed.
 	q, err := url.ParseQuery(rawQuery)
-	if err != nil {
-		return callbackParams{}, false
-	}
+	ok := err == nil
 	var p callbackParams
 	for _, f := range []struct {
 		name string
@@ -185,11 +185,10 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 		{"iss", &p.iss, maxReturnToLen},
 		{"error", &p.err, maxErrorLen},
 	} {
-		v := q[f.name]
-		if len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !storable(v[0]))) {
-			return p, false
-		}
-		if len(v) == 1 {
+		switch v := q[f.name]; {
+		case len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !storable(v[0]))):
+			ok = false
+		case len(v) == 1:
 			*f.dst = v[0]
 		}
 	}
@@ -199,7 +198,7 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 			return p, false
 		}
 	}
-	return p, true
+	return p, ok
 }
 
 // CallbackHandler completes a challenge. Mount it at the path of
