@@ -32,22 +32,22 @@ const (
 // Event is one audit record. It never holds a token, an authorization code,
 // a nonce, a state or a cookie value.
 type Event struct {
-	Type      EventType
-	Time      time.Time
-	Scope     string
-	Subject   string // the OIDC subject concerned, when known
-	Issuer    string
-	ACR       string
-	AMR       []string
-	Deadline  time.Time // zero when no elevation is concerned
-	Bound     Bound     // which bound set Deadline
-	Reason    Reason    // why, for denied and dropped events
-	IdPError  string    // the IdP's OAuth error code, for Reason == ReasonIdPError
-	Method    string
-	Route     string // the matched route pattern when the router set one, else the path
-	Remote    string // the client address, from [Config.ClientIP]
-	RequestID string // from [Config.RequestID], when configured
-	Elevation string // the elevation's id, linking its granted, expired and dropped events
+	Type      EventType `json:"type"`
+	Time      time.Time `json:"time"`
+	Scope     string    `json:"scope"`
+	Subject   string    `json:"subject,omitempty"` // the OIDC subject concerned, when known
+	Issuer    string    `json:"issuer,omitempty"`
+	ACR       string    `json:"acr,omitempty"`
+	AMR       []string  `json:"amr,omitempty"`
+	Deadline  time.Time `json:"deadline,omitzero"`   // zero when no elevation is concerned
+	Bound     Bound     `json:"bound,omitempty"`     // which bound set Deadline
+	Reason    Reason    `json:"reason,omitempty"`    // why, for denied and dropped events
+	IdPError  string    `json:"idp_error,omitempty"` // the IdP's OAuth error code, for Reason == ReasonIdPError
+	Method    string    `json:"method,omitempty"`
+	Route     string    `json:"route,omitempty"`      // the matched route pattern when the router set one, else the path
+	Remote    string    `json:"remote,omitempty"`     // the client address, from [Config.ClientIP]
+	RequestID string    `json:"request_id,omitempty"` // from [Config.RequestID], when configured
+	Elevation string    `json:"elevation,omitempty"`  // the elevation's id, linking its granted, expired and dropped events
 }
 
 // Auditor receives audit events. Audit is called synchronously on the
@@ -64,7 +64,8 @@ type AuditorFunc func(ctx context.Context, e Event)
 func (f AuditorFunc) Audit(ctx context.Context, e Event) { f(ctx, e) }
 
 // SlogAuditor writes one log line per event: denied events at WARN, all
-// others at INFO. Empty fields are left out.
+// others at INFO. Empty fields are left out. The event's own time, from
+// [Config.Now], is the event_time attribute.
 type SlogAuditor struct {
 	Logger *slog.Logger // Default: slog.Default().
 }
@@ -85,7 +86,7 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 	attrs := make([]slog.Attr, 0, 16)
 	attrs = append(attrs,
 		slog.String("event", string(e.Type)),
-		slog.Time("time", e.Time),
+		slog.Time("event_time", e.Time),
 		slog.String("scope", e.Scope),
 	)
 	add := func(k, v string) {

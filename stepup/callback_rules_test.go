@@ -1,10 +1,13 @@
 package stepup
 
 import (
+	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -284,4 +287,54 @@ func TestStoreFailureDuringGrantFailsClosed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAuditNeverLogsSecrets runs a grant, a denial and a challenge through
+// the default slog sink and looks for every secret of the flow in the log.
+func TestAuditNeverLogsSecrets(t *testing.T) {
+	t.Parallel()
+	var buf syncBuffer
+	h := newFlowHarness(t, stepuptest.Config{}, func(c *Config) {
+		c.Auditor = SlogAuditor{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
+	})
+	denied := h.callbackURL()
+	setQuery(denied, "iss", "https://evil.test")
+	h.deliver(denied)
+	granted := h.callbackURL()
+	h.deliver(granted)
+	h.elevated()
+	var secrets []string
+	for _, u := range []*url.URL{denied, granted} {
+		secrets = append(secrets, u.Query().Get("code"), u.Query().Get("state"))
+	}
+	for _, r := range h.idp.Requests() {
+		secrets = append(secrets, r.Nonce, r.CodeChallenge)
+	}
+	secrets = append(secrets, h.cookie())
+	log := buf.String()
+	if !strings.Contains(log, `"event":"granted"`) || !strings.Contains(log, `"reason":"issuer_mismatch"`) {
+		t.Fatalf("the log lacks the events:\n%s", log)
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(log, s) {
+			t.Errorf("the audit log holds the secret %q", s)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

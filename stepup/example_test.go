@@ -151,7 +151,7 @@ func ExampleStepUp_RequireStepUp() {
 func ExampleSlogAuditor() {
 	logger := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{
 		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
-			if a.Key == slog.TimeKey || a.Key == "time" {
+			if a.Key == slog.TimeKey || a.Key == "event_time" {
 				return slog.Attr{} // keep the example's output stable
 			}
 			return a

@@ -266,7 +266,7 @@ func (s *StepUp) challenge(w http.ResponseWriter, r *http.Request, p *policy, su
 	// RFC 9470 §3: tell the client what authentication it lacks, and where
 	// a browser can go to get it. A redirect would make the browser repeat
 	// the request as a GET and silently drop a POST body.
-	s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub})
+	s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer})
 	q := url.Values{"scope": {p.name}, "return_to": {returnTo}}
 	body, _ := json.Marshal(challengeBody{
 		Error:       "insufficient_user_authentication",
