@@ -55,6 +55,8 @@ func in(d time.Duration, h *flowHarness) float64 { return float64(h.clock.Now().
 var callbackCases = []callbackCase{
 	{name: "IdPErrorAccessDenied", login: stepuptest.Login{Error: "access_denied"}, reason: ReasonIdPError},
 	{name: "IdPErrorUnmetAuthenticationRequirements", login: stepuptest.Login{Error: "unmet_authentication_requirements"}, reason: ReasonIdPError},
+	{name: "ForgedIdPErrorWithoutState", orphan: true, tamper: func(h *flowHarness, u *url.URL) { u.RawQuery = "error=access_denied" }, reason: ReasonUnknownState},
+	{name: "ForgedIdPErrorFromAnotherIssuer", login: stepuptest.Login{Error: "access_denied"}, tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "iss", "https://evil.test") }, reason: ReasonIssuerMismatch},
 	{name: "LoginCSRFWithoutState", tamper: func(h *flowHarness, u *url.URL) { delQuery(u, "state") }, orphan: true, reason: ReasonUnknownState},
 	{name: "LoginCSRFWithForgedState", tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "state", "AAAAAAAAAAAAAAAAAAAAAAAAAA") }, orphan: true, reason: ReasonUnknownState},
 	{name: "CallbackCSRFFromAnotherSession", tamper: func(h *flowHarness, u *url.URL) { *u = *otherBrowser(h) }, orphan: true, reason: ReasonUnknownState},
@@ -172,7 +174,7 @@ func TestCallbackRules(t *testing.T) {
 				if status, _ := h.deliver(&honest); status != http.StatusSeeOther {
 					t.Errorf("the honest callback after a forged one: status %d", status)
 				}
-			case tc.reason == ReasonIdPError, tc.reason == ReasonUnauthenticated:
+			case tc.reason == ReasonIdPError, tc.reason == ReasonUnauthenticated, tc.login.Error != "":
 				// The honest URL carries the same error, or there is still
 				// no user.
 			default:

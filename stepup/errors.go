@@ -11,13 +11,13 @@ type Reason string
 
 // Reasons for denied callbacks, in the order the callback checks them.
 const (
-	ReasonIdPError             Reason = "idp_error"              // the IdP answered with an OAuth error (Event.IdPError)
 	ReasonBadRequest           Reason = "bad_request"            // a callback parameter is repeated, oversized or malformed
 	ReasonUnknownState         Reason = "unknown_state"          // no pending challenge of this session has this state (CSRF, replay)
-	ReasonChallengeExpired     Reason = "challenge_expired"      // the challenge is older than ten minutes
-	ReasonUnauthenticated      Reason = "unauthenticated"        // nobody is logged in to the app any more
 	ReasonIssuerMismatch       Reason = "issuer_mismatch"        // the iss response parameter names another issuer (RFC 9207 mix-up)
 	ReasonMissingIssuer        Reason = "missing_iss"            // the IdP promises iss (RFC 9207) but did not send it
+	ReasonIdPError             Reason = "idp_error"              // the IdP answered with an OAuth error (Event.IdPError)
+	ReasonChallengeExpired     Reason = "challenge_expired"      // the challenge is older than ten minutes
+	ReasonUnauthenticated      Reason = "unauthenticated"        // nobody is logged in to the app any more
 	ReasonMissingCode          Reason = "missing_code"           // no authorization code
 	ReasonTokenExchange        Reason = "token_exchange_failed"  // the token endpoint refused the code or could not be reached
 	ReasonMissingIDToken       Reason = "missing_id_token"       // the token response had no id_token

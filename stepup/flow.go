@@ -203,7 +203,7 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 
 // CallbackHandler completes a challenge. Mount it at the path of
 // [Config.RedirectURL], behind the session middleware. It checks, in order,
-// the IdP's error, the state, the RFC 9207 iss, the code exchange with the
+// the state, the RFC 9207 iss, the IdP's error, the code exchange with the
 // PKCE verifier, the ID token (go-oidc: signature, iss, aud, exp), and then
 // what go-oidc leaves out: nonce, azp, iat, acr, auth_time, sub and
 // session_expiry (OIDC Core §3.1.3.7). Any failure consumes the challenge,
@@ -247,27 +247,31 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		d := &Denial{Scope: c.scope, Reason: reason, IdPError: e.IdPError}
 		s.cfg.OnDenied(w, r, d)
 	}
+	// An error response is believed only once the state and iss show it
+	// answers this session's challenge from this issuer: anyone can link a
+	// browser to the callback with ?error=..., and RFC 9207 §2.4 says a
+	// client must not assume an error comes from the intended server.
 	switch {
 	case !paramsOK:
 		deny(ReasonBadRequest, Event{})
 		return
-	case params.err != "":
-		deny(ReasonIdPError, Event{IdPError: params.err})
-		return
 	case !found:
 		deny(ReasonUnknownState, Event{})
-		return
-	case s.now().Unix()-c.started >= int64(challengeTTL/time.Second):
-		deny(ReasonChallengeExpired, Event{})
-		return
-	case !hasUser:
-		deny(ReasonUnauthenticated, Event{})
 		return
 	case params.hasIss && params.iss != s.cfg.Issuer:
 		deny(ReasonIssuerMismatch, Event{})
 		return
 	case !params.hasIss && s.issParam:
 		deny(ReasonMissingIssuer, Event{})
+		return
+	case params.err != "":
+		deny(ReasonIdPError, Event{IdPError: params.err})
+		return
+	case s.now().Unix()-c.started >= int64(challengeTTL/time.Second):
+		deny(ReasonChallengeExpired, Event{})
+		return
+	case !hasUser:
+		deny(ReasonUnauthenticated, Event{})
 		return
 	case params.code == "":
 		deny(ReasonMissingCode, Event{})
