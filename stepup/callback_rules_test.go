@@ -89,6 +89,8 @@ var callbackCases = []callbackCase{
 	}, reason: ReasonAZPMismatch},
 	{name: "AZPNamesAnotherClient", claims: func(h *flowHarness, c map[string]any) { c["azp"] = "other-app" }, reason: ReasonAZPMismatch},
 	{name: "IATInTheFuture", claims: func(h *flowHarness, c map[string]any) { c["iat"] = in(2*time.Minute, h) }, reason: ReasonInvalidIAT},
+	{name: "IATFrom1970", claims: func(h *flowHarness, c map[string]any) { c["iat"] = 5 }, reason: ReasonInvalidIAT},
+	{name: "EndlessElevationFromExpInMilliseconds", claims: func(h *flowHarness, c map[string]any) { c["exp"] = in(time.Hour, h) * 1000 }, reason: ReasonInvalidClaims},
 	{name: "MissingIAT", claims: func(h *flowHarness, c map[string]any) { delete(c, "iat") }, reason: ReasonInvalidIAT},
 	{name: "ACRDowngrade", login: stepuptest.Login{ACR: "urn:test:pwd"}, reason: ReasonACRNotSatisfied},
 	{name: "ACRMissing", claims: func(h *flowHarness, c map[string]any) { delete(c, "acr") }, reason: ReasonACRNotSatisfied},

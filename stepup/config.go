@@ -22,6 +22,9 @@ const DefaultClockSkew = 30 * time.Second
 // GitLab does. (A zero ClockSkew means the default.)
 const NoClockSkew time.Duration = -1
 
+// maxClockSkew bounds Config.ClockSkew.
+const maxClockSkew = 5 * time.Minute
+
 // challengeTTL is how long a pending challenge waits for its callback.
 const challengeTTL = 10 * time.Minute
 
@@ -54,7 +57,8 @@ type Config struct {
 	// AuthStyle is how the client authenticates at the token endpoint.
 	// Auto-detection is never used: after a failure it sends the
 	// authorization code a second time. Default: oauth2.AuthStyleInHeader
-	// (client_secret_basic).
+	// (client_secret_basic), or oauth2.AuthStyleInParams when ClientSecret
+	// is empty (a public client sends only its client_id).
 	AuthStyle oauth2.AuthStyle
 	// RedirectURL is the absolute URL at which [StepUp.CallbackHandler] is
 	// mounted, registered at the IdP. Required.
@@ -86,9 +90,12 @@ type Config struct {
 	LoginHint bool
 
 	// ClockSkew is the tolerance for clock differences between this server
-	// and the IdP, in whole seconds. It is applied on the safe side of every
-	// check: an elevation ends ClockSkew before its deadline. Use
-	// [NoClockSkew] for none. Default: [DefaultClockSkew] (30s).
+	// and the IdP, in whole seconds, at most five minutes. On deadlines it is
+	// applied on the safe side: an elevation ends ClockSkew before its
+	// deadline, and one that would end within ClockSkew of its grant is
+	// refused. At the callback it is a tolerance: iat and auth_time may be up
+	// to ClockSkew ahead, and a login up to ClockSkew before the challenge
+	// counts. Use [NoClockSkew] for none. Default: [DefaultClockSkew] (30s).
 	ClockSkew time.Duration
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -116,8 +123,10 @@ type Config struct {
 	// Unauthenticated answers guarded requests from visitors who are not
 	// logged in (Subject returned false). Default: 401 with a plain-text body.
 	Unauthenticated http.Handler
-	// OnDenied answers a refused callback. Default: 403 (502 when the IdP
-	// could not be reached) with a plain-text explanation of d.Reason.
+	// OnDenied answers a refused callback. Default: a plain-text
+	// explanation of d.Reason ([Denial.Text]) with status 403, or 400 for a
+	// malformed callback, 401 when nobody is logged in, and 502 when the
+	// token endpoint failed. Session store failures go to OnError instead.
 	OnDenied func(w http.ResponseWriter, r *http.Request, d *Denial)
 	// OnError answers a request that failed inside stepup: a missing or
 	// broken session, a store error. err may wrap internal details: log it,
@@ -199,6 +208,9 @@ func (c *Config) validate() error {
 	if c.ClockSkew > 0 && c.ClockSkew%time.Second != 0 {
 		return bad("ClockSkew", "must be whole seconds")
 	}
+	if c.ClockSkew > maxClockSkew {
+		return bad("ClockSkew", "must be at most 5m: a larger tolerance hides a broken clock")
+	}
 	if c.LoginHint && c.Subject == nil {
 		return bad("LoginHint", "needs Subject")
 	}
@@ -246,6 +258,9 @@ func (c *Config) validate() error {
 func (c *Config) setDefaults() {
 	if c.AuthStyle == oauth2.AuthStyleAutoDetect {
 		c.AuthStyle = oauth2.AuthStyleInHeader
+		if c.ClientSecret == "" {
+			c.AuthStyle = oauth2.AuthStyleInParams
+		}
 	}
 	if c.SessionKeyPrefix == "" {
 		c.SessionKeyPrefix = "stepup."

@@ -24,6 +24,7 @@ func TestNewRefusesBadConfigNamingTheField(t *testing.T) {
 		{"SessionManager", func(c *Config) { c.SessionManager = nil }},
 		{"ClockSkew", func(c *Config) { c.ClockSkew = -time.Second }},
 		{"ClockSkew", func(c *Config) { c.ClockSkew = 1500 * time.Millisecond }},
+		{"ClockSkew", func(c *Config) { c.ClockSkew = 6 * time.Minute }},
 		{"LoginHint", func(c *Config) { c.LoginHint, c.Subject = true, nil }},
 		{"StartPath", func(c *Config) { c.StartPath = "stepup/start" }},
 		{"DefaultReturnTo", func(c *Config) { c.DefaultReturnTo = "//evil.test" }},
@@ -84,6 +85,10 @@ func TestDefaults(t *testing.T) {
 	}
 	if h.su.oauth.Endpoint.AuthStyle != oauth2.AuthStyleInHeader {
 		t.Error("the token endpoint's auth style is left to auto-detection")
+	}
+	public := newHarness(t, func(c *Config) { c.ClientSecret = "" })
+	if public.su.oauth.Endpoint.AuthStyle != oauth2.AuthStyleInParams {
+		t.Error("a public client would send HTTP Basic with an empty password")
 	}
 	h0 := newHarness(t, func(c *Config) { c.ClockSkew = NoClockSkew })
 	if h0.su.skew != 0 {

@@ -9,7 +9,8 @@ import (
 // elevation. It appears in audit events and in [Denial].
 type Reason string
 
-// Reasons for denied callbacks, in the order the callback checks them.
+// Reasons for denied callbacks. docs/how-it-works.md lists the order in
+// which the callback checks them.
 const (
 	ReasonBadRequest           Reason = "bad_request"            // a callback parameter is repeated, oversized or malformed
 	ReasonUnknownState         Reason = "unknown_state"          // no pending challenge of this session has this state (CSRF, replay)

@@ -203,10 +203,11 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 
 // CallbackHandler completes a challenge. Mount it at the path of
 // [Config.RedirectURL], behind the session middleware. It checks, in order,
-// the state, the RFC 9207 iss, the IdP's error, the code exchange with the
-// PKCE verifier, the ID token (go-oidc: signature, iss, aud, exp), and then
-// what go-oidc leaves out: nonce, azp, iat, acr, auth_time, sub and
-// session_expiry (OIDC Core §3.1.3.7). Any failure consumes the challenge,
+// that the parameters are well formed, the state, the RFC 9207 iss, the
+// IdP's error, the challenge's age, that a user is still logged in, the code
+// exchange with the PKCE verifier, the ID token (go-oidc: signature, iss,
+// aud, exp), and then what go-oidc leaves out: nonce, azp, iat, acr,
+// auth_time, sub and session_expiry (OIDC Core §3.1.3.7). Any failure consumes the challenge,
 // audits a denied event, grants nothing and answers through
 // [Config.OnDenied]. Success renews the session token, stores the elevation,
 // audits a granted event and answers 303 to the challenge's return_to.
@@ -357,10 +358,15 @@ func (s *StepUp) checkIDToken(idt *oidc.IDToken, c pending, p *policy, sub strin
 		return Elevation{}, ReasonAZPMismatch, Event{}
 	}
 	// §3.1.3.7 (10): go-oidc does not check iat at all.
-	if idt.IssuedAt.IsZero() || idt.IssuedAt.Unix() > now+s.skew {
+	iat := idt.IssuedAt.Unix()
+	if idt.IssuedAt.IsZero() || iat < minUnix || iat > now+s.skew {
 		return Elevation{}, ReasonInvalidIAT, Event{}
 	}
-	iat := idt.IssuedAt.Unix()
+	// go-oidc accepts any exp in the future; one in milliseconds would make
+	// an endless elevation of a scope without Lifetime.
+	if exp := idt.Expiry.Unix(); exp >= maxUnix {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
 	if !storable(idt.Subject) || idt.Subject == "" {
 		return Elevation{}, ReasonInvalidClaims, Event{}
 	}
@@ -371,10 +377,10 @@ func (s *StepUp) checkIDToken(idt *oidc.IDToken, c pending, p *policy, sub strin
 	// §3.1.3.7 (12) and RFC 9470 §4: the acr must be one the scope accepts.
 	// The user can edit acr_values in the URL, so the request proves nothing.
 	acr, ok, err := acceptedACR(&cl, p.ACR)
-	e := Event{ACR: acr, AMR: amr}
 	if err != nil || !storable(acr) {
-		return Elevation{}, ReasonInvalidClaims, e
+		return Elevation{}, ReasonInvalidClaims, Event{AMR: amr}
 	}
+	e := Event{ACR: acr, AMR: amr}
 	if !ok {
 		return Elevation{}, ReasonACRNotSatisfied, e
 	}
@@ -477,8 +483,6 @@ func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
 		status = http.StatusBadRequest
 	case ReasonUnauthenticated:
 		status = http.StatusUnauthorized
-	case ReasonSessionError:
-		status = http.StatusInternalServerError
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), status)

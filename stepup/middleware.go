@@ -207,11 +207,11 @@ type Elevation struct {
 	GrantedAt     time.Time
 	Deadline      time.Time // when the elevation ends; the earliest bound
 	Bound         Bound     // which bound set Deadline
+	// Ends is when the guard stops honouring the elevation: Deadline
+	// brought forward by [Config.ClockSkew]. Set by [StepUp.Elevation]; show
+	// this one in countdowns.
+	Ends time.Time
 }
-
-// EndsAt is when the guard stops honouring the elevation: the deadline
-// brought forward by skew, the configured [Config.ClockSkew].
-func (e Elevation) EndsAt(skew time.Duration) time.Time { return e.Deadline.Add(-skew) }
 
 // Elevation returns the session's elevation for scope if the guard would
 // honour it now, without enforcing anything: it neither removes a stale
@@ -236,7 +236,11 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 		return Elevation{}, false
 	}
 	e, err := decodeElevation(v.(string), scope)
-	return e, err == nil
+	if err != nil {
+		return Elevation{}, false
+	}
+	e.Ends = e.Deadline.Add(-time.Duration(s.skew) * time.Second)
+	return e, true
 }
 
 // Drop ends the session's elevation for scope now, and audits a dropped

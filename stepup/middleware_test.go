@@ -231,7 +231,9 @@ func TestCorruptElevationFailsClosed(t *testing.T) {
 			http.Error(w, "broken", 500)
 		}
 	})
-	for _, v := range []any{"e1\x1fnot-a-number", 42, []byte("e1"), "e2\x1f99999999999"} {
+	el := h.elevation(t0.Add(time.Hour))
+	good := encodeElevation(&el)
+	for _, v := range []any{"e1\x1fnot-a-number", 42, []byte("e1"), "e2\x1f99999999999", good[:len(good)-2] + "x", good + "\x1f"} {
 		gotErr = nil
 		w := h.serve(navigation("GET", "/admin", "alice"),
 			map[string]any{"stepup.elevation.admin": v},
@@ -283,6 +285,9 @@ func TestElevationReadsWithoutEnforcing(t *testing.T) {
 				t.Error("Elevation removed an expired elevation")
 			}
 		}))
+	if !got.Ends.Equal(el.Deadline.Add(-30 * time.Second)) {
+		t.Errorf("Ends = %v, want the deadline minus the skew", got.Ends)
+	}
 	if !ok || got.Subject != "alice" || !got.Deadline.Equal(el.Deadline) || !got.SessionExpiry.Equal(el.SessionExpiry) || !slices.Equal(got.AMR, el.AMR) {
 		t.Errorf("Elevation = %+v, %v", got, ok)
 	}

@@ -139,18 +139,30 @@ func unixOrZero(n int64) time.Time {
 	return time.Unix(n, 0)
 }
 
-var boundCodes = map[Bound]string{
-	BoundSessionExpiry: "s",
-	BoundExp:           "e",
-	BoundLifetime:      "l",
-	BoundMaxAge:        "m",
+func boundCode(b Bound) string {
+	switch b {
+	case BoundSessionExpiry:
+		return "s"
+	case BoundExp:
+		return "e"
+	case BoundLifetime:
+		return "l"
+	case BoundMaxAge:
+		return "m"
+	}
+	return ""
 }
 
 func boundFromCode(c string) (Bound, bool) {
-	for b, code := range boundCodes {
-		if code == c {
-			return b, true
-		}
+	switch c {
+	case "s":
+		return BoundSessionExpiry, true
+	case "e":
+		return BoundExp, true
+	case "l":
+		return BoundLifetime, true
+	case "m":
+		return BoundMaxAge, true
 	}
 	return "", false
 }
@@ -164,7 +176,7 @@ func encodeElevation(e *Elevation) string {
 	w.str(e.Issuer)
 	w.str(e.Subject)
 	w.str(e.ID)
-	w.str(boundCodes[e.Bound])
+	w.str(boundCode(e.Bound))
 	w.str(e.ACR)
 	w.list(e.AMR)
 	w.int(e.AuthTime.Unix())
@@ -191,8 +203,10 @@ type elevationHead struct {
 	id       string
 }
 
-// readElevationHead parses the leading fields of a stored elevation.
-// A record that does not parse fails closed with errCorruptRecord.
+// readElevationHead parses a stored elevation far enough for the guard,
+// and checks that the rest of it is well formed too, so that the guard and
+// [StepUp.Elevation] never disagree about a damaged record. A record that
+// does not parse fails closed with errCorruptRecord.
 func readElevationHead(rec string) (elevationHead, error) {
 	d := record{rest: rec}
 	if d.str() != elevationTag {
@@ -203,7 +217,13 @@ func readElevationHead(rec string) (elevationHead, error) {
 	h.issuer = d.str()
 	h.subject = d.str()
 	h.id = d.str()
-	if d.err != nil || h.deadline <= 0 {
+	_, boundOK := boundFromCode(d.str())
+	d.str() // acr
+	d.str() // amr
+	for range 4 {
+		d.int() // auth_time, exp, session_expiry, granted_at
+	}
+	if d.end() != nil || !boundOK || h.deadline <= 0 {
 		return elevationHead{}, errCorruptRecord
 	}
 	return h, nil
