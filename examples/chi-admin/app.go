@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"golang.org/x/oauth2"
+
+	"github.com/oidc-stepup/stepup/stepup"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// app is one instance of the admin console. Several instances can share a
+// session store and serve the same users.
+type app struct {
+	cfg        *config
+	sessions   *scs.SessionManager
+	su         *stepup.StepUp
+	login0     oauth2.Config // the primary login's client
+	verifier   *oidc.IDTokenVerifier
+	httpClient *http.Client
+	audit      *auditLog
+	pages      map[string]*template.Template
+	logw       io.Writer
+	now        func() time.Time
+
+	mu    sync.Mutex
+	users []string
+}
+
+// appDeps are what newApp needs besides the configuration.
+type appDeps struct {
+	store  scs.Store
+	stdout io.Writer // audit events, as JSON lines
+	stderr io.Writer // operational log
+	now    func() time.Time
+}
+
+func newApp(cfg *config, deps appDeps) (*app, error) {
+	a := &app{
+		cfg:        cfg,
+		httpClient: &http.Client{Timeout: 10 * time.Second},
+		audit:      newAuditLog(deps.stdout, 200),
+		logw:       deps.stderr,
+		now:        deps.now,
+		users:      []string{"alice", "bob"},
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.sessions = scs.New()
+	a.sessions.Store = deps.store
+	a.sessions.Lifetime = 12 * time.Hour
+	a.sessions.Cookie.Name = "chi_admin_session"
+	a.sessions.Cookie.SameSite = http.SameSiteLaxMode
+	a.sessions.Cookie.Secure = strings.HasPrefix(cfg.baseURL, "https://")
+	a.sessions.ErrorFunc = a.sessionError
+
+	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), a.httpClient), 30*time.Second)
+	defer cancel()
+	provider, err := oidc.NewProvider(ctx, cfg.issuer)
+	if err != nil {
+		return nil, fmt.Errorf("discovering %s: %w", cfg.issuer, err)
+	}
+	endpoint := provider.Endpoint()
+	endpoint.AuthStyle = oauth2.AuthStyleInHeader
+	a.login0 = oauth2.Config{
+		ClientID: cfg.clientID, ClientSecret: cfg.clientSecret, Endpoint: endpoint,
+		RedirectURL: cfg.baseURL + "/auth/callback", Scopes: []string{oidc.ScopeOpenID},
+	}
+	a.verifier = provider.VerifierContext(oidc.ClientContext(context.Background(), a.httpClient),
+		&oidc.Config{ClientID: cfg.clientID, Now: a.now})
+
+	skew := cfg.skew
+	if skew == 0 {
+		skew = stepup.NoClockSkew
+	}
+	admin := stepup.Scope{ACR: cfg.acrValues(), MaxAge: cfg.maxAge, PromptLogin: cfg.maxAge > 0, Lifetime: cfg.lifetime}
+	a.su, err = stepup.New(stepup.Config{
+		Provider:        provider,
+		ClientID:        cfg.clientID,
+		ClientSecret:    cfg.clientSecret,
+		RedirectURL:     cfg.baseURL + "/stepup/callback",
+		SessionManager:  a.sessions,
+		Scopes:          map[string]stepup.Scope{"admin": admin},
+		Subject:         a.subject,
+		LoginHint:       true,
+		ClockSkew:       skew,
+		Now:             a.now,
+		Auditor:         a.audit,
+		RequestID:       func(r *http.Request) string { return middleware.GetReqID(r.Context()) },
+		HTTPClient:      a.httpClient,
+		Unauthenticated: http.HandlerFunc(a.unauthenticated),
+		OnDenied:        a.denied,
+		OnError:         a.sessionError,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if a.pages, err = parsePages(); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// routes is the whole console.
+func (a *app) routes() http.Handler {
+	r := chi.NewRouter()
+	r.Use(dropInboundRequestID, middleware.RequestID, middleware.Recoverer)
+	r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
+	r.Use(a.sessions.LoadAndSave)
+
+	r.Get("/", a.dashboard)
+	r.Get("/login", a.login)
+	r.Get("/auth/callback", a.loginCallback)
+	r.Post("/logout", a.logout)
+	r.Get("/stepup/start", a.su.StartHandler().ServeHTTP)
+	r.Get("/stepup/callback", a.su.CallbackHandler().ServeHTTP)
+	r.Post("/stepup/drop", a.drop)
+	r.Route("/admin", func(r chi.Router) {
+		r.Use(a.su.RequireStepUp("admin"))
+		r.Get("/", a.adminHome)
+		r.Get("/users", a.usersPage)
+		r.Post("/users", a.addUser)
+		r.Get("/audit", a.auditPage)
+	})
+	return r
+}
+
+// dropInboundRequestID removes a client-supplied X-Request-Id, which chi's
+// RequestID would otherwise trust verbatim into the audit log.
+func dropInboundRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Header.Del(middleware.RequestIDHeader)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *app) logf(format string, args ...any) {
+	fmt.Fprintf(a.logw, "chi-admin: "+format+"\n", args...)
+}
+
+// page data shared by every template.
+type page struct {
+	Title     string
+	User      string
+	Elevation *elevationView
+	Data      any
+}
+
+type elevationView struct {
+	ACR, AMR, Bound string
+	EndsAt          time.Time
+	EndsUnix        int64
+}
+
+func (a *app) base(r *http.Request, title string) page {
+	p := page{Title: title}
+	p.User, _ = a.subject(r)
+	if el, ok := a.su.Elevation(r, "admin"); ok {
+		ends := el.Ends
+		p.Elevation = &elevationView{ACR: el.ACR, AMR: strings.Join(el.AMR, ", "), Bound: string(el.Bound), EndsAt: ends, EndsUnix: ends.Unix()}
+	}
+	return p
+}
+
+func (a *app) render(w http.ResponseWriter, status int, name string, p page) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	if err := a.pages[name].ExecuteTemplate(w, "layout", p); err != nil {
+		a.logf("rendering %s: %v", name, err)
+	}
+}
+
+func (a *app) message(w http.ResponseWriter, status int, title, text string) {
+	a.render(w, status, "message", page{Title: title, Data: text})
+}
+
+func (a *app) dashboard(w http.ResponseWriter, r *http.Request) {
+	a.render(w, http.StatusOK, "dashboard", a.base(r, "Dashboard"))
+}
+
+func (a *app) adminHome(w http.ResponseWriter, r *http.Request) {
+	a.render(w, http.StatusOK, "admin", a.base(r, "Admin"))
+}
+
+func (a *app) usersPage(w http.ResponseWriter, r *http.Request) {
+	p := a.base(r, "Users")
+	a.mu.Lock()
+	p.Data = slices.Clone(a.users)
+	a.mu.Unlock()
+	a.render(w, http.StatusOK, "users", p)
+}
+
+func (a *app) addUser(w http.ResponseWriter, r *http.Request) {
+	name := strings.TrimSpace(r.PostFormValue("name"))
+	if name == "" || len(name) > 64 {
+		a.message(w, http.StatusBadRequest, "Users", "A user name is 1 to 64 characters.")
+		return
+	}
+	a.mu.Lock()
+	a.users = append(a.users, name)
+	a.mu.Unlock()
+	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+}
+
+func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
+	p := a.base(r, "Audit")
+	p.Data = a.audit.recent()
+	a.render(w, http.StatusOK, "audit", p)
+}
+
+// drop ends admin mode.
+func (a *app) drop(w http.ResponseWriter, r *http.Request) {
+	a.su.Drop(r, "admin")
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+}
+
+func (a *app) denied(w http.ResponseWriter, r *http.Request, d *stepup.Denial) {
+	status := http.StatusForbidden
+	if d.Reason == stepup.ReasonUnauthenticated {
+		status = http.StatusUnauthorized
+	}
+	a.render(w, status, "denied", page{Title: "Step-up failed", Data: d})
+}
+
+// sessionError answers a request whose session could not be loaded or
+// saved. The error is logged, never shown.
+func (a *app) sessionError(w http.ResponseWriter, r *http.Request, err error) {
+	a.logf("session error on %s %s: %v", r.Method, r.URL.Path, err)
+	a.message(w, http.StatusInternalServerError, "Something went wrong", "Your session could not be read or saved. Try again in a moment.")
+}
+
+func parsePages() (map[string]*template.Template, error) {
+	funcs := template.FuncMap{
+		"rfc3339": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	}
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"dashboard", "admin", "users", "audit", "message", "denied"} {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, err
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}

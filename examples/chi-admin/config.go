@@ -1,0 +1,125 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+)
+
+// config is the command line. Every flag can also be set with an
+// environment variable STEPUP_<NAME> (upper case, "-" as "_"); a flag given
+// on the command line wins.
+type config struct {
+	addr         string
+	baseURL      string
+	issuer       string
+	clientID     string
+	clientSecret string
+	acr          string
+	loginACR     string
+	maxAge       time.Duration
+	skew         time.Duration
+	lifetime     time.Duration
+	sessionStore string
+
+	devIdPAddr       string
+	devIDTokenTTL    time.Duration
+	devSessionExpiry time.Duration
+}
+
+const usageHeader = `chi-admin: an admin console whose /admin pages demand an OIDC step-up.
+
+With no -issuer it starts an embedded development IdP (demo users alice and
+bob, password "password"; the admin scope needs a one-time code, which the
+dev IdP's page shows).
+
+Routes:
+  /                   dashboard (any logged-in user)
+  /login              primary login (OIDC code flow, normal strength)
+  /auth/callback      primary login callback
+  /stepup/start       starts a step-up: ?scope=admin&return_to=/admin
+  /stepup/callback    step-up callback
+  /stepup/drop        POST: ends admin mode
+  /admin              guarded by RequireStepUp("admin")
+  /admin/users        guarded; POST adds a user (guarded too)
+  /admin/audit        guarded; the recent audit events
+  /logout             POST: ends the session
+
+Flags (each also read from STEPUP_<NAME>, e.g. STEPUP_SESSION_STORE):
+`
+
+func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("chi-admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "listen address")
+	fs.StringVar(&c.baseURL, "base-url", "", "external URL of the app, used for redirect URIs (default http://<addr>)")
+	fs.StringVar(&c.issuer, "issuer", "", "issuer URL of an external IdP; when set, no embedded IdP starts")
+	fs.StringVar(&c.clientID, "client-id", "", `OAuth client id (default "chi-admin" with the embedded IdP)`)
+	fs.StringVar(&c.clientSecret, "client-secret", "", "OAuth client secret (a generated one with the embedded IdP)")
+	fs.StringVar(&c.acr, "acr", "", "comma-separated acr values that satisfy the admin scope, most preferred first (default: the embedded IdP's strong value)")
+	fs.StringVar(&c.loginACR, "login-acr", "", "acr_values for the primary login (optional)")
+	fs.DurationVar(&c.maxAge, "max-age", 0, "max_age for the admin step-up; non-zero also sends prompt=login and bounds the elevation by auth_time + max-age")
+	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
+	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
+	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://host:port/db, or postgres://...")
+	fs.StringVar(&c.devIdPAddr, "dev-idp-addr", "127.0.0.1:8081", "listen address of the embedded IdP (loopback only)")
+	fs.DurationVar(&c.devIDTokenTTL, "dev-id-token-ttl", 5*time.Minute, "lifetime of the embedded IdP's ID tokens")
+	fs.DurationVar(&c.devSessionExpiry, "dev-session-expiry", 0, "when set, the embedded IdP sends session_expiry = login time + this")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usageHeader)
+		fs.VisitAll(func(f *flag.Flag) {
+			fmt.Fprintf(fs.Output(), "  -%s (env %s)\n    \t%s", f.Name, envName(f.Name), f.Usage)
+			if f.DefValue != "" && f.DefValue != "0s" {
+				fmt.Fprintf(fs.Output(), " (default %q)", f.DefValue)
+			}
+			fmt.Fprintln(fs.Output())
+		})
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || envErr != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %w", envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if c.baseURL == "" {
+		c.baseURL = "http://" + c.addr
+	}
+	c.baseURL = strings.TrimSuffix(c.baseURL, "/")
+	if c.issuer != "" && (c.clientID == "" || c.acr == "") {
+		return nil, fmt.Errorf("with -issuer, -client-id and -acr are required")
+	}
+	return c, nil
+}
+
+func envName(flagName string) string {
+	return "STEPUP_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+func (c *config) acrValues() []string {
+	var out []string
+	for v := range strings.SplitSeq(c.acr, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,39 @@
+// Package devidp is the embedded development identity provider of the
+// chi-admin example: a real OpenID Provider ([stepuptest.Provider], built on
+// zitadel/oidc) with login pages a person can use in a browser.
+//
+// It knows two demo users, alice and bob, whose password is [Password] and
+// is printed on the sign-in page. A request for [BasicACR] is satisfied by
+// the password; a request for [StrongACR] (in acr_values, or as an essential
+// acr in the claims parameter, OIDC Core §5.5.1.1) also asks for a TOTP code
+// (RFC 6238: SHA-1, 6 digits, 30 s steps, ±1 step accepted). Each user's
+// secret is random per process, and the OTP page shows the current code so
+// nobody needs an authenticator app.
+//
+// A successful login starts an IdP session (cookie "devidp_session"), so a
+// later request is answered without a page (single sign-on) unless it says
+// prompt=login, its max_age has elapsed since the last authentication (OIDC
+// Core §3.1.2.1), its login_hint names someone else, or it wants a stronger
+// acr than the session has. prompt=none with no usable session answers
+// login_required (OIDC Core §3.1.2.6). ID tokens carry a sid claim naming the
+// IdP session and, when [Config.SessionExpiry] is set, session_expiry.
+//
+//	idp, err := devidp.Start(devidp.Config{
+//		Clients: []stepuptest.Client{{ID: "admin", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:8080/callback"}}},
+//		SessionExpiry: 8 * time.Hour,
+//	})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	defer idp.Close()
+//	// point the RP at idp.Issuer()
+//
+// # Development only
+//
+// Never run this in production, nor expose it beyond loopback. Everybody
+// knows the password, the OTP page hands out the code, everything lives in
+// memory, it speaks plain http, it has no rate limiting beyond a few OTP
+// attempts per login, and a TOTP code may be replayed within its window.
+// It has no logout: closing the browser or restarting the process ends the
+// IdP session.
+package devidp

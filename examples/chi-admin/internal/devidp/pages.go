@@ -1,0 +1,165 @@
+package devidp
+
+import (
+	"bytes"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+)
+
+// page is what the templates render.
+type page struct {
+	Title  string
+	Error  string // shown in #error when set
+	ID     string // the authorization request, posted back in every form
+	Client string // the RP's client_id
+	Strong bool   // the request wants StrongACR
+
+	// The sign-in form.
+	Users    []User
+	Selected string // the preselected user's Name
+	Password string
+
+	// The one-time code form.
+	User  User
+	Token string // the pending login
+	Code  string // the user's current code: the dev hint
+}
+
+var pages = template.Must(template.New("").Parse(`
+{{define "head"}}<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title>
+<style>
+body{margin:0;font-family:system-ui,sans-serif;background:#eef0f4;color:#1d2330}
+main{max-width:26rem;margin:3rem auto;padding:1.5rem 2rem;background:#fff;border-radius:8px;box-shadow:0 1px 4px rgba(0,0,0,.15)}
+h1{margin-top:0;font-size:1.3rem}
+.dev{padding:.5rem .75rem;border:1px solid #e0c060;border-radius:4px;background:#fff4ce;font-size:.9rem}
+label{display:block;margin:1rem 0 .25rem;font-weight:600}
+select,input{box-sizing:border-box;width:100%;padding:.45rem;font-size:1rem}
+.actions{display:flex;gap:.5rem;margin-top:1.25rem}
+button{padding:.5rem 1rem;border-radius:4px;font-size:1rem;cursor:pointer}
+#login,#verify{border:0;background:#2456c7;color:#fff}
+#cancel{border:1px solid #999;background:none}
+#error{padding:.5rem .75rem;border-radius:4px;background:#fde8e8;color:#a40000}
+code{font-size:1.05rem;letter-spacing:.08em}
+</style>
+</head>
+<body>
+<main>
+<h1>{{.Title}}</h1>
+<p class="dev">Development identity provider. Not for production.</p>
+{{if .Error}}<p id="error" role="alert">{{.Error}}</p>{{end}}
+{{end}}
+
+{{define "foot"}}</main>
+</body>
+</html>
+{{end}}
+
+{{define "signin"}}{{template "head" .}}
+<p><strong>{{.Client}}</strong> asks you to sign in with {{if .Strong}}your password and a one-time code{{else}}your password{{end}}.</p>
+<p>Demo users: {{range $n, $u := .Users}}{{if $n}}, {{end}}<strong>{{$u.Name}}</strong>{{end}}. Password for all: <code>{{.Password}}</code></p>
+<form method="post" action="/login">
+<input type="hidden" name="id" value="{{.ID}}">
+<input type="hidden" name="step" value="password">
+<label for="username">User</label>
+<select id="username" name="username">
+{{range .Users}}<option value="{{.Name}}"{{if eq .Name $.Selected}} selected{{end}}>{{.Name}}</option>
+{{end}}</select>
+<label for="password">Password</label>
+<input id="password" type="password" name="password" autocomplete="current-password" required autofocus>
+<div class="actions">
+<button id="login" type="submit">Sign in</button>
+<button id="cancel" name="cancel" value="1" formnovalidate>Cancel</button>
+</div>
+</form>
+{{template "foot"}}{{end}}
+
+{{define "otp"}}{{template "head" .}}
+<p>Password accepted for <strong>{{.User.Name}}</strong>. <strong>{{.Client}}</strong> also needs the one-time code from your authenticator.</p>
+<p id="dev-code">Current code for {{.User.Name}}: <code>{{.Code}}</code></p>
+<form method="post" action="/login">
+<input type="hidden" name="id" value="{{.ID}}">
+<input type="hidden" name="step" value="otp">
+<input type="hidden" name="token" value="{{.Token}}">
+<label for="otp">One-time code</label>
+<input id="otp" name="otp" inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" maxlength="7" required autofocus>
+<div class="actions">
+<button id="verify" type="submit">Verify</button>
+<button id="cancel" name="cancel" value="1" formnovalidate>Cancel</button>
+</div>
+</form>
+<script>
+// Codes roll over every 30 s: refresh the hint above (never the input).
+(function () {
+  var form = document.querySelector("form");
+  var hint = document.querySelector("#dev-code code");
+  setInterval(function () {
+    var body = new URLSearchParams();
+    body.set("id", form.elements.namedItem("id").value);
+    body.set("token", form.elements.namedItem("token").value);
+    body.set("step", "code");
+    fetch("/login", {method: "POST", body: body})
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (code) { if (code) { hint.textContent = code; } })
+      .catch(function () {});
+  }, 10000);
+})();
+</script>
+{{template "foot"}}{{end}}
+`))
+
+func (i *IdP) renderSignIn(w http.ResponseWriter, req stepuptest.AuthRequest, selected, errMsg string) {
+	render(w, "signin", page{
+		Title:    "Dev IdP — sign in",
+		Error:    errMsg,
+		ID:       req.ID,
+		Client:   req.ClientID,
+		Strong:   wantsStrong(req),
+		Users:    i.Users(),
+		Selected: selected,
+		Password: Password,
+	})
+}
+
+func (i *IdP) renderOTP(w http.ResponseWriter, req stepuptest.AuthRequest, u User, token string, now time.Time, errMsg string) {
+	code, err := i.codeAt(u.Name, now)
+	if err != nil {
+		http.Error(w, "no code", http.StatusInternalServerError)
+		return
+	}
+	render(w, "otp", page{
+		Title:  "Dev IdP — one-time code",
+		Error:  errMsg,
+		ID:     req.ID,
+		Client: req.ClientID,
+		Strong: true,
+		User:   u,
+		Token:  token,
+		Code:   code,
+	})
+}
+
+// render writes a page that no cache keeps and no other site frames.
+func render(w http.ResponseWriter, name string, data page) {
+	var buf bytes.Buffer
+	if err := pages.ExecuteTemplate(&buf, name, data); err != nil {
+		slog.Error("devidp: render page failed", "page", name)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "same-origin")
+	w.Write(buf.Bytes())
+}

@@ -1,0 +1,115 @@
+// Command chi-admin is an admin console on chi whose /admin pages demand an
+// OIDC step-up through stepup. With no -issuer it runs on an embedded
+// development IdP, so that it needs no setup:
+//
+//	go run ./examples/chi-admin
+//
+// Run it with -h for the routes and flags.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "chi-admin:", err)
+		os.Exit(2)
+	}
+}
+
+// run starts the console (and, without -issuer, the development IdP) and
+// serves until ctx ends. ready, when not nil, receives the console's URL
+// once it is serving.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, ready func(appURL string)) error {
+	cfg, err := parseConfig(args, stderr, getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if cfg.baseURL == "http://"+cfg.addr {
+		cfg.baseURL = "http://" + ln.Addr().String() // -addr may have asked for port 0
+	}
+
+	if cfg.issuer == "" {
+		if cfg.clientID == "" {
+			cfg.clientID = "chi-admin"
+		}
+		if cfg.clientSecret == "" {
+			cfg.clientSecret = rand.Text()
+		}
+		if cfg.acr == "" {
+			cfg.acr = devidp.StrongACR
+		}
+		idp, err := devidp.Start(devidp.Config{
+			Addr: cfg.devIdPAddr,
+			Clients: []stepuptest.Client{{
+				ID: cfg.clientID, Secret: cfg.clientSecret,
+				RedirectURIs: []string{cfg.baseURL + "/auth/callback", cfg.baseURL + "/stepup/callback"},
+			}},
+			IDTokenTTL:    cfg.devIDTokenTTL,
+			SessionExpiry: cfg.devSessionExpiry,
+		})
+		if err != nil {
+			return fmt.Errorf("starting the development IdP: %w", err)
+		}
+		defer idp.Close()
+		cfg.issuer = idp.Issuer()
+		fmt.Fprintf(stderr, "chi-admin: development IdP at %s (ID tokens live %s", idp.Issuer(), cfg.devIDTokenTTL)
+		if cfg.devSessionExpiry > 0 {
+			fmt.Fprintf(stderr, ", session_expiry %s after login", cfg.devSessionExpiry)
+		}
+		fmt.Fprintln(stderr, ")")
+		for _, u := range idp.Users() {
+			fmt.Fprintf(stderr, "chi-admin:   demo user %q, password %q; its one-time code is shown on the IdP's page\n", u.Name, devidp.Password)
+		}
+	}
+
+	store, closeStore, err := openStore(cfg.sessionStore)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	a, err := newApp(cfg, appDeps{store: store, stdout: stdout, stderr: stderr})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "chi-admin: admin console at %s (audit events go to standard output as JSON lines)\n", cfg.baseURL)
+	if ready != nil {
+		ready(cfg.baseURL)
+	}
+	select {
+	case err := <-served:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdown)
+}

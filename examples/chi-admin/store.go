@@ -1,0 +1,84 @@
+package main
+
+import (
+	"database/sql"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alexedwards/scs/postgresstore"
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/gomodule/redigo/redis"
+	_ "github.com/lib/pq" // the postgres driver postgresstore uses
+)
+
+// openStore returns the scs store named by -session-store and a function
+// that releases it.
+func openStore(spec string) (scs.Store, func(), error) {
+	switch {
+	case spec == "" || spec == "memory":
+		m := memstore.New()
+		return m, m.StopCleanup, nil
+	case strings.HasPrefix(spec, "redis://"):
+		return openRedis(spec)
+	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
+		return openPostgres(spec)
+	}
+	return nil, nil, fmt.Errorf("-session-store %q: want memory, redis://host:port/db or postgres://...", spec)
+}
+
+func openRedis(spec string) (scs.Store, func(), error) {
+	u, err := url.Parse(spec)
+	if err != nil || u.Host == "" {
+		return nil, nil, fmt.Errorf("-session-store: bad redis URL")
+	}
+	db := 0
+	if p := strings.Trim(u.Path, "/"); p != "" {
+		if db, err = strconv.Atoi(p); err != nil {
+			return nil, nil, fmt.Errorf("-session-store: redis database %q is not a number", p)
+		}
+	}
+	opts := []redis.DialOption{
+		redis.DialDatabase(db),
+		redis.DialConnectTimeout(2 * time.Second),
+		redis.DialReadTimeout(2 * time.Second),
+		redis.DialWriteTimeout(2 * time.Second),
+	}
+	if pw, ok := u.User.Password(); ok {
+		opts = append(opts, redis.DialPassword(pw))
+	}
+	pool := &redis.Pool{
+		MaxIdle:     16,
+		IdleTimeout: 4 * time.Minute,
+		Dial:        func() (redis.Conn, error) { return redis.Dial("tcp", u.Host, opts...) },
+	}
+	conn := pool.Get()
+	_, err = conn.Do("PING")
+	conn.Close()
+	if err != nil {
+		pool.Close()
+		return nil, nil, fmt.Errorf("-session-store: redis at %s: %w", u.Host, err)
+	}
+	return redisstore.New(pool), func() { pool.Close() }, nil
+}
+
+func openPostgres(spec string) (scs.Store, func(), error) {
+	db, err := sql.Open("postgres", spec)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-session-store: %w", err)
+	}
+	// The schema postgresstore expects.
+	const schema = `CREATE TABLE IF NOT EXISTS sessions (
+		token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL);
+		CREATE INDEX IF NOT EXISTS sessions_expiry_idx ON sessions (expiry);`
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("-session-store: postgres: %w", err)
+	}
+	s := postgresstore.New(db)
+	return s, func() { s.StopCleanup(); db.Close() }, nil
+}
