@@ -110,6 +110,7 @@ var callbackCases = []callbackCase{
 	{name: "LoginTimeLockoutSessionExpiryInThePast", login: stepuptest.Login{SessionExpiry: time.Now().Add(-time.Minute)}, reason: ReasonCeilingInPast},
 	{name: "LoginTimeLockoutSessionExpiryWithinSkew", login: stepuptest.Login{SessionExpiry: time.Now().Add(20 * time.Second)}, reason: ReasonCeilingInPast},
 	{name: "LoginTimeLockoutIDTokenExpiringWithinSkew", login: stepuptest.Login{IDTokenLifetime: 20 * time.Second}, reason: ReasonCeilingInPast},
+	{name: "OversizedCode", tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "code", strings.Repeat("A", maxCodeLen+1)) }, reason: ReasonBadRequest, status: 400},
 	{name: "OversizedState", tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "state", strings.Repeat("A", maxStateLen+1)) }, orphan: true, reason: ReasonBadRequest, status: 400},
 	{name: "RepeatedState", tamper: func(h *flowHarness, u *url.URL) { u.RawQuery += "&state=" + u.Query().Get("state") }, orphan: true, reason: ReasonBadRequest, status: 400},
 	{name: "GarbageQuery", tamper: func(h *flowHarness, u *url.URL) { u.RawQuery += "&%zz" }, reason: ReasonBadRequest, status: 400},

@@ -254,6 +254,23 @@ func (c *Config) validate() error {
 	return nil
 }
 
+// validateAgainstSkew refuses scopes that could never be granted: an
+// elevation that ends within ClockSkew of its grant is refused as born
+// expired (ceiling_in_past), so Lifetime and MaxAge must exceed the skew.
+func (c *Config) validateAgainstSkew() error {
+	for name, sc := range c.Scopes {
+		for field, d := range map[string]time.Duration{"Lifetime": sc.Lifetime, "MaxAge": sc.MaxAge} {
+			if d > 0 && d <= c.ClockSkew {
+				return &ConfigError{
+					Field:   fmt.Sprintf("Scopes[%q].%s", name, field),
+					Problem: fmt.Sprintf("%s is not longer than ClockSkew (%s): every elevation would be refused as born expired", d, c.ClockSkew),
+				}
+			}
+		}
+	}
+	return nil
+}
+
 // setDefaults fills every optional field that is zero.
 func (c *Config) setDefaults() {
 	if c.AuthStyle == oauth2.AuthStyleAutoDetect {

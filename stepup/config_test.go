@@ -38,6 +38,13 @@ func TestNewRefusesBadConfigNamingTheField(t *testing.T) {
 		}},
 		{`Scopes["admin"].MaxAge`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: time.Minute}} }},
 		{`Scopes["admin"].Lifetime`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, Lifetime: -time.Minute}} }},
+		{`Scopes["admin"].Lifetime`, func(c *Config) {
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, Lifetime: 30 * time.Second}}
+		}},
+		{`Scopes["admin"].MaxAge`, func(c *Config) {
+			c.ClockSkew = time.Minute
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: time.Minute, PromptLogin: true}}
+		}},
 		{`Scopes["admin"].IgnoreIDTokenExpiry`, func(c *Config) {
 			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, IgnoreIDTokenExpiry: true}}
 		}},

@@ -186,7 +186,7 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 		{"error", &p.err, maxErrorLen},
 	} {
 		switch v := q[f.name]; {
-		case len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !storable(v[0]))):
+		case len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !printable(v[0]))):
 			ok = false
 		case len(v) == 1:
 			*f.dst = v[0]

@@ -102,3 +102,26 @@ type discard struct{ h http.Header }
 func (d *discard) Header() http.Header         { return d.h }
 func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d *discard) WriteHeader(int)             {}
+
+func TestParseCallbackLimits(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("c", 3000) // some IdPs issue long, self-contained codes
+	if p, ok := parseCallback("state=S&code=" + long); !ok || p.code != long || p.state != "S" {
+		t.Errorf("a 3000-byte code was refused")
+	}
+	for _, q := range []string{
+		"state=S&code=" + strings.Repeat("c", maxCodeLen+1),
+		"state=S&state=S&code=c",
+		"state=S&code=c%0a",
+		"state=S&error=access%22denied",
+		"state=S&code=c&%zz",
+	} {
+		p, ok := parseCallback(q)
+		if ok {
+			t.Errorf("parseCallback(%.40q) accepted it", q)
+		}
+		if strings.HasPrefix(q, "state=S&code=c") && p.state != "S" {
+			t.Errorf("parseCallback(%.40q) lost the well-formed state, so its challenge would not be consumed", q)
+		}
+	}
+}

@@ -36,6 +36,9 @@ func New(cfg Config) (*StepUp, error) {
 		return nil, err
 	}
 	cfg.setDefaults()
+	if err := cfg.validateAgainstSkew(); err != nil {
+		return nil, err
+	}
 	cfg.ExtraScopes = append([]string(nil), cfg.ExtraScopes...)
 	provider, issParam, err := cfg.discover()
 	if err != nil {

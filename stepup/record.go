@@ -31,10 +31,13 @@ const (
 
 var errCorruptRecord = errors.New("stepup: stored record is malformed")
 
-// storable reports whether s can be stored as a record field: valid UTF-8,
-// at most maxField bytes, with no control characters.
-func storable(s string) bool {
-	if len(s) > maxField || !utf8.ValidString(s) {
+// storable reports whether s can be stored as a record field: printable
+// and at most maxField bytes.
+func storable(s string) bool { return len(s) <= maxField && printable(s) }
+
+// printable reports whether s is valid UTF-8 without control characters.
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
