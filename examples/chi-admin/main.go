@@ -35,8 +35,9 @@ func main() {
 }
 
 // run starts the console (and, without -issuer, the development IdP) and
-// serves until ctx ends. ready, when not nil, receives the console's URL
-// once it is serving.
+// serves until ctx ends. ready, when not nil, receives the URL the console
+// listens at (not -base-url, which may name a proxy in front of it) once it
+// is serving.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string, ready func(appURL string)) error {
 	cfg, err := parseConfig(args, stderr, getenv)
 	if errors.Is(err, flag.ErrHelp) {
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "chi-admin: admin console at %s (audit events go to standard output as JSON lines)\n", cfg.baseURL)
 	if ready != nil {
-		ready(cfg.baseURL)
+		ready("http://" + ln.Addr().String())
 	}
 	select {
 	case err := <-served:

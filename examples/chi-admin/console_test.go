@@ -1,0 +1,130 @@
+package main
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/stepup"
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+)
+
+// startConsole runs one console (memory store) on a development IdP the
+// test holds, so that it can read the one-time codes.
+func startConsole(t *testing.T, idpCfg devidp.Config, extra ...string) (*instance, *devidp.IdP) {
+	t.Helper()
+	addr := freeAddr(t)
+	base := "http://" + addr
+	idpCfg.Addr = freeAddr(t)
+	idpCfg.Clients = []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}}
+	idp, err := devidp.Start(idpCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	args := append([]string{
+		"-addr", addr, "-issuer", idp.Issuer(), "-client-id", "console", "-client-secret", "console-secret",
+		"-acr", devidp.StrongACR,
+	}, extra...)
+	return startApp(t, args...), idp
+}
+
+// TestVisitorIsSentThroughLoginAndLandsOnTheAdminPage: a visitor who is
+// not logged in opens /admin/users, logs in at normal strength, steps up
+// with the one-time code, and lands on the page they asked for, which
+// shows the elevation and the bound that set its deadline.
+func TestVisitorIsSentThroughLoginAndLandsOnTheAdminPage(t *testing.T) {
+	app, idp := startConsole(t, devidp.Config{SessionExpiry: 2 * time.Minute})
+	c := newClient(t, nil)
+
+	p := c.get(app.URL + "/admin/users?sort=name")
+	if !strings.Contains(p.body, `value="password"`) {
+		t.Fatalf("not sent to the IdP's sign-in form: %d %s", p.status, p.url)
+	}
+	p = c.signIn(idp, p, "alice") // the primary login, at normal strength: no code
+	// The admin scope asks for a fresh login (max_age=0) at the strong acr:
+	// the password again, then the one-time code.
+	if !strings.Contains(p.body, `value="password"`) {
+		t.Fatalf("the step-up did not ask to sign in again: %d %s", p.status, p.url)
+	}
+	f := p.hidden()
+	f.Set("username", "alice")
+	f.Set("password", devidp.Password)
+	p = c.do("POST", p.url.String(), f, "text/html")
+	if !strings.Contains(p.body, `value="otp"`) {
+		t.Fatalf("the step-up did not ask for the one-time code: %d %s", p.status, p.url)
+	}
+	f = p.hidden()
+	code, _ := idp.Code("alice")
+	f.Set("otp", code)
+	p = c.do("POST", p.url.String(), f, "text/html")
+	if p.status != 200 || p.url.Path != "/admin/users" || p.url.RawQuery != "sort=name" {
+		t.Fatalf("landed on %d %s, want /admin/users?sort=name", p.status, p.url)
+	}
+	for _, want := range []string{`id="acr">` + devidp.StrongACR, `id="amr">pwd, otp`, `id="bound">session_expiry`, `id="countdown"`} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the admin page lacks %q", want)
+		}
+	}
+
+	// The users form is guarded too, and works while elevated.
+	p = c.do("POST", app.URL+"/admin/users", url.Values{"name": {"carol"}}, "text/html")
+	if p.status != 200 || !strings.Contains(p.body, "<li>carol</li>") {
+		t.Errorf("adding a user: %d %s", p.status, p.url)
+	}
+
+	// Ending admin mode: the next admin request is challenged again.
+	c.do("POST", app.URL+"/stepup/drop", url.Values{}, "text/html")
+	if p := c.do("GET", app.URL+"/admin", nil, "application/json"); p.status != http.StatusUnauthorized {
+		t.Errorf("after Drop /admin answered %d", p.status)
+	}
+	for _, typ := range []stepup.EventType{stepup.EventChallenge, stepup.EventGranted, stepup.EventDropped} {
+		if len(auditEvents(t, app, typ)) == 0 {
+			t.Errorf("no %s event on standard output", typ)
+		}
+	}
+
+	// Logging out ends the session: admin pages send the visitor to /login.
+	c.do("POST", app.URL+"/logout", url.Values{}, "text/html")
+	stop := newClient(t, func(*http.Request) bool { return true })
+	stop.http.Jar = c.http.Jar
+	if p := stop.get(app.URL + "/admin"); p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/login?") {
+		t.Errorf("after logout /admin answered %d %q", p.status, p.header.Get("Location"))
+	}
+}
+
+// TestCrossSiteFormPostIsRefused: the console's forms are protected by
+// http.CrossOriginProtection.
+func TestCrossSiteFormPostIsRefused(t *testing.T) {
+	app, _ := startConsole(t, devidp.Config{})
+	req, _ := http.NewRequest("POST", app.URL+"/logout", strings.NewReader(""))
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a cross-site POST got %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestAuditPageListsEvents checks /admin/audit renders the events of the
+// instance, escaped.
+func TestAuditPageListsEvents(t *testing.T) {
+	app, idp := startConsole(t, devidp.Config{})
+	c := newClient(t, nil)
+	p := c.signIn(idp, c.get(app.URL+"/login"), "alice")
+	p = c.signIn(idp, c.get(app.URL+"/admin/audit"), "alice")
+	if p.status != 200 || !strings.Contains(p.body, `<table id="audit">`) {
+		t.Fatalf("audit page: %d %s", p.status, p.url)
+	}
+	for _, want := range []string{"<td>challenge</td>", "<td>granted</td>", devidp.StrongACR} {
+		if !strings.Contains(p.body, want) {
+			t.Errorf("the audit page lacks %q", want)
+		}
+	}
+}

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+)
+
+// requireTool returns the path of an external program a test needs. Outside
+// CI a missing program skips the test; under CI (the CI variable is set) it
+// fails it, so that CI never passes by skipping.
+func requireTool(t *testing.T, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is not installed; .ci/run installs it", names[0])
+	}
+	t.Skipf("%s is not installed", names[0])
+	return ""
+}
+
+// syncBuffer collects a writer's output across goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// instance is one running console.
+type instance struct {
+	URL            string
+	stdout, stderr *syncBuffer
+}
+
+// startApp runs the console in-process, as main would, and stops it when
+// the test ends.
+func startApp(t *testing.T, args ...string) *instance {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, in.stdout, in.stderr, func(string) string { return "" }, func(u string) { ready <- u })
+	}()
+	select {
+	case in.URL = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("chi-admin %q did not start: %v\n%s", args, err, in.stderr)
+	case <-time.After(30 * time.Second):
+		cancel()
+		t.Fatalf("chi-admin %q did not start in 30s\n%s", args, in.stderr)
+	}
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("chi-admin stopped with %v", err)
+		}
+	})
+	return in
+}
+
+// freeAddr returns a loopback address with a port nobody listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startRedis runs a throwaway redis-server on a loopback port, without
+// persistence, and returns its address.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin := requireTool(t, "redis-server")
+	addr := freeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			fmt.Fprintf(c, "PING\r\n")
+			buf := make([]byte, 7)
+			c.SetReadDeadline(time.Now().Add(time.Second))
+			n, _ := io.ReadFull(c, buf)
+			c.Close()
+			if strings.HasPrefix(string(buf[:n]), "+PONG") {
+				return addr
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server did not answer on %s:\n%s", addr, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// client is a browser stand-in: a cookie jar, HTML accepted, redirects
+// followed unless stop says otherwise.
+type client struct {
+	t    *testing.T
+	http *http.Client
+}
+
+func newClient(t *testing.T, stop func(*http.Request) bool) *client {
+	jar, _ := cookiejar.New(nil)
+	c := &client{t: t, http: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+	c.http.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if stop != nil && stop(req) {
+			return http.ErrUseLastResponse
+		}
+		return nil
+	}
+	t.Cleanup(c.http.CloseIdleConnections)
+	return c
+}
+
+type result struct {
+	status int
+	url    *url.URL
+	body   string
+	header http.Header
+}
+
+func (c *client) do(method, target string, form url.Values, accept string) result {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, target, body)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("Accept", accept)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", method, target, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return result{status: resp.StatusCode, url: resp.Request.URL, body: string(b), header: resp.Header}
+}
+
+func (c *client) get(target string) result { return c.do("GET", target, nil, "text/html") }
+
+var hiddenRE = regexp.MustCompile(`<input type="hidden" name="([a-z_]+)" value="([^"]*)">`)
+
+// location is where a redirect that was not followed points, resolved
+// against the request's URL.
+func (p result) location() *url.URL {
+	loc, err := p.url.Parse(p.header.Get("Location"))
+	if err != nil || p.header.Get("Location") == "" {
+		return &url.URL{}
+	}
+	return loc
+}
+
+// hidden returns a page's hidden form fields.
+func (p result) hidden() url.Values {
+	v := url.Values{}
+	for _, m := range hiddenRE.FindAllStringSubmatch(p.body, -1) {
+		v.Set(m[1], htmlUnescape(m[2]))
+	}
+	return v
+}
+
+func htmlUnescape(s string) string {
+	return strings.NewReplacer("&amp;", "&", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">", "&#43;", "+").Replace(s)
+}
+
+// signIn completes the dev IdP's password form on p, and its one-time-code
+// form when the IdP asks for one.
+func (c *client) signIn(idp *devidp.IdP, p result, user string) result {
+	c.t.Helper()
+	if !strings.Contains(p.body, `name="step" value="password"`) {
+		c.t.Fatalf("not the IdP's sign-in form: %d %s\n%s", p.status, p.url, p.body)
+	}
+	f := p.hidden()
+	f.Set("username", user)
+	f.Set("password", devidp.Password)
+	p = c.do("POST", p.url.String(), f, "text/html")
+	if strings.Contains(p.body, `name="step" value="otp"`) {
+		code, err := idp.Code(user)
+		if err != nil {
+			c.t.Fatal(err)
+		}
+		f = p.hidden()
+		f.Set("otp", code)
+		p = c.do("POST", p.url.String(), f, "text/html")
+	}
+	return p
+}

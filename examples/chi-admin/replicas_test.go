@@ -1,0 +1,155 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/stepup"
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+)
+
+// balancer stands for the load balancer in front of the replicas: every
+// request goes to the replica the test picks.
+type balancer struct {
+	*httptest.Server
+	target atomic.Pointer[url.URL]
+}
+
+func newBalancer(t *testing.T) *balancer {
+	lb := &balancer{}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(lb.target.Load())
+		r.Out.Host = r.In.Host // the replicas see the external host, as behind a real balancer
+	}}
+	lb.Server = httptest.NewServer(proxy)
+	t.Cleanup(lb.Close)
+	return lb
+}
+
+func (lb *balancer) to(in *instance) {
+	u, _ := url.Parse(in.URL)
+	lb.target.Store(u)
+}
+
+// stepUpThroughReplicas logs a new browser in and steps it up, starting
+// each redirect round trip on one replica and finishing it on the other.
+func stepUpThroughReplicas(t *testing.T, lb *balancer, idp *devidp.IdP, a, b *instance) *client {
+	t.Helper()
+	lbURL, _ := url.Parse(lb.URL)
+	// The browser stops at every redirect back to the balancer, so that the
+	// test picks which replica receives it.
+	c := newClient(t, func(r *http.Request) bool { return r.URL.Host == lbURL.Host })
+
+	lb.to(a)
+	p := c.get(lb.URL + "/admin")
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), "/login?return_to=") {
+		t.Fatalf("a visitor who is not logged in: %d %q, want a redirect to /login", p.status, p.header.Get("Location"))
+	}
+	p = c.get(lb.URL + p.header.Get("Location"))
+	p = c.signIn(idp, p, "alice")
+	if p.location().Path != "/auth/callback" {
+		t.Fatalf("primary login ended at %s -> %s", p.url, p.location())
+	}
+	lb.to(b) // the login started on A completes on B
+	p = c.get(p.location().String())
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/admin" {
+		t.Fatalf("primary login callback on B: %d %q\n%s", p.status, p.header.Get("Location"), p.body)
+	}
+
+	lb.to(a) // the step-up challenge starts on A ...
+	p = c.get(lb.URL + "/admin")
+	if !strings.Contains(p.body, `value="otp"`) && !strings.Contains(p.body, `value="password"`) {
+		t.Fatalf("A did not challenge: %d %s\n%s", p.status, p.url, p.body)
+	}
+	p = c.signIn(idp, p, "alice")
+	if p.location().Path != "/stepup/callback" {
+		t.Fatalf("step-up ended at %s -> %s", p.url, p.location())
+	}
+	lb.to(b) // ... and completes on B
+	p = c.get(p.location().String())
+	if p.status != http.StatusSeeOther || p.header.Get("Location") != "/admin" {
+		t.Fatalf("step-up callback on B: %d %q\n%s", p.status, p.header.Get("Location"), p.body)
+	}
+	return c
+}
+
+func TestTwoReplicasShareOneRedis(t *testing.T) {
+	redisAddr := startRedis(t)
+	lb := newBalancer(t)
+	idp, err := devidp.Start(devidp.Config{
+		Addr:       freeAddr(t),
+		Clients:    []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"}}},
+		IDTokenTTL: 6 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	args := []string{
+		"-addr", "127.0.0.1:0", "-base-url", lb.URL, "-issuer", idp.Issuer(),
+		"-client-id", "console", "-client-secret", "console-secret", "-acr", devidp.StrongACR,
+		"-skew", "1s", "-session-store", "redis://" + redisAddr + "/0",
+	}
+	a, b := startApp(t, args...), startApp(t, args...)
+
+	// Two browsers, each stepped up through both replicas.
+	first := stepUpThroughReplicas(t, lb, idp, a, b)
+	second := stepUpThroughReplicas(t, lb, idp, a, b)
+	for _, in := range []*instance{a, b} {
+		lb.to(in)
+		for _, c := range []*client{first, second} {
+			if p := c.get(lb.URL + "/admin"); p.status != http.StatusOK || !strings.Contains(p.body, `id="admin-title"`) {
+				t.Fatalf("the elevation is not honoured on %s: %d %s", in.URL, p.status, p.url)
+			}
+		}
+	}
+
+	// Expiry is enforced on both: after the deadline, the first browser is
+	// challenged by A and the second by B, and each replica audits it.
+	granted := auditEvents(t, b, stepup.EventGranted)
+	if len(granted) != 2 || granted[0].Bound != stepup.BoundExp {
+		t.Fatalf("B's granted events: %+v", granted)
+	}
+	ends := granted[1].Deadline.Add(-time.Second) // deadline minus the 1s skew
+	time.Sleep(time.Until(ends) + 100*time.Millisecond)
+	for _, tc := range []struct {
+		c  *client
+		in *instance
+	}{{first, a}, {second, b}} {
+		lb.to(tc.in)
+		p := tc.c.do("GET", lb.URL+"/admin/users", nil, "application/json")
+		if p.status != http.StatusUnauthorized || !strings.Contains(p.header.Get("WWW-Authenticate"), `acr_values="`+devidp.StrongACR+`"`) {
+			t.Errorf("after expiry %s answered %d %q", tc.in.URL, p.status, p.header.Get("WWW-Authenticate"))
+		}
+		if got := auditEvents(t, tc.in, stepup.EventExpired); len(got) != 1 {
+			t.Errorf("%s audited %d expired events, want 1", tc.in.URL, len(got))
+		}
+	}
+}
+
+// auditEvents reads the events of one type from an instance's standard
+// output, where the console prints them as JSON lines.
+func auditEvents(t *testing.T, in *instance, typ stepup.EventType) []stepup.Event {
+	t.Helper()
+	var out []stepup.Event
+	sc := bufio.NewScanner(strings.NewReader(in.stdout.String()))
+	for sc.Scan() {
+		var e stepup.Event
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("standard output holds a line that is not an audit event: %q", sc.Text())
+		}
+		if e.Type == typ {
+			out = append(out, e)
+		}
+	}
+	return out
+}
