@@ -131,12 +131,14 @@ func (a *app) routes() http.Handler {
 	r.Get("/stepup/start", a.su.StartHandler().ServeHTTP)
 	r.Get("/stepup/callback", a.su.CallbackHandler().ServeHTTP)
 	r.Post("/stepup/drop", a.drop)
-	r.Route("/admin", func(r chi.Router) {
+	// A Group's middleware runs after routing, so audit events name the
+	// matched route ("/admin/users"), not the mount ("/admin/*").
+	r.Group(func(r chi.Router) {
 		r.Use(a.su.RequireStepUp("admin"))
-		r.Get("/", a.adminHome)
-		r.Get("/users", a.usersPage)
-		r.Post("/users", a.addUser)
-		r.Get("/audit", a.auditPage)
+		r.Get("/admin", a.adminHome)
+		r.Get("/admin/users", a.usersPage)
+		r.Post("/admin/users", a.addUser)
+		r.Get("/admin/audit", a.auditPage)
 	})
 	return r
 }
