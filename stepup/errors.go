@@ -41,6 +41,8 @@ const (
 // Reasons for dropped elevations.
 const (
 	ReasonDropped        Reason = "drop"            // the application called [StepUp.Drop]
+	ReasonDropUnrevoked  Reason = "drop_unrevoked"  // Drop removed the elevation but could not record its revocation
+	ReasonRevoked        Reason = "revoked"         // a dropped elevation came back, written by a request that was in flight during Drop
 	ReasonSubjectChanged Reason = "subject_changed" // the logged-in user is not the one who stepped up
 	ReasonOtherIssuer    Reason = "other_issuer"    // the elevation was issued by another provider
 	ReasonCorrupt        Reason = "corrupt"         // the stored elevation did not decode

@@ -421,7 +421,7 @@ func (s *StepUp) checkIDToken(idt *oidc.IDToken, c pending, p *policy, sub strin
 		return Elevation{}, ReasonCeilingInPast, e
 	}
 	el := Elevation{
-		ID:            rand.Text(),
+		ID:            newElevationID(),
 		Scope:         p.name,
 		Issuer:        s.cfg.Issuer,
 		Subject:       idt.Subject,

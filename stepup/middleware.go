@@ -151,10 +151,19 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 		s.cfg.OnError(w, r, err)
 		return
 	}
-	switch vd, _ := s.check(v, sub, checkSub, s.now().Unix()); vd {
+	vd, h := s.check(v, sub, checkSub, s.now().Unix())
+	switch vd {
 	case verdictElevated:
-		next.ServeHTTP(w, r)
-		return
+		revoked, err := s.revoked(ctx, h.id)
+		if err != nil {
+			s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+			return
+		}
+		if !revoked {
+			next.ServeHTTP(w, r)
+			return
+		}
+		s.remove(r, p, EventDropped, ReasonRevoked)
 	case verdictNone:
 	case verdictCorrupt:
 		s.sm.Remove(ctx, p.key)
@@ -235,7 +244,11 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 			return Elevation{}, false
 		}
 	}
-	if vd, _ := s.check(v, sub, checkSub, s.now().Unix()); vd != verdictElevated {
+	vd, h := s.check(v, sub, checkSub, s.now().Unix())
+	if vd != verdictElevated {
+		return Elevation{}, false
+	}
+	if revoked, err := s.revoked(r.Context(), h.id); err != nil || revoked {
 		return Elevation{}, false
 	}
 	e, err := decodeElevation(v.(string), scope)
@@ -249,15 +262,39 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 // Drop ends the session's elevation for scope now, and audits a dropped
 // event. Call it before writing the response: scs saves the session when the
 // response starts. Dropping a scope that is not elevated does nothing.
+//
+// Drop also records the elevation's revocation in the session store until
+// its deadline, so that a request already in flight cannot write it back
+// (scs commits whole sessions, and the last commit wins). If that record
+// cannot be written, the elevation is still removed from the session and
+// the event's reason is [ReasonDropUnrevoked].
 func (s *StepUp) Drop(r *http.Request, scope string) {
 	p, ok := s.policies[scope]
 	if !ok {
 		return
 	}
-	if v, err := s.get(r.Context(), p.key); err != nil || v == nil {
+	v, err := s.get(r.Context(), p.key)
+	if err != nil || v == nil {
 		return
 	}
-	s.remove(r, p, EventDropped, ReasonDropped)
+	reason := ReasonDropped
+	if rec, ok := v.(string); ok {
+		if h, err := readElevationHead(rec); err == nil {
+			if s.revoke(r.Context(), h.id, time.Unix(h.deadline, 0)) != nil {
+				reason = ReasonDropUnrevoked
+			}
+		}
+	}
+	s.remove(r, p, EventDropped, reason)
+}
+
+// DropAll drops every elevation of the session, as [StepUp.Drop] does. Call
+// it at logout, before destroying the session: a destroyed session can be
+// written back by a request in flight too.
+func (s *StepUp) DropAll(r *http.Request) {
+	for name := range s.policies {
+		s.Drop(r, name)
+	}
 }
 
 // challenge answers a request that is not elevated.

@@ -87,6 +87,9 @@ func (a *app) loginCallback(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
+	// Revoke the elevations first: a request in flight could otherwise
+	// write the destroyed session, elevation included, back to the store.
+	a.su.DropAll(r)
 	if err := a.sessions.Destroy(r.Context()); err != nil {
 		a.sessionError(w, r, err)
 		return
