@@ -81,6 +81,7 @@ var callbackCases = []callbackCase{
 	{name: "TokenFromAnotherIssuer", claims: func(h *flowHarness, c map[string]any) { c["iss"] = "https://evil.test" }, reason: ReasonInvalidIDToken},
 	{name: "TokenForAnotherAudience", claims: func(h *flowHarness, c map[string]any) { c["aud"] = []string{"other-app"} }, reason: ReasonInvalidIDToken},
 	{name: "ExpiredIDToken", claims: func(h *flowHarness, c map[string]any) { c["exp"] = in(-time.Minute, h) }, reason: ReasonInvalidIDToken},
+	{name: "NotYetValidToken", claims: func(h *flowHarness, c map[string]any) { c["nbf"] = in(10*time.Minute, h) }, reason: ReasonInvalidIDToken},
 	{name: "TokenSubstitutionWrongNonce", claims: func(h *flowHarness, c map[string]any) { c["nonce"] = "another-challenges-nonce" }, reason: ReasonNonceMismatch},
 	{name: "TokenSubstitutionNoNonce", claims: func(h *flowHarness, c map[string]any) { delete(c, "nonce") }, reason: ReasonNonceMismatch},
 	{name: "AudienceConfusionWithoutAZP", claims: func(h *flowHarness, c map[string]any) {
@@ -342,4 +343,22 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestCodeReplayIsRefused: an authorization code that was already redeemed
+// is injected into a new challenge's callback. The IdP refuses it (the
+// code is single-use, RFC 6749 §4.1.2), and so does stepup.
+func TestCodeReplayIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newFlowHarness(t, stepuptest.Config{})
+	used := h.callbackURL()
+	if status, _ := h.deliver(used); status != http.StatusSeeOther {
+		t.Fatalf("the first callback: %d", status)
+	}
+	u := h.callbackURL()
+	setQuery(u, "code", used.Query().Get("code"))
+	status, _ := h.deliver(u)
+	if status != http.StatusBadGateway || h.lastEvent().Reason != ReasonTokenExchange {
+		t.Fatalf("replayed code: %d %s", status, h.lastEvent().Reason)
+	}
 }
