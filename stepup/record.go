@@ -175,17 +175,17 @@ func boundFromCode(c string) (Bound, bool) {
 func encodeElevation(e *Elevation) string {
 	w := writer{b: make([]byte, 0, 160+len(e.Issuer)+len(e.Subject)+len(e.ACR))}
 	w.str(elevationTag)
-	w.int(e.Deadline.Unix())
+	w.int(unixOrZeroInt(e.Deadline))
 	w.str(e.Issuer)
 	w.str(e.Subject)
 	w.str(e.ID)
 	w.str(boundCode(e.Bound))
 	w.str(e.ACR)
 	w.list(e.AMR)
-	w.int(e.AuthTime.Unix())
+	w.int(unixOrZeroInt(e.AuthTime))
 	w.int(unixOrZeroInt(e.Expiry))
 	w.int(unixOrZeroInt(e.SessionExpiry))
-	w.int(e.GrantedAt.Unix())
+	w.int(unixOrZeroInt(e.GrantedAt))
 	return string(w.b)
 }
 
