@@ -131,6 +131,7 @@ func (a *app) routes() http.Handler {
 	r.Get("/stepup/start", a.su.StartHandler().ServeHTTP)
 	r.Get("/stepup/callback", a.su.CallbackHandler().ServeHTTP)
 	r.Post("/stepup/drop", a.drop)
+	r.Get("/ping", pong) // unguarded twin of /admin/ping, for load tests
 	// A Group's middleware runs after routing, so audit events name the
 	// matched route ("/admin/users"), not the mount ("/admin/*").
 	r.Group(func(r chi.Router) {
@@ -139,8 +140,16 @@ func (a *app) routes() http.Handler {
 		r.Get("/admin/users", a.usersPage)
 		r.Post("/admin/users", a.addUser)
 		r.Get("/admin/audit", a.auditPage)
+		r.Get("/admin/ping", pong)
 	})
 	return r
+}
+
+// pong is the smallest handler: /ping and /admin/ping compare the same
+// request with and without the guard.
+func pong(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain")
+	w.Write([]byte("pong\n"))
 }
 
 // dropInboundRequestID removes a client-supplied X-Request-Id, which chi's

@@ -45,6 +45,7 @@ Routes:
   /admin              guarded by RequireStepUp("admin")
   /admin/users        guarded; POST adds a user (guarded too)
   /admin/audit        guarded; the recent audit events
+  /ping, /admin/ping  the same tiny response, unguarded and guarded (load tests)
   /logout             POST: ends the session
 
 Flags (each also read from STEPUP_<NAME>, e.g. STEPUP_SESSION_STORE):
