@@ -95,7 +95,7 @@ func TestDroppedElevationIsNotResurrectedByAnInFlightRequest(t *testing.T) {
 }
 
 // seedSession stores a session holding values and returns its token.
-func (h *harness) seedSession(t *testing.T, values map[string]any) string {
+func (h *harness) seedSession(t testing.TB, values map[string]any) string {
 	t.Helper()
 	ctx, err := h.sm.Load(context.Background(), "")
 	if err != nil {
