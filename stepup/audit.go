@@ -13,7 +13,9 @@ type EventType string
 // The audit event types.
 const (
 	// EventChallenge: a guarded request was not elevated, and a step-up
-	// challenge was issued (a redirect to the IdP or a 401).
+	// challenge was issued (a redirect to the IdP or a 401). Reason
+	// session_error means the challenge could not be saved and was not
+	// issued.
 	EventChallenge EventType = "challenge"
 	// EventGranted: a callback passed every check and an elevation was stored.
 	EventGranted EventType = "granted"

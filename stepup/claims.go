@@ -72,16 +72,24 @@ func parseString(raw json.RawMessage) (string, error) {
 	return s, nil
 }
 
-// parseStrings parses an optional array-of-strings claim.
+// parseStrings parses an optional array-of-strings claim. A null element
+// is an error: encoding/json would quietly read it as "".
 func parseStrings(raw json.RawMessage) ([]string, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
-	var l []string
+	var l []*string
 	if raw[0] != '[' || json.Unmarshal(raw, &l) != nil {
 		return nil, errClaimType
 	}
-	return l, nil
+	out := make([]string, len(l))
+	for i, s := range l {
+		if s == nil {
+			return nil, errClaimType
+		}
+		out[i] = *s
+	}
+	return out, nil
 }
 
 // acceptedACR returns the acr the token satisfies the scope with: its acr

@@ -55,6 +55,7 @@ func TestAcceptedACR(t *testing.T) {
 		{"acr as an array", `["urn:mfa"]`, ``, "", false, true},
 		{"acrs as a string", ``, `"urn:mfa"`, "", false, true},
 		{"acrs holding numbers", ``, `[1,2]`, "", false, true},
+		{"acrs holding null", ``, `[null,"urn:mfa"]`, "", false, true},
 	} {
 		c := idClaims{ACR: json.RawMessage(tc.acr), ACRs: json.RawMessage(tc.acrs)}
 		got, ok, err := acceptedACR(&c, accept)

@@ -110,7 +110,9 @@ type Config struct {
 	ClientIP func(r *http.Request) string
 
 	// HTTPClient makes every call to the IdP: discovery, JWKS and the token
-	// endpoint. Default: a client with a 10s timeout.
+	// endpoint. It must have a Timeout: go-oidc fetches the JWKS in the
+	// background without a deadline, and one hung fetch would stall every
+	// later callback. Default: a client with a 10s timeout.
 	HTTPClient *http.Client
 
 	// StartPath is where [StepUp.StartHandler] is mounted. API clients that
@@ -210,6 +212,9 @@ func (c *Config) validate() error {
 	}
 	if c.ClockSkew > maxClockSkew {
 		return bad("ClockSkew", "must be at most 5m: a larger tolerance hides a broken clock")
+	}
+	if c.HTTPClient != nil && c.HTTPClient.Timeout <= 0 {
+		return bad("HTTPClient", "needs a Timeout: a hung JWKS fetch would stall every later callback")
 	}
 	if c.LoginHint && c.Subject == nil {
 		return bad("LoginHint", "needs Subject")

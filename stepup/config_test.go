@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"errors"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,7 @@ func TestNewRefusesBadConfigNamingTheField(t *testing.T) {
 		{"ClockSkew", func(c *Config) { c.ClockSkew = 1500 * time.Millisecond }},
 		{"ClockSkew", func(c *Config) { c.ClockSkew = 6 * time.Minute }},
 		{"LoginHint", func(c *Config) { c.LoginHint, c.Subject = true, nil }},
+		{"HTTPClient", func(c *Config) { c.HTTPClient = &http.Client{} }},
 		{"StartPath", func(c *Config) { c.StartPath = "stepup/start" }},
 		{"DefaultReturnTo", func(c *Config) { c.DefaultReturnTo = "//evil.test" }},
 		{"Scopes", func(c *Config) { c.Scopes = nil }},

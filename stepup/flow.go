@@ -106,6 +106,14 @@ func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy
 	}
 	list = append(list, c)
 	s.sm.Put(ctx, s.pendingKey, encodePending(list))
+	// Save the challenge before answering: if the store fails, the browser
+	// must not be sent to the IdP with a state no session holds, and the
+	// authorization URL (state, nonce) must not end up in an error page.
+	if _, _, err := s.sm.Commit(ctx); err != nil {
+		s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError})
+		s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+		return
+	}
 
 	opts := append(slices.Clip(p.authOptions),
 		oauth2.S256ChallengeOption(c.verifier),
