@@ -36,7 +36,7 @@ func safeReturnTo(s string) (string, bool) {
 	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
 		return "", false
 	}
-	if strings.IndexByte(s, '\\') >= 0 || !storable(s) {
+	if strings.IndexByte(s, '\\') >= 0 || !printable(s) {
 		return "", false
 	}
 	u, err := url.Parse(s)

@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"errors"
+	"unicode"
 	"strconv"
 	"strings"
 	"time"
@@ -35,13 +36,27 @@ var errCorruptRecord = errors.New("stepup: stored record is malformed")
 // and at most maxField bytes.
 func storable(s string) bool { return len(s) <= maxField && printable(s) }
 
-// printable reports whether s is valid UTF-8 without control characters.
+// printable reports whether s is valid UTF-8 without control characters:
+// C0, DEL and C1, and the Unicode line and paragraph separators, which some
+// log viewers treat as line breaks.
 func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+		if s[i] >= utf8.RuneSelf {
+			return printableUnicode(s[i:])
+		}
+	}
+	return true
+}
+
+func printableUnicode(s string) bool {
 	if !utf8.ValidString(s) {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f {
+	for _, r := range s {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return false
 		}
 	}
