@@ -91,6 +91,8 @@ func TestStorable(t *testing.T) {
 		"a\nb":                           false,
 		"\x7f":                           false,
 		"\xff":                           false,
+		"a\u0085b":                       false,
+		"a\u2028b":                       false,
 		string(make([]byte, maxField+1)): false,
 	} {
 		if got := storable(s); got != want {
