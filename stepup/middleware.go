@@ -24,7 +24,8 @@ type StepUp struct {
 	issParam   bool // the IdP promises the RFC 9207 iss parameter
 	policies   map[string]*policy
 	pendingKey string
-	skew       int64 // Config.ClockSkew in whole seconds
+	skew       int64  // Config.ClockSkew in whole seconds
+	issuerTag  string // issuerTag(Config.Issuer), as stored in elevations
 }
 
 // New validates cfg, discovers the IdP when cfg.Provider is nil, and
@@ -66,6 +67,7 @@ func New(cfg Config) (*StepUp, error) {
 		issParam:   issParam,
 		policies:   make(map[string]*policy, len(cfg.Scopes)),
 		pendingKey: cfg.SessionKeyPrefix + "pending",
+		issuerTag:  issuerTag(cfg.Issuer),
 		skew:       int64(cfg.ClockSkew / time.Second),
 	}
 	for name, sc := range cfg.Scopes {
@@ -125,7 +127,7 @@ func (s *StepUp) check(v any, sub string, checkSub bool, now int64) (verdict, el
 	switch {
 	case err != nil:
 		return verdictCorrupt, h
-	case h.issuer != s.cfg.Issuer:
+	case h.issuerTag != s.issuerTag:
 		return verdictOtherIssuer, h
 	case checkSub && h.subject != sub:
 		return verdictOtherUser, h
@@ -196,7 +198,7 @@ func (s *StepUp) remove(r *http.Request, p *policy, typ EventType, reason Reason
 	ctx := r.Context()
 	e := Event{Type: typ, Scope: p.name, Reason: reason}
 	if rec, ok := s.sm.Get(ctx, p.key).(string); ok {
-		if el, err := decodeElevation(rec, p.name); err == nil {
+		if el, err := s.decodeElevation(rec, p.name); err == nil {
 			e.Subject, e.Issuer, e.ACR, e.AMR = el.Subject, el.Issuer, el.ACR, el.AMR
 			e.Deadline, e.Bound, e.Elevation = el.Deadline, el.Bound, el.ID
 		}
@@ -223,6 +225,32 @@ type Elevation struct {
 	// brought forward by [Config.ClockSkew]. Set by [StepUp.Elevation]; show
 	// this one in countdowns.
 	Ends time.Time
+
+	issuerTag string // what the stored record keeps of Issuer
+	acrTag    string // what the stored record keeps of ACR
+}
+
+// decodeElevation decodes a stored elevation and names its issuer and acr
+// from their tags: the configured issuer, and the scope's acr value with
+// the same tag. A tag that names nothing configured any more leaves the
+// field empty.
+func (s *StepUp) decodeElevation(rec, scope string) (Elevation, error) {
+	e, err := decodeElevation(rec, scope)
+	if err != nil {
+		return e, err
+	}
+	if e.issuerTag == s.issuerTag {
+		e.Issuer = s.cfg.Issuer
+	}
+	if p := s.policies[scope]; p != nil {
+		for _, v := range p.ACR {
+			if acrTag(v) == e.acrTag {
+				e.ACR = v
+				break
+			}
+		}
+	}
+	return e, nil
 }
 
 // Elevation returns the session's elevation for scope if the guard would
@@ -251,7 +279,7 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 	if revoked, err := s.revoked(r.Context(), h.id); err != nil || revoked {
 		return Elevation{}, false
 	}
-	e, err := decodeElevation(v.(string), scope)
+	e, err := s.decodeElevation(v.(string), scope)
 	if err != nil {
 		return Elevation{}, false
 	}

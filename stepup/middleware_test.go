@@ -285,6 +285,9 @@ func TestElevationReadsWithoutEnforcing(t *testing.T) {
 				t.Error("Elevation removed an expired elevation")
 			}
 		}))
+	if got.ACR != "urn:test:mfa" || got.Issuer != testIssuer {
+		t.Errorf("Elevation named acr %q, issuer %q; want them resolved from the record's tags", got.ACR, got.Issuer)
+	}
 	if !got.Ends.Equal(el.Deadline.Add(-30 * time.Second)) {
 		t.Errorf("Ends = %v, want the deadline minus the skew", got.Ends)
 	}

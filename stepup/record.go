@@ -1,11 +1,13 @@
 package stepup
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
-	"unicode"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -108,6 +110,22 @@ func (d *record) int() int64 {
 	return n
 }
 
+// delta reads an instant stored as signed seconds from base; an empty
+// field is the zero time.
+func (d *record) delta(base int64) time.Time {
+	f := d.str()
+	if d.err != nil || f == "" {
+		return time.Time{}
+	}
+	n, err := strconv.ParseInt(f, 10, 64)
+	t := time.Unix(base+n, 0)
+	if err != nil || t.IsZero() {
+		d.err = errCorruptRecord
+		return time.Time{}
+	}
+	return t
+}
+
 // end checks that every field was read.
 func (d *record) end() error {
 	if d.err == nil && !d.done {
@@ -130,6 +148,15 @@ func (w *writer) int(n int64) {
 	w.str("")
 	if n != 0 {
 		w.b = strconv.AppendInt(w.b, n, 10)
+	}
+}
+
+// delta writes t as signed seconds from base, or an empty field for the
+// zero time.
+func (w *writer) delta(t time.Time, base int64) {
+	w.str("")
+	if !t.IsZero() {
+		w.b = strconv.AppendInt(w.b, t.Unix()-base, 10)
 	}
 }
 
@@ -185,22 +212,49 @@ func boundFromCode(c string) (Bound, bool) {
 	return "", false
 }
 
+// issuerTag is what a stored elevation keeps of its issuer: 66 bits of the
+// issuer URL's SHA-256. The guard only needs to tell the configured issuer
+// from any other; an issuer URL can be 80 bytes long (Entra ID's are), and
+// every byte of the record is loaded with every request.
+func issuerTag(issuer string) string {
+	sum := sha256.Sum256([]byte(issuer))
+	return base64.RawURLEncoding.EncodeToString(sum[:9])[:11]
+}
+
+// acrTag is what a stored elevation keeps of its acr: 36 bits of its
+// SHA-256. The acr is always one of the scope's configured values, so the
+// tag names it among them; an acr URN can be 60 bytes long (the PAPE
+// multi-factor policy), and every byte of the record is loaded with every
+// request.
+func acrTag(acr string) string {
+	sum := sha256.Sum256([]byte(acr))
+	return base64.RawURLEncoding.EncodeToString(sum[:6])[:6]
+}
+
 // encodeElevation serialises e. The fields the guard reads on every request
-// (deadline, issuer, subject, id) come first.
+// (deadline, issuer tag, subject, id) come first. The other instants are
+// stored as seconds from the deadline, which keeps them short.
 func encodeElevation(e *Elevation) string {
-	w := writer{b: make([]byte, 0, 160+len(e.Issuer)+len(e.Subject)+len(e.ACR))}
+	tag, acr := e.issuerTag, e.acrTag
+	if tag == "" {
+		tag = issuerTag(e.Issuer)
+	}
+	if acr == "" {
+		acr = acrTag(e.ACR)
+	}
+	deadline := unixOrZeroInt(e.Deadline)
+	w := writer{b: make([]byte, 0, 96+len(e.Subject)+len(e.ACR))}
 	w.str(elevationTag)
-	w.int(unixOrZeroInt(e.Deadline))
-	w.str(e.Issuer)
+	w.int(deadline)
+	w.str(tag)
 	w.str(e.Subject)
 	w.str(e.ID)
 	w.str(boundCode(e.Bound))
-	w.str(e.ACR)
+	w.str(acr)
 	w.list(e.AMR)
-	w.int(unixOrZeroInt(e.AuthTime))
-	w.int(unixOrZeroInt(e.Expiry))
-	w.int(unixOrZeroInt(e.SessionExpiry))
-	w.int(unixOrZeroInt(e.GrantedAt))
+	for _, t := range [...]time.Time{e.AuthTime, e.Expiry, e.SessionExpiry, e.GrantedAt} {
+		w.delta(t, deadline)
+	}
 	return string(w.b)
 }
 
@@ -215,10 +269,10 @@ func unixOrZeroInt(t time.Time) int64 {
 // request. Its strings are slices of the stored record: reading it does not
 // allocate.
 type elevationHead struct {
-	deadline int64
-	issuer   string
-	subject  string
-	id       string
+	deadline  int64
+	issuerTag string
+	subject   string
+	id        string
 }
 
 // readElevationHead parses a stored elevation far enough for the guard,
@@ -232,41 +286,44 @@ func readElevationHead(rec string) (elevationHead, error) {
 	}
 	var h elevationHead
 	h.deadline = d.int()
-	h.issuer = d.str()
+	h.issuerTag = d.str()
 	h.subject = d.str()
 	h.id = d.str()
 	_, boundOK := boundFromCode(d.str())
-	d.str() // acr
-	d.str() // amr
+	acrOK := d.str() != "" // acr tag
+	d.str()                // amr
 	for range 4 {
-		d.int() // auth_time, exp, session_expiry, granted_at
+		d.delta(h.deadline) // auth_time, exp, session_expiry, granted_at
 	}
-	if d.end() != nil || !boundOK || h.deadline <= 0 {
+	if d.end() != nil || !boundOK || !acrOK || h.deadline <= 0 || h.issuerTag == "" {
 		return elevationHead{}, errCorruptRecord
 	}
 	return h, nil
 }
 
-// decodeElevation parses a whole stored elevation for scope.
+// decodeElevation parses a whole stored elevation for scope. Its Issuer and
+// ACR are left empty: the record holds only their tags, which the caller
+// resolves against the configuration.
 func decodeElevation(rec, scope string) (Elevation, error) {
 	d := record{rest: rec}
 	if d.str() != elevationTag {
 		return Elevation{}, errCorruptRecord
 	}
 	e := Elevation{Scope: scope}
-	e.Deadline = unixOrZero(d.int())
-	e.Issuer = d.str()
+	deadline := d.int()
+	e.Deadline = unixOrZero(deadline)
+	e.issuerTag = d.str()
 	e.Subject = d.str()
 	e.ID = d.str()
 	bound, boundOK := boundFromCode(d.str())
 	e.Bound = bound
-	e.ACR = d.str()
+	e.acrTag = d.str()
 	e.AMR = splitList(d.str())
-	e.AuthTime = unixOrZero(d.int())
-	e.Expiry = unixOrZero(d.int())
-	e.SessionExpiry = unixOrZero(d.int())
-	e.GrantedAt = unixOrZero(d.int())
-	if err := d.end(); err != nil || !boundOK || e.Deadline.IsZero() {
+	e.AuthTime = d.delta(deadline)
+	e.Expiry = d.delta(deadline)
+	e.SessionExpiry = d.delta(deadline)
+	e.GrantedAt = d.delta(deadline)
+	if err := d.end(); err != nil || !boundOK || e.Deadline.IsZero() || e.issuerTag == "" || e.acrTag == "" {
 		return Elevation{}, errCorruptRecord
 	}
 	return e, nil

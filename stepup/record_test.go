@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -27,11 +28,16 @@ func TestElevationRoundTrips(t *testing.T) {
 		if err != nil {
 			t.Fatalf("decode(%q): %v", rec, err)
 		}
+		// The record keeps tags of the issuer and the acr, not the values.
+		if got.issuerTag != issuerTag(el.Issuer) || got.Issuer != "" || got.acrTag != acrTag(el.ACR) || got.ACR != "" {
+			t.Errorf("tags: issuer %q (%q), acr %q (%q)", got.issuerTag, got.Issuer, got.acrTag, got.ACR)
+		}
+		got.Issuer, got.issuerTag, got.ACR, got.acrTag = el.Issuer, "", el.ACR, ""
 		if !reflect.DeepEqual(got, el) {
 			t.Errorf("round trip\n got %+v\nwant %+v", got, el)
 		}
 		h, err := readElevationHead(rec)
-		if err != nil || h.deadline != el.Deadline.Unix() || h.issuer != el.Issuer || h.subject != el.Subject || h.id != el.ID {
+		if err != nil || h.deadline != el.Deadline.Unix() || h.issuerTag != issuerTag(el.Issuer) || h.subject != el.Subject || h.id != el.ID {
 			t.Errorf("head %+v, %v", h, err)
 		}
 	}
@@ -50,7 +56,9 @@ func TestDecodeElevationRefusesDamage(t *testing.T) {
 	el := Elevation{ID: "x", Issuer: "i", Subject: "s", Deadline: time.Unix(1_800_000_000, 0), Bound: BoundExp, AuthTime: time.Unix(1, 0), GrantedAt: time.Unix(1, 0)}
 	good := encodeElevation(&el)
 	for _, bad := range []string{
-		"", "e1", "e2" + good[2:], good + "\x1fextra", good[:len(good)-3],
+		"", "e1", "e2" + good[2:], good + "\x1fextra", good[:strings.LastIndexByte(good, fieldSep)],
+		"e1\x1f100\x1f\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",     // no issuer tag
+		"e1\x1f100\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1fsoon\x1f\x1f\x1f1", // an instant that is not a number
 		"e1\x1f-5\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",
 		"e1\x1f0\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",
 		"e1\x1f100\x1fi\x1fs\x1fx\x1fq\x1f\x1f\x1f1\x1f\x1f\x1f1",

@@ -3,6 +3,7 @@ package stepup
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -17,11 +18,15 @@ import (
 // is the SessionManager's own, so revocations reach every replica that
 // shares sessions, in memory, Redis or Postgres alike.
 
-// newElevationID returns a random elevation id. It starts with "E;": a
-// semicolon never occurs in a cookie value, so no client can present an id
-// as its session token, load the revocation record as a session and
-// destroy it.
-func newElevationID() string { return "E;" + rand.Text() }
+// newElevationID returns a random elevation id: 128 bits, base64url. It
+// starts with "E;": a semicolon never occurs in a cookie value, so no client
+// can present an id as its session token, load the revocation record as a
+// session and destroy it.
+func newElevationID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "E;" + base64.RawURLEncoding.EncodeToString(b[:])
+}
 
 // revoke records that the elevation id must not be honoured again before
 // until. The record is an empty session in the store's codec, so that
