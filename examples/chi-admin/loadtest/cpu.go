@@ -1,0 +1,104 @@
+package main
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The load test shares the machine with whatever else runs on it. To tell
+// a slow console from a busy machine, it compares the CPU time the whole
+// machine spent during a run (/proc/stat) with the time its own processes
+// spent (/proc/PID/stat for the console, redis-server and itself; wrk's
+// rusage). Linux only; elsewhere the share is unknown.
+
+// clockTick is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
+// architecture Go supports.
+const clockTick = 10 * time.Millisecond
+
+// machineCPU returns the time all CPUs spent running processes (steal
+// included: the hypervisor gave it to someone else) and in total since
+// boot. Interrupt and softirq time is left out of busy: it is charged to no
+// process, and during a run it is mostly the loopback traffic of the run
+// itself.
+func machineCPU() (busy, total time.Duration, ok bool) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, 0, false
+	}
+	var ticks [8]int64 // user nice system idle iowait irq softirq steal
+	for i := range ticks {
+		if ticks[i], err = strconv.ParseInt(f[i+1], 10, 64); err != nil {
+			return 0, 0, false
+		}
+	}
+	var all int64
+	for _, t := range ticks {
+		all += t
+	}
+	running := ticks[0] + ticks[1] + ticks[2] + ticks[7]
+	return time.Duration(running) * clockTick, time.Duration(all) * clockTick, true
+}
+
+// processCPU returns the user and system time of a live process; pid 0 is
+// this process.
+func processCPU(pid int) (time.Duration, bool) {
+	p := "/proc/self/stat"
+	if pid != 0 {
+		p = "/proc/" + strconv.Itoa(pid) + "/stat"
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return 0, false
+	}
+	// The command name, field 2, is in parentheses and may hold spaces.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 { // utime and stime are fields 14 and 15, f[11] and f[12]
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(u+s) * clockTick, true
+}
+
+// cpuSample is a snapshot before or after a run.
+type cpuSample struct {
+	busy, total, ours time.Duration
+	ok                bool
+}
+
+func sampleCPU(pids ...int) cpuSample {
+	var s cpuSample
+	s.busy, s.total, s.ok = machineCPU()
+	for _, pid := range append(pids, 0) {
+		d, ok := processCPU(pid)
+		s.ours += d
+		s.ok = s.ok && ok
+	}
+	return s
+}
+
+// othersShare is the share of the machine's CPU capacity that processes
+// other than the load test's used between a and b, wrk's time (which ends
+// with the run, so /proc no longer has it) given separately. It returns
+// false when it is unknown.
+func othersShare(a, b cpuSample, wrk time.Duration) (float64, bool) {
+	if !a.ok || !b.ok || b.total <= a.total {
+		return 0, false
+	}
+	others := (b.busy - a.busy) - (b.ours - a.ours) - wrk
+	return max(0, float64(others)/float64(b.total-a.total)), true
+}

@@ -1,0 +1,213 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+)
+
+// routes are measured in this order, each after its own warm-up, with the
+// same elevated session.
+var routes = []struct {
+	path    string
+	guarded bool
+}{
+	{"/ping", false},      // LoadAndSave, then the handler
+	{"/admin/ping", true}, // LoadAndSave, RequireStepUp("admin"), then the same handler
+}
+
+// routeResult is one measured wrk run.
+type routeResult struct {
+	path    string
+	guarded bool
+	wrk     wrkResult
+	// auditEvents and logLines are what the console printed during the run:
+	// an elevated request prints nothing, a challenge or a dropped elevation
+	// prints an audit event, a session error a log line.
+	auditEvents, logLines int64
+	redis                 *redisStats // deltas during the run; nil for the memory store
+	// othersCPU is the share of the machine's CPU that processes other than
+	// the load test's used during the run; valid when othersKnown.
+	othersCPU   float64
+	othersKnown bool
+}
+
+// storeResult is one session store's runs.
+type storeResult struct {
+	store    string
+	routes   []routeResult
+	failures []string // checks that failed; the run goes on
+}
+
+func (s storeResult) ratio() float64 {
+	var guarded, open float64
+	for _, r := range s.routes {
+		if r.guarded {
+			guarded = r.wrk.RequestsPerSec
+		} else {
+			open = r.wrk.RequestsPerSec
+		}
+	}
+	if open == 0 {
+		return 0
+	}
+	return guarded / open
+}
+
+// measureStore starts the console on store (and redis-server for "redis")
+// with a dev IdP in this process, elevates a session and runs wrk against
+// each route. Every process it starts is stopped before it returns.
+func measureStore(ctx context.Context, o *options, t tools, store, tmp string, stderr io.Writer) (storeResult, error) {
+	res := storeResult{store: store}
+	spec, redisAddr := "memory", ""
+	var pids []int // of the processes that serve the requests
+	if store == "redis" {
+		dir := tmp + "/redis"
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			return res, err
+		}
+		redis, addr, err := startRedis(ctx, t.redis, dir)
+		if err != nil {
+			return res, err
+		}
+		defer redis.stop()
+		pids = append(pids, redis.pid)
+		spec, redisAddr = "redis://"+addr+"/0", addr
+		logf(stderr, "%s: redis-server on %s", store, addr)
+	}
+
+	// The console's address is fixed first: the IdP registers its redirect
+	// URIs.
+	appAddr, err := freeAddr()
+	if err != nil {
+		return res, err
+	}
+	base := "http://" + appAddr
+	const clientID = "loadtest"
+	secret := rand.Text()
+	idp, err := devidp.Start(devidp.Config{
+		Addr: "127.0.0.1:0",
+		Clients: []stepuptest.Client{{
+			ID: clientID, Secret: secret,
+			RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"},
+		}},
+		// The elevation ends with the ID token: it must outlive every run.
+		IDTokenTTL: max(10*time.Minute, 2*(o.warmup+o.duration)+5*time.Minute),
+	})
+	if err != nil {
+		return res, err
+	}
+	defer idp.Close()
+
+	// The secret goes in the environment, not on the command line, which
+	// every local user can read.
+	app, err := startApp(ctx, o.app, base, []string{"STEPUP_CLIENT_SECRET=" + secret},
+		"-addr", appAddr, "-issuer", idp.Issuer(), "-client-id", clientID,
+		"-acr", devidp.StrongACR, "-session-store", spec)
+	if err != nil {
+		return res, err
+	}
+	defer app.stop()
+	pids = append(pids, app.pid)
+	logf(stderr, "%s: chi-admin (a separate process) at %s, dev IdP at %s", store, base, idp.Issuer())
+
+	cookie, err := elevate(ctx, base, idp, "alice")
+	if err != nil {
+		return res, err
+	}
+	for _, r := range routes {
+		if err := checkPong(ctx, base+r.path, cookie); err != nil {
+			return res, fmt.Errorf("before the runs: %w", err)
+		}
+	}
+	logf(stderr, "%s: alice is elevated; /ping and /admin/ping answer 200 pong", store)
+
+	for _, r := range routes {
+		target := base + r.path
+		if o.warmup > 0 {
+			logf(stderr, "%s: warm-up %s for %v", store, r.path, o.warmup)
+			w, _, err := runWrk(ctx, t.wrk, o, o.warmup, cookie, target)
+			if err != nil {
+				return res, err
+			}
+			logf(stderr, "%s: warm-up %s: %.0f req/s, non-2xx %d, socket errors %s", store, r.path, w.RequestsPerSec, w.Non2xx, w.Socket)
+		}
+
+		rr := routeResult{path: r.path, guarded: r.guarded}
+		audit0, log0 := app.stdout.count(), app.stderr.count()
+		var redis0 redisStats
+		if redisAddr != "" {
+			if redis0, err = readRedisStats(redisAddr); err != nil {
+				return res, err
+			}
+		}
+		logf(stderr, "%s: %s", store, wrkCommand(o, o.duration, target))
+		cpu0 := sampleCPU(pids...)
+		w, wrkCPU, err := runWrk(ctx, t.wrk, o, o.duration, cookie, target)
+		if err != nil {
+			return res, err
+		}
+		rr.wrk = w
+		rr.othersCPU, rr.othersKnown = othersShare(cpu0, sampleCPU(pids...), wrkCPU)
+		rr.auditEvents, rr.logLines = app.stdout.count()-audit0, app.stderr.count()-log0
+		if redisAddr != "" {
+			redis1, err := readRedisStats(redisAddr)
+			if err != nil {
+				return res, err
+			}
+			// Less this INFO's own connection and command.
+			rr.redis = &redisStats{commands: redis1.commands - redis0.commands - 1, connections: redis1.connections - redis0.connections - 1}
+		}
+		logf(stderr, "%s: %s: %.0f req/s, p50 %v, p99 %v, non-2xx %d, socket errors %s; other processes' CPU %s",
+			store, r.path, rr.wrk.RequestsPerSec, rr.wrk.P50, rr.wrk.P99, rr.wrk.Non2xx, rr.wrk.Socket, rr.othersString())
+		res.routes = append(res.routes, rr)
+
+		fail := func(format string, args ...any) {
+			res.failures = append(res.failures, fmt.Sprintf("%s %s: ", store, r.path)+fmt.Sprintf(format, args...))
+		}
+		if rr.wrk.Requests == 0 {
+			fail("wrk completed no request")
+		}
+		if rr.wrk.Non2xx > 0 {
+			fail("%d responses with a status above 399", rr.wrk.Non2xx)
+		}
+		if n := rr.wrk.Socket.total(); n > 0 {
+			fail("%d socket errors (%s)", n, rr.wrk.Socket)
+		}
+		if rr.auditEvents > 0 {
+			fail("the console printed %d audit events during the run (a challenge or a dropped elevation)", rr.auditEvents)
+		}
+		if rr.logLines > 0 {
+			fail("the console logged %d lines during the run:\n%s", rr.logLines, lastLines(app.stderr.String(), 5))
+		}
+		if err := checkPong(ctx, target, cookie); err != nil {
+			fail("after the run: %v", err)
+		}
+	}
+	if done, err := app.exited(); done {
+		res.failures = append(res.failures, fmt.Sprintf("%s: chi-admin %v:\n%s", store, err, app.stderr))
+	}
+	return res, nil
+}
+
+func (r routeResult) othersString() string {
+	if !r.othersKnown {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.0f%%", 100*r.othersCPU)
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
