@@ -68,7 +68,7 @@ func BenchmarkGuard(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		h    http.Handler
-	}{{"baseline", baseline}, {"baseline+scs-read", scsRead}, {"elevated", guarded}} {
+	}{{"chain=unguarded", baseline}, {"chain=unguarded+scs-read", scsRead}, {"chain=guarded", guarded}} {
 		b.Run(bc.name, func(b *testing.B) {
 			w := &nopWriter{h: http.Header{}}
 			b.ReportAllocs()
@@ -140,9 +140,9 @@ func BenchmarkExpiredAndChallenge(b *testing.B) {
 		guarded bool
 		want    int
 	}{
-		{"baseline", map[string]any{"stepup.elevation.admin": encodeElevation(&expired)}, false, 200},
-		{"expired", map[string]any{"stepup.elevation.admin": encodeElevation(&expired)}, true, 303},
-		{"challenge", map[string]any{"user": "alice"}, true, 303},
+		{"path=unguarded", map[string]any{"stepup.elevation.admin": encodeElevation(&expired)}, false, 200},
+		{"path=expired", map[string]any{"stepup.elevation.admin": encodeElevation(&expired)}, true, 303},
+		{"path=challenge", map[string]any{"user": "alice"}, true, 303},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			req := sessionRequest(b, h, "/admin", bc.values)
@@ -192,7 +192,7 @@ func BenchmarkCallback(b *testing.B) {
 	}
 	pendingList := encodePending([]pending{c})
 
-	b.Run("verify-only", func(b *testing.B) {
+	b.Run("work=verify-only", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, err := h.su.verifier.Verify(ctx, raw); err != nil {
@@ -200,7 +200,7 @@ func BenchmarkCallback(b *testing.B) {
 			}
 		}
 	})
-	b.Run("callback", func(b *testing.B) {
+	b.Run("work=callback", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			h.sm.Put(ctx, h.su.pendingKey, pendingList)
