@@ -3,6 +3,7 @@ package stepup
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -61,7 +62,8 @@ type Config struct {
 	// is empty (a public client sends only its client_id).
 	AuthStyle oauth2.AuthStyle
 	// RedirectURL is the absolute URL at which [StepUp.CallbackHandler] is
-	// mounted, registered at the IdP. Required.
+	// mounted, registered at the IdP. It must use https, except on a
+	// loopback host (127.0.0.1, ::1, localhost) for development. Required.
 	RedirectURL string
 	// ExtraScopes are OAuth scopes requested besides "openid". Default: none.
 	ExtraScopes []string
@@ -182,6 +184,15 @@ type policy struct {
 
 func validDuration(d time.Duration) bool { return d >= 0 && d%time.Second == 0 }
 
+// loopback reports whether host names this machine.
+func loopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 func (c *Config) validate() error {
 	bad := func(field, problem string) error { return &ConfigError{Field: field, Problem: problem} }
 	if c.Issuer == "" && c.Provider == nil {
@@ -195,6 +206,8 @@ func (c *Config) validate() error {
 	}
 	if u, err := url.Parse(c.RedirectURL); err != nil || !u.IsAbs() || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Fragment != "" {
 		return bad("RedirectURL", "must be an absolute http(s) URL without a fragment")
+	} else if u.Scheme == "http" && !loopback(u.Hostname()) {
+		return bad("RedirectURL", "must use https (plain http only on a loopback host): the callback carries the authorization code")
 	}
 	switch c.AuthStyle {
 	case oauth2.AuthStyleAutoDetect, oauth2.AuthStyleInHeader, oauth2.AuthStyleInParams:

@@ -1,13 +1,17 @@
 package stepup
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 func TestNewRefusesBadConfigNamingTheField(t *testing.T) {
@@ -73,13 +77,50 @@ func TestNewAcceptsAFiniteIgnoreIDTokenExpiryScope(t *testing.T) {
 	})
 }
 
-func TestNewRefusesIssuerThatDiffersFromProvider(t *testing.T) {
+func TestNewRefusesIssuerThatDiffersFromDiscovery(t *testing.T) {
 	t.Parallel()
-	// Covered against a real discovery document in the end-to-end tests;
-	// here the provider has none, so the configured Issuer is taken as is.
+	idp, err := stepuptest.New(stepuptest.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idp.Close()
 	h := newHarness(t)
+	for _, issuer := range []string{idp.Issuer() + "/", "https://other.test"} {
+		cfg := h.cfg
+		cfg.Provider, cfg.Issuer = nil, issuer
+		if issuer == "https://other.test" {
+			p, err := oidc.NewProvider(context.Background(), idp.Issuer())
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Provider = p
+		}
+		var ce *ConfigError
+		if _, err := New(cfg); !errors.As(err, &ce) || ce.Field != "Issuer" {
+			t.Errorf("Issuer %q: %v, want a ConfigError on Issuer", issuer, err)
+		}
+	}
+	// A provider without a discovery document takes the configured issuer.
 	if h.su.cfg.Issuer != testIssuer {
-		t.Fatalf("issuer %q", h.su.cfg.Issuer)
+		t.Errorf("issuer %q", h.su.cfg.Issuer)
+	}
+}
+
+func TestRedirectURLMustBeHTTPSUnlessLoopback(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	for url, ok := range map[string]bool{
+		"https://app.example.com/stepup/callback": true,
+		"http://127.0.0.1:8080/stepup/callback":   true,
+		"http://localhost:8080/stepup/callback":   true,
+		"http://[::1]:8080/stepup/callback":       true,
+		"http://app.example.com/stepup/callback":  false,
+	} {
+		cfg := h.cfg
+		cfg.RedirectURL = url
+		if _, err := New(cfg); (err == nil) != ok {
+			t.Errorf("RedirectURL %s: %v", url, err)
+		}
 	}
 }
 

@@ -177,3 +177,5 @@ func navigation(method, target, user string) *http.Request {
 var okHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 	w.Write([]byte("secret admin page"))
 })
+
+func httptestRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }

@@ -244,6 +244,9 @@ func TestCorruptElevationFailsClosed(t *testing.T) {
 		if !errors.Is(gotErr, ErrCorruptElevation) {
 			t.Errorf("%#v: OnError got %v", v, gotErr)
 		}
+		if ev := h.audit.Events(); len(ev) == 0 || ev[len(ev)-1].Type != EventDropped || ev[len(ev)-1].Reason != ReasonCorrupt {
+			t.Errorf("%#v: audit %+v, want dropped/corrupt", v, ev)
+		}
 	}
 }
 

@@ -205,3 +205,96 @@ func redisPool(t *testing.T) *redis.Pool {
 		}
 	}
 }
+
+// TestLogoutWithDropAllStopsAResurrectedSession: logout revokes with
+// DropAll and destroys the session, while a request that loaded the session
+// earlier is still running; that request writes the whole session back
+// under the old token. Whoever holds the old cookie must not be elevated.
+func TestLogoutWithDropAllStopsAResurrectedSession(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.Scopes = map[string]Scope{"admin": {ACR: []string{"urn:test:mfa"}}, "billing": {ACR: []string{"urn:test:mfa"}}}
+	})
+	guard := h.su.RequireStepUp("admin")
+	entered, release := make(chan struct{}), make(chan struct{})
+	mux := http.NewServeMux()
+	mux.Handle("GET /admin", guard(okHandler))
+	mux.Handle("GET /admin/slow", guard(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.sm.Put(r.Context(), "last_seen", "now")
+		close(entered)
+		<-release
+	})))
+	mux.HandleFunc("POST /logout", func(w http.ResponseWriter, r *http.Request) {
+		h.su.DropAll(r)
+		if err := h.sm.Destroy(r.Context()); err != nil {
+			t.Error(err)
+		}
+	})
+	srv := httptest.NewServer(h.sm.LoadAndSave(mux))
+	defer srv.Close()
+	admin, billing := h.elevation(t0.Add(time.Hour)), h.elevation(t0.Add(time.Hour))
+	admin.ID, billing.ID, billing.Scope = newElevationID(), newElevationID(), "billing"
+	token := h.seedSession(t, map[string]any{
+		"stepup.elevation.admin":   encodeElevation(&admin),
+		"stepup.elevation.billing": encodeElevation(&billing),
+	})
+	send := func(method, path string) int {
+		req, _ := http.NewRequest(method, srv.URL+path, nil)
+		req.Header.Set("X-Test-User", "alice")
+		req.Header.Set("Accept", "application/json")
+		req.AddCookie(&http.Cookie{Name: h.sm.Cookie.Name, Value: token})
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	done := make(chan int)
+	go func() { done <- send("GET", "/admin/slow") }()
+	<-entered
+	send("POST", "/logout")
+	close(release)
+	<-done
+	if !h.storedElevation(t, token) {
+		t.Fatal("the in-flight request did not write the destroyed session back; the race did not happen")
+	}
+	if status := send("GET", "/admin"); status != http.StatusUnauthorized {
+		t.Fatalf("the old cookie is still elevated after logout: %d", status)
+	}
+	dropped := 0
+	for _, e := range h.audit.Events() {
+		if e.Type == EventDropped && e.Reason == ReasonDropped {
+			dropped++
+		}
+	}
+	if dropped != 2 {
+		t.Errorf("DropAll audited %d drops, want one per scope", dropped)
+	}
+}
+
+func TestElevationReportsNothingForARevokedElevation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	fs := &flakyStore{Store: memstore.NewWithCleanupInterval(0)}
+	h.sm.Store = fs
+	el := h.elevation(t0.Add(time.Hour))
+	el.ID = newElevationID()
+	h.serve(navigation("GET", "/", "alice"), map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if _, ok := h.su.Elevation(r, "admin"); !ok {
+				t.Fatal("a fresh elevation is not reported")
+			}
+			fs.failFind.Store(true)
+			if _, ok := h.su.Elevation(r, "admin"); ok {
+				t.Error("reported while the revocation lookup fails")
+			}
+			fs.failFind.Store(false)
+			if err := h.su.revoke(r.Context(), el.ID, el.Deadline); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := h.su.Elevation(r, "admin"); ok {
+				t.Error("a revoked elevation is reported")
+			}
+		}))
+}
