@@ -53,9 +53,14 @@
 //     elevation until its deadline; stepup shortens that window but cannot
 //     tell the thief from the user. Use Secure, HttpOnly, SameSite cookies
 //     and short Lifetime caps.
-//   - Concurrent requests on one session. scs has no locking across
-//     requests and the last commit wins, so a request that started before
-//     [StepUp.Drop] can write the dropped elevation back when it commits.
+//   - Everything concurrent requests on one session can do. scs has no
+//     locking across requests and the last commit wins: a request in flight
+//     during [StepUp.Drop] writes the dropped elevation back. stepup records
+//     each drop in the session store until the elevation's deadline and
+//     refuses such an elevation, but other session data the app changed is
+//     still lost, and challenges started in truly concurrent requests can
+//     lose one another. Call [StepUp.DropAll] before destroying a session at
+//     logout.
 //   - An IdP that lies. stepup checks what the ID token asserts; it cannot
 //     know whether the IdP really performed the authentication its acr names.
 //   - Application routes left unguarded. Only routes behind RequireStepUp
