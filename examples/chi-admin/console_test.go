@@ -128,3 +128,90 @@ func TestAuditPageListsEvents(t *testing.T) {
 		}
 	}
 }
+
+// TestCrossSiteGuardedFormIsRefused: a cross-site page cannot post the
+// guarded users form with the victim's elevated session.
+func TestCrossSiteGuardedFormIsRefused(t *testing.T) {
+	app, idp := startConsole(t, devidp.Config{})
+	c := newClient(t, nil)
+	c.signIn(idp, c.get(app.URL+"/login"), "alice")
+	if p := c.signIn(idp, c.get(app.URL+"/admin/users"), "alice"); p.status != 200 {
+		t.Fatalf("step-up: %d %s", p.status, p.url)
+	}
+	req, _ := http.NewRequest("POST", app.URL+"/admin/users", strings.NewReader("name=mallory"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Sec-Fetch-Site", "cross-site")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site POST of the guarded form got %d, want 403", resp.StatusCode)
+	}
+	if p := c.get(app.URL + "/admin/users"); strings.Contains(p.body, "mallory") {
+		t.Error("the cross-site POST added a user")
+	}
+}
+
+// TestForgedRequestIDStaysOutOfTheAuditLog: chi's RequestID middleware
+// would trust an inbound X-Request-Id verbatim; the console drops it.
+func TestForgedRequestIDStaysOutOfTheAuditLog(t *testing.T) {
+	app, _ := startConsole(t, devidp.Config{})
+	c := newClient(t, func(*http.Request) bool { return true })
+	c.get(app.URL + "/login") // a session
+	req, _ := http.NewRequest("GET", app.URL+"/admin", nil)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("X-Request-Id", "forged-request-id")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if strings.Contains(app.stdout.String(), "forged") {
+		t.Errorf("a client-supplied request id reached the audit log:\n%s", app.stdout)
+	}
+}
+
+func TestSessionCookieAttributes(t *testing.T) {
+	app, _ := startConsole(t, devidp.Config{})
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := noFollow.Get(app.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var found bool
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "chi_admin_session" {
+			found = true
+			if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
+				t.Errorf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", ck)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no session cookie set")
+	}
+}
+
+// TestAuditPageEscapesMarkup: event fields come from the IdP and the
+// request; the audit page must render them as text.
+func TestAuditPageEscapesMarkup(t *testing.T) {
+	t.Parallel()
+	pages, err := parsePages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	evil := "<script>alert(1)</script>"
+	err = pages["audit"].ExecuteTemplate(&b, "layout", page{Title: "Audit", Data: []stepup.Event{{
+		Type: stepup.EventDenied, Subject: evil, ACR: evil, Reason: stepup.Reason(evil), Route: evil,
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), evil) || !strings.Contains(b.String(), "&lt;script&gt;") {
+		t.Errorf("the audit page does not escape event fields:\n%s", b.String())
+	}
+}
