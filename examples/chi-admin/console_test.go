@@ -157,9 +157,9 @@ func TestCrossSiteGuardedFormIsRefused(t *testing.T) {
 // TestForgedRequestIDStaysOutOfTheAuditLog: chi's RequestID middleware
 // would trust an inbound X-Request-Id verbatim; the console drops it.
 func TestForgedRequestIDStaysOutOfTheAuditLog(t *testing.T) {
-	app, _ := startConsole(t, devidp.Config{})
-	c := newClient(t, func(*http.Request) bool { return true })
-	c.get(app.URL + "/login") // a session
+	app, idp := startConsole(t, devidp.Config{})
+	c := newClient(t, nil)
+	c.signIn(idp, c.get(app.URL+"/login"), "alice") // logged in, not elevated
 	req, _ := http.NewRequest("GET", app.URL+"/admin", nil)
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("X-Request-Id", "forged-request-id")
@@ -168,6 +168,9 @@ func TestForgedRequestIDStaysOutOfTheAuditLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || len(auditEvents(t, app, stepup.EventChallenge)) != 1 {
+		t.Fatalf("want one audited 401 challenge, got %d", resp.StatusCode)
+	}
 	if strings.Contains(app.stdout.String(), "forged") {
 		t.Errorf("a client-supplied request id reached the audit log:\n%s", app.stdout)
 	}
