@@ -33,29 +33,15 @@ const (
 	callbackPath  = "/stepup/callback"
 )
 
-// fakeClock is the application's clock. It starts at the real time, because
-// the provider stamps iat and exp with the real clock, and only moves
-// forward.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-// advanceTo moves the clock to to, which must not be in its past.
-func (c *fakeClock) advanceTo(t *testing.T, to time.Time) {
+// advanceTo moves the application's clock to to, which must not be in its
+// past: the provider stamps iat and exp with the real clock, so the clock
+// starts at the real time and only moves forward.
+func advanceTo(t *testing.T, c *stepuptest.Clock, to time.Time) {
 	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if to.Before(c.now) {
-		t.Fatalf("fake clock: cannot move back from %v to %v", c.now, to)
+	if to.Before(c.Now()) {
+		t.Fatalf("fake clock: cannot move back from %v to %v", c.Now(), to)
 	}
-	c.now = to
+	c.Set(to)
 }
 
 // auditLog keeps every audit event the application emits.
@@ -131,7 +117,7 @@ type app struct {
 	idp      *stepuptest.Provider
 	su       *stepup.StepUp
 	sessions *scs.SessionManager
-	clock    *fakeClock
+	clock    *stepuptest.Clock
 	audit    *auditLog
 	tr       *http.Transport // shared by the test's browsers
 }
@@ -142,7 +128,7 @@ func newApp(t *testing.T, opts appOptions) *app {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	appURL := "http://" + srv.Listener.Addr().String()
-	a := &app{url: appURL, clock: &fakeClock{now: time.Now()}, audit: &auditLog{}, tr: &http.Transport{}}
+	a := &app{url: appURL, clock: stepuptest.NewClock(time.Now()), audit: &auditLog{}, tr: &http.Transport{}}
 
 	idp, err := stepuptest.New(stepuptest.Config{
 		Clients:      []stepuptest.Client{{ID: "admin-console", Secret: "s3cret", RedirectURIs: []string{appURL + callbackPath}}},

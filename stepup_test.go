@@ -85,12 +85,12 @@ func assertElevationEndsAt(t *testing.T, a *app, b *browser, deadline int64, bou
 	if g.Bound != bound || g.Deadline.Unix() != deadline {
 		t.Fatalf("granted deadline %d (%s), want %d (%s)", g.Deadline.Unix(), g.Bound, deadline, bound)
 	}
-	a.clock.advanceTo(t, time.Unix(deadline-skew-1, 0))
+	advanceTo(t, a.clock, time.Unix(deadline-skew-1, 0))
 	r := b.peek(t, "/admin")
 	if r.status != http.StatusOK || r.body != "admin ok" {
 		t.Fatalf("one second before deadline-skew: got %v, want 200", r)
 	}
-	a.clock.advanceTo(t, time.Unix(deadline-skew, 0))
+	advanceTo(t, a.clock, time.Unix(deadline-skew, 0))
 	wantRedirectToIdP(t, a, b.peek(t, "/admin"))
 	e := a.audit.last(t, stepup.EventExpired)
 	if e.Bound != bound || e.Deadline.Unix() != deadline || e.Elevation != g.Elevation || e.Subject != "alice" {
@@ -131,7 +131,7 @@ func TestReChallengeAfterExpiryLandsWhereTheUserWas(t *testing.T) {
 	b := a.newBrowser(t)
 	b.loginAs(t, "alice")
 	b.stepUp(t, "/admin")
-	a.clock.advanceTo(t, a.audit.last(t, stepup.EventGranted).Deadline.Add(-stepup.DefaultClockSkew))
+	advanceTo(t, a.clock, a.audit.last(t, stepup.EventGranted).Deadline.Add(-stepup.DefaultClockSkew))
 	// The next login's token must outlive the moved clock.
 	a.setLogin(stepuptest.Login{})
 

@@ -31,7 +31,7 @@ type flowHarness struct {
 	idp      *stepuptest.Provider
 	app      *httptest.Server
 	su       *StepUp
-	clock    *clock
+	clock    *stepuptest.Clock
 	audit    *recorder
 	store    *flakyStore
 	browser  *http.Client
@@ -45,7 +45,7 @@ func newFlowHarness(t *testing.T, idpCfg stepuptest.Config, mutate ...func(*Conf
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
-	h := &flowHarness{t: t, idp: idp, clock: newClock(time.Now().Truncate(time.Second)), audit: &recorder{}}
+	h := &flowHarness{t: t, idp: idp, clock: stepuptest.NewClock(time.Now().Truncate(time.Second)), audit: &recorder{}}
 	h.store = &flakyStore{Store: memstore.NewWithCleanupInterval(0)}
 	h.sessions = scs.New()
 	h.sessions.Store = h.store

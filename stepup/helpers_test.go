@@ -11,35 +11,11 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/coreos/go-oidc/v3/oidc"
+
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 const testIssuer = "https://idp.test"
-
-// clock is a fake clock that tests move by hand.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock(t time.Time) *clock { return &clock{t: t} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // recorder is an Auditor that keeps every event.
 type recorder struct {
@@ -97,7 +73,7 @@ func newSessions() *scs.SessionManager {
 type harness struct {
 	su    *StepUp
 	cfg   Config
-	clock *clock
+	clock *stepuptest.Clock
 	audit *recorder
 	sm    *scs.SessionManager
 }
@@ -106,7 +82,7 @@ var t0 = time.Unix(1_800_000_000, 0)
 
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{clock: newClock(t0), audit: &recorder{}, sm: newSessions()}
+	h := &harness{clock: stepuptest.NewClock(t0), audit: &recorder{}, sm: newSessions()}
 	h.cfg = Config{
 		Provider:       offlineProvider(),
 		Issuer:         testIssuer,

@@ -6,6 +6,7 @@ import (
 	"log"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -87,4 +88,15 @@ func Example() {
 	// sub: alice nonce: nonce-1
 	// acr: urn:example:mfa amr: [pwd otp]
 	// requested acr_values: [urn:example:mfa]
+}
+
+// A Clock drives stepup's Config.Now in tests, so that expiry is tested by
+// moving the clock rather than by sleeping.
+func ExampleClock() {
+	clock := stepuptest.NewClock(time.Unix(1_800_000_000, 0).UTC())
+	now := clock.Now // as stepup.Config{Now: clock.Now}
+	clock.Advance(5 * time.Minute)
+	fmt.Println(now().Format(time.RFC3339))
+	// Output:
+	// 2027-01-15T08:05:00Z
 }

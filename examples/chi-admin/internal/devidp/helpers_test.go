@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,29 +26,11 @@ const (
 	redirectURI = "http://127.0.0.1:9/callback"
 )
 
-// clock is a fake [devidp.Config.Now].
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
 // env is an IdP on a free port with a fake clock, and an RP registered at it
 // that uses x/oauth2 with PKCE and go-oidc, as the stepup library does.
 type env struct {
 	idp      *devidp.IdP
-	clock    *clock
+	clock    *stepuptest.Clock
 	ctx      context.Context // carries the RP's http.Client
 	oauth    oauth2.Config
 	verifier *oidc.IDTokenVerifier
@@ -60,7 +41,7 @@ type env struct {
 func newEnv(t *testing.T, cfg devidp.Config) *env {
 	t.Helper()
 	// Whole seconds near the real time: auth_time looks like a real one.
-	c := &clock{t: time.Now().Truncate(time.Second)}
+	c := stepuptest.NewClock(time.Now().Truncate(time.Second))
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Now = c.Now
 	cfg.Clients = append(cfg.Clients, stepuptest.Client{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirectURI}})
