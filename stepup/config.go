@@ -236,7 +236,7 @@ func (c *Config) validate() error {
 		return bad("StartPath", `must be a path starting with "/"`)
 	}
 	if c.DefaultReturnTo != "" {
-		if _, ok := safeReturnTo(c.DefaultReturnTo); !ok {
+		if _, ok := SafeReturnTo(c.DefaultReturnTo); !ok {
 			return bad("DefaultReturnTo", "must be a same-origin relative path")
 		}
 	}

@@ -25,18 +25,24 @@ const (
 	maxReturnToLen   = 2 << 10
 )
 
-// safeReturnTo accepts only a same-origin relative path: it must start with
-// a single "/", and hold no backslash, no control character and no scheme or
-// host. Browsers read "//host" and "/\host" as other origins and strip tabs
-// and newlines, so all of these are refused, not repaired.
-func safeReturnTo(s string) (string, bool) {
+// SafeReturnTo reports whether target is safe to redirect a browser to
+// after a login or a step-up, and returns it unchanged when it is. It
+// accepts only a same-origin relative path of at most 2 KiB: it must start
+// with a single "/", and hold no backslash, no character [Printable]
+// refuses, and no scheme or host. Browsers read "//host" and "/\host" as
+// other origins and strip tabs and newlines, so all of these are refused,
+// not repaired: fall back to a fixed path. stepup applies it to return_to
+// and to [Config.DefaultReturnTo]; an application's own login can apply it
+// to its return_to, with the same limits.
+func SafeReturnTo(target string) (string, bool) {
+	s := target
 	if s == "" || len(s) > maxReturnToLen || s[0] != '/' {
 		return "", false
 	}
 	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {
 		return "", false
 	}
-	if strings.IndexByte(s, '\\') >= 0 || !printable(s) {
+	if strings.IndexByte(s, '\\') >= 0 || !Printable(s) {
 		return "", false
 	}
 	u, err := url.Parse(s)
@@ -71,7 +77,7 @@ func (s *StepUp) StartHandler() http.Handler {
 				return
 			}
 		}
-		returnTo, ok := safeReturnTo(q.Get("return_to"))
+		returnTo, ok := SafeReturnTo(q.Get("return_to"))
 		if !ok || len(q["return_to"]) > 1 {
 			returnTo = s.cfg.DefaultReturnTo
 		}
@@ -194,7 +200,7 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 		{"error", &p.err, maxErrorLen},
 	} {
 		switch v := q[f.name]; {
-		case len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !printable(v[0]))):
+		case len(v) > 1 || (len(v) == 1 && (len(v[0]) > f.max || !Printable(v[0]))):
 			ok = false
 		case len(v) == 1:
 			*f.dst = v[0]

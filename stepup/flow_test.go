@@ -31,8 +31,8 @@ func TestOpenRedirectThroughReturnToIsRefused(t *testing.T) {
 		"\\\\evil.test":         false,
 		"/" + strings.Repeat("a", maxReturnToLen): false,
 	} {
-		if _, ok := safeReturnTo(s); ok != want {
-			t.Errorf("safeReturnTo(%q) ok = %v, want %v", s, ok, want)
+		if _, ok := SafeReturnTo(s); ok != want {
+			t.Errorf("SafeReturnTo(%q) ok = %v, want %v", s, ok, want)
 		}
 	}
 }

@@ -233,7 +233,7 @@ func FuzzSafeReturnTo(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, ok := safeReturnTo(s)
+		got, ok := SafeReturnTo(s)
 		if !ok {
 			if got != "" {
 				t.Errorf("refused %q but returned %q", s, got)

@@ -327,11 +327,11 @@ func (s *StepUp) DropAll(r *http.Request) {
 
 // challenge answers a request that is not elevated.
 func (s *StepUp) challenge(w http.ResponseWriter, r *http.Request, p *policy, sub string) {
-	returnTo, ok := safeReturnTo(r.URL.RequestURI())
+	returnTo, ok := SafeReturnTo(r.URL.RequestURI())
 	if !ok {
 		returnTo = s.cfg.DefaultReturnTo
 	}
-	if isNavigation(r) {
+	if IsNavigation(r) {
 		s.redirectToIdP(w, r, p, sub, returnTo)
 		return
 	}
@@ -364,9 +364,14 @@ type challengeBody struct {
 	StepUpURL   string `json:"step_up_url"`
 }
 
-// isNavigation reports whether r is a browser navigation that can follow a
-// redirect to the IdP: a GET or HEAD that accepts HTML, not sent by script.
-func isNavigation(r *http.Request) bool {
+// IsNavigation reports whether r is a browser navigation that can follow a
+// redirect to the IdP: a GET or HEAD that accepts text/html or
+// application/xhtml+xml (a wildcard does not count), not sent by script
+// (no X-Requested-With, and Sec-Fetch-Mode absent or "navigate"). The guard
+// redirects such requests and answers every other one with an RFC 9470 401.
+// An application's own login can use it to choose between a redirect and a
+// 401 in the same way, so both challenges treat a request alike.
+func IsNavigation(r *http.Request) bool {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return false
 	}

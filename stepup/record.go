@@ -36,12 +36,19 @@ var errCorruptRecord = errors.New("stepup: stored record is malformed")
 
 // storable reports whether s can be stored as a record field: printable
 // and at most maxField bytes.
-func storable(s string) bool { return len(s) <= maxField && printable(s) }
+func storable(s string) bool { return len(s) <= maxField && Printable(s) }
 
-// printable reports whether s is valid UTF-8 without control characters:
-// C0, DEL and C1, and the Unicode line and paragraph separators, which some
-// log viewers treat as line breaks.
-func printable(s string) bool {
+// Printable reports whether s is valid UTF-8 free of the characters that
+// let a value rewrite how a log line or a page reads: C0 and C1 controls,
+// DEL, the Unicode line and paragraph separators (which some log viewers
+// treat as line breaks), and the bidirectional formatting characters
+// (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which can make
+// "alice\u202Eecila" display as someone else ("Trojan Source", CVE-2021-42574).
+//
+// stepup applies it to every callback parameter, claim and return_to it
+// stores or logs. Applications can apply it to their own inputs that reach
+// audit logs or pages, such as user names.
+func Printable(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == 0x7f {
 			return false
@@ -58,7 +65,7 @@ func printableUnicode(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
 			return false
 		}
 	}

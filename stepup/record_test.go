@@ -108,3 +108,36 @@ func TestStorable(t *testing.T) {
 		}
 	}
 }
+
+// TestPrintableRefusesLogAndDisplaySpoofing: a value that reaches an audit
+// log or a page must not be able to start a new log line or reverse the
+// text around it.
+func TestPrintableRefusesLogAndDisplaySpoofing(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		s    string
+		want bool
+	}{
+		{"Plain", "alice@example.com", true},
+		{"Accented", "zoë", true},
+		{"CJK", "管理者", true},
+		{"Empty", "", true},
+		{"NUL", "alice\x00", false},
+		{"Newline", "alice\nforged line", false},
+		{"DEL", "alice\x7f", false},
+		{"C1NextLine", "alice\u0085forged", false},
+		{"LineSeparator", "alice\u2028forged", false},
+		{"ParagraphSeparator", "alice\u2029forged", false},
+		{"RightToLeftOverride", "alice\u202Eecila", false},
+		{"RightToLeftIsolate", "\u2067admin\u2069", false},
+		{"LeftToRightMark", "alice\u200e", false},
+		{"ArabicLetterMark", "alice\u061c", false},
+		{"InvalidUTF8", "alice\xff", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := Printable(tc.s); got != tc.want {
+				t.Errorf("Printable(%q) = %v, want %v", tc.s, got, tc.want)
+			}
+		})
+	}
+}
