@@ -243,7 +243,11 @@ func BenchmarkCallback(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			el, reason, _ := h.su.checkIDToken(idt, got, p, "alice", true)
+			tok, err := newIDToken(idt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			el, reason, _ := checkClaims(tok, got, p, h.su.ruleContext("alice", true))
 			if reason != "" {
 				b.Fatal(reason)
 			}

@@ -1,14 +1,23 @@
 package stepup
 
 import (
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net/http"
 	"slices"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
 )
 
-// This file parses the ID-token claims go-oidc leaves to the caller. Each
-// parser is strict and pure, so that a malformed claim fails closed and the
-// parsers can be fuzzed on their own.
+// This file holds the claim rules: what stepup checks in an ID token after
+// go-oidc's Verify accepted it (OIDC Core §3.1.3.7), and the texts that
+// explain a refusal. The parsers are strict and pure, so that a malformed
+// claim fails closed and each can be fuzzed on its own; the rules take plain
+// values, so that a rule about one claim is a table row, not a round trip
+// to an IdP.
 
 var (
 	errClaimType  = errors.New("stepup: claim has the wrong JSON type")
@@ -116,15 +125,206 @@ func acceptedACR(c *idClaims, acceptable []string) (acr string, ok bool, err err
 	return single, false, nil
 }
 
-// acrClaimsRequest renders an OIDC claims request (OIDC Core §5.5.1.1) that
-// marks acr essential with the given values.
-func acrClaimsRequest(values []string) string {
-	type acr struct {
+// acrClaimsRequest renders an OIDC claims request (OIDC Core §5.5.1) that
+// marks the acr claim essential with the given values (§5.5.1.1). claim is
+// "acr", or "acrs" for Microsoft Entra ID, whose authentication contexts
+// are requested in an acrs claim. The values go in "values", as §5.5.1.1
+// words it; a single acrs value goes in "value", the form Entra documents.
+func acrClaimsRequest(claim string, values []string) string {
+	type request struct {
 		Essential bool     `json:"essential"`
-		Values    []string `json:"values"`
+		Value     string   `json:"value,omitempty"`
+		Values    []string `json:"values,omitempty"`
 	}
-	b, _ := json.Marshal(map[string]map[string]acr{
-		"id_token": {"acr": {Essential: true, Values: values}},
-	})
+	req := request{Essential: true, Values: values}
+	if claim == "acrs" && len(values) == 1 {
+		req.Value, req.Values = values[0], nil
+	}
+	b, _ := json.Marshal(map[string]map[string]request{"id_token": {claim: req}})
 	return string(b)
+}
+
+// idToken is what the claim rules read from an ID token that go-oidc's
+// Verify accepted: plain values, with the claims go-oidc does not parse
+// left raw for the strict parsers above.
+type idToken struct {
+	subject  string
+	audience []string
+	nonce    string
+	issuedAt int64 // Unix seconds; 0 when the token has no iat
+	expiry   int64 // Unix seconds
+	claims   idClaims
+}
+
+// newIDToken takes the values the rules need from a verified token.
+func newIDToken(idt *oidc.IDToken) (idToken, error) {
+	t := idToken{
+		subject:  idt.Subject,
+		audience: idt.Audience,
+		nonce:    idt.Nonce,
+		expiry:   idt.Expiry.Unix(),
+	}
+	if !idt.IssuedAt.IsZero() {
+		t.issuedAt = idt.IssuedAt.Unix()
+	}
+	return t, idt.Claims(&t.claims)
+}
+
+// ruleContext is what the claim rules compare a token with besides the
+// challenge and the scope's policy.
+type ruleContext struct {
+	clientID string
+	issuer   string
+	skew     int64  // Config.ClockSkew in whole seconds
+	now      int64  // Unix seconds
+	subject  string // the logged-in user, checked when checkSub is set
+	checkSub bool
+}
+
+// checkClaims applies the checks go-oidc's Verify leaves to the caller to
+// a token Verify accepted, and computes the elevation's deadline. It returns
+// the elevation to grant, or the reason to deny with what to add to the
+// audit event. It is pure: no I/O, no clock.
+func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Reason, Event) {
+	now := rc.now
+	cl := &t.claims
+	// OIDC Core §3.1.3.7 (11): the nonce must be the one this challenge sent.
+	if subtle.ConstantTimeCompare([]byte(t.nonce), []byte(c.nonce)) != 1 {
+		return Elevation{}, ReasonNonceMismatch, Event{}
+	}
+	// §3.1.3.7 (4, 5): with several audiences azp must be present, and when
+	// present it must be this client.
+	azp, err := parseString(cl.AZP)
+	if err != nil || (len(t.audience) > 1 && azp == "") || (azp != "" && azp != rc.clientID) {
+		return Elevation{}, ReasonAZPMismatch, Event{}
+	}
+	// §3.1.3.7 (10): go-oidc does not check iat at all.
+	iat := t.issuedAt
+	if iat < minUnix || iat > now+rc.skew {
+		return Elevation{}, ReasonInvalidIAT, Event{}
+	}
+	// go-oidc accepts any exp in the future; one in milliseconds would make
+	// an endless elevation of a scope without Lifetime.
+	if t.expiry >= maxUnix {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
+	if !storable(t.subject) || t.subject == "" {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
+	amr, err := parseStrings(cl.AMR)
+	if err != nil || len(amr) > 32 || slices.ContainsFunc(amr, func(m string) bool { return !storable(m) || len(m) > 64 }) {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
+	// §3.1.3.7 (12) and RFC 9470 §4: the acr must be one the scope accepts.
+	// The user can edit acr_values in the URL, so the request proves nothing.
+	acr, ok, err := acceptedACR(cl, p.ACR)
+	if err != nil || !storable(acr) {
+		return Elevation{}, ReasonInvalidClaims, Event{AMR: amr}
+	}
+	e := Event{ACR: acr, AMR: amr}
+	if !ok {
+		return Elevation{}, ReasonACRNotSatisfied, e
+	}
+	// §3.1.3.7 (13): auth_time proves when the user logged in. stepup
+	// requires a login after the challenge began, and within MaxAge.
+	authTime, present, err := parseUnixSeconds(cl.AuthTime)
+	switch {
+	case !present:
+		return Elevation{}, ReasonMissingAuthTime, e
+	case err != nil:
+		return Elevation{}, ReasonInvalidAuthTime, e
+	case authTime > now+rc.skew:
+		return Elevation{}, ReasonAuthTimeInFuture, e
+	case authTime < c.started-rc.skew, p.maxAgeSecs > 0 && now-authTime > p.maxAgeSecs:
+		return Elevation{}, ReasonStaleAuthTime, e
+	}
+	if rc.checkSub && t.subject != rc.subject {
+		return Elevation{}, ReasonSubjectMismatch, e
+	}
+	// IPSIE session_expiry, read only from the verified ID token.
+	sessionExpiry, _, err := parseUnixSeconds(cl.SessionExpiry)
+	if err != nil {
+		return Elevation{}, ReasonInvalidSessionExpiry, e
+	}
+	b := bounds{sessionExpiry: sessionExpiry}
+	if !p.IgnoreIDTokenExpiry {
+		b.exp = t.expiry
+	}
+	if p.lifetimeSecs > 0 {
+		b.lifetime = now + p.lifetimeSecs
+	}
+	if p.maxAgeSecs > 0 {
+		b.maxAge = authTime + p.maxAgeSecs
+	}
+	deadline, bound, ok := b.deadline()
+	e.Deadline, e.Bound = unixOrZero(deadline), bound
+	if !ok || bornExpired(deadline, now, iat, rc.skew) {
+		return Elevation{}, ReasonCeilingInPast, e
+	}
+	el := Elevation{
+		ID:            newElevationID(),
+		Scope:         p.name,
+		Issuer:        rc.issuer,
+		Subject:       t.subject,
+		ACR:           acr,
+		AMR:           amr,
+		AuthTime:      time.Unix(authTime, 0),
+		IDTokenExpiry: time.Unix(t.expiry, 0),
+		SessionExpiry: unixOrZero(sessionExpiry),
+		GrantedAt:     time.Unix(now, 0),
+		Deadline:      time.Unix(deadline, 0),
+		Bound:         bound,
+	}
+	return el, "", e
+}
+
+// denialText explains each reason to the user, without internal detail.
+var denialText = map[Reason]string{
+	ReasonIdPError:             "The identity provider did not complete the step-up.",
+	ReasonBadRequest:           "The step-up response was malformed.",
+	ReasonUnknownState:         "This step-up response does not belong to a step-up started in this browser session. Start again.",
+	ReasonChallengeExpired:     "The step-up took too long. Start again.",
+	ReasonUnauthenticated:      "Log in first.",
+	ReasonIssuerMismatch:       "The step-up response came from an unexpected identity provider.",
+	ReasonMissingIssuer:        "The step-up response did not name its identity provider.",
+	ReasonMissingCode:          "The step-up response had no authorization code.",
+	ReasonTokenExchange:        "The identity provider could not be reached or refused the step-up.",
+	ReasonMissingIDToken:       "The identity provider returned no ID token.",
+	ReasonInvalidIDToken:       "The identity provider's ID token was not valid.",
+	ReasonNonceMismatch:        "The ID token was not issued for this step-up.",
+	ReasonAZPMismatch:          "The ID token was issued to another application.",
+	ReasonInvalidIAT:           "The ID token's issue time is not valid.",
+	ReasonInvalidClaims:        "The ID token's claims are malformed.",
+	ReasonACRNotSatisfied:      "The login was not strong enough for this action.",
+	ReasonMissingAuthTime:      "The identity provider did not say when you logged in.",
+	ReasonInvalidAuthTime:      "The identity provider's login time is malformed.",
+	ReasonStaleAuthTime:        "The identity provider did not ask you to log in again.",
+	ReasonAuthTimeInFuture:     "The identity provider's login time is in the future.",
+	ReasonSubjectMismatch:      "You stepped up as a different user than the one logged in.",
+	ReasonInvalidSessionExpiry: "The identity provider's session expiry is malformed.",
+	ReasonCeilingInPast:        "The identity provider's session has already ended. Log in to the identity provider again.",
+	ReasonSessionError:         "Your session could not be saved.",
+}
+
+// Text returns a short explanation of d for the user. It holds nothing the
+// IdP or the request supplied.
+func (d *Denial) Text() string {
+	if t, ok := denialText[d.Reason]; ok {
+		return t
+	}
+	return "Step-up authentication failed."
+}
+
+func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
+	status := http.StatusForbidden
+	switch d.Reason {
+	case ReasonTokenExchange:
+		status = http.StatusBadGateway
+	case ReasonBadRequest:
+		status = http.StatusBadRequest
+	case ReasonUnauthenticated:
+		status = http.StatusUnauthorized
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), status)
 }

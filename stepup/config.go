@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"net"
@@ -159,6 +160,12 @@ type Scope struct {
 	// marking acr essential with the values of ACR. An IdP that cannot meet
 	// an essential acr must fail rather than downgrade. Default: false.
 	RequestACRClaim bool
+	// ACRClaim is the claim RequestACRClaim names: "acr", or "acrs" for
+	// Microsoft Entra ID, which evaluates an authentication context
+	// (c1, c2, ...) only when a claims request names it in acrs:
+	// {"id_token":{"acrs":{"essential":true,"value":"c1"}}}. Only with
+	// RequestACRClaim. Default: "acr".
+	ACRClaim string
 	// Lifetime caps an elevation at this long after it is granted, whatever
 	// the IdP says. Whole seconds. Default: 0, no cap.
 	Lifetime time.Duration
@@ -169,6 +176,71 @@ type Scope struct {
 	// Default: false.
 	IgnoreIDTokenExpiry bool
 }
+
+// StepUp guards routes with step-up elevations. Build one with [New] at
+// startup and share it; it is safe for concurrent use.
+type StepUp struct {
+	cfg        Config
+	sm         *scs.SessionManager
+	oauth      oauth2.Config
+	verifier   *oidc.IDTokenVerifier
+	issParam   bool // the IdP promises the RFC 9207 iss parameter
+	policies   map[string]*policy
+	pendingKey string
+	skew       int64  // Config.ClockSkew in whole seconds
+	issuerTag  string // issuerTag(Config.Issuer), as stored in elevations
+}
+
+// New validates cfg, discovers the IdP when cfg.Provider is nil, and
+// precomputes everything requests need. Nothing is discovered or parsed per
+// request. A bad configuration is reported as a [*ConfigError] naming the
+// field.
+func New(cfg Config) (*StepUp, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	if err := cfg.validateAgainstSkew(); err != nil {
+		return nil, err
+	}
+	cfg.ExtraScopes = append([]string(nil), cfg.ExtraScopes...)
+	provider, issParam, err := cfg.discover()
+	if err != nil {
+		return nil, err
+	}
+	endpoint := provider.Endpoint()
+	endpoint.AuthStyle = cfg.AuthStyle
+	if endpoint.AuthURL == "" || endpoint.TokenURL == "" {
+		return nil, &ConfigError{Field: "Issuer", Problem: "the provider has no authorization or token endpoint"}
+	}
+	s := &StepUp{
+		cfg: cfg,
+		sm:  cfg.SessionManager,
+		oauth: oauth2.Config{
+			ClientID:     cfg.ClientID,
+			ClientSecret: cfg.ClientSecret,
+			Endpoint:     endpoint,
+			RedirectURL:  cfg.RedirectURL,
+			Scopes:       append([]string{oidc.ScopeOpenID}, cfg.ExtraScopes...),
+		},
+		verifier: provider.VerifierContext(
+			oidc.ClientContext(context.Background(), cfg.HTTPClient),
+			&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now},
+		),
+		issParam:   issParam,
+		policies:   make(map[string]*policy, len(cfg.Scopes)),
+		pendingKey: cfg.SessionKeyPrefix + "pending",
+		issuerTag:  issuerTag(cfg.Issuer),
+		skew:       int64(cfg.ClockSkew / time.Second),
+	}
+	for name, sc := range cfg.Scopes {
+		sc.ACR = append([]string(nil), sc.ACR...)
+		s.policies[name] = newPolicy(name, sc, cfg.SessionKeyPrefix)
+	}
+	return s, nil
+}
+
+func (s *StepUp) now() time.Time { return s.cfg.Now() }
 
 // policy is a Scope with everything the hot paths need precomputed.
 type policy struct {
@@ -255,6 +327,14 @@ func (c *Config) validate() error {
 			if v == "" || !storable(v) || strings.ContainsRune(v, ' ') || strings.ContainsRune(v, '"') {
 				return bad(f(".ACR"), fmt.Sprintf("%q is not a valid acr value", v))
 			}
+		}
+		switch sc.ACRClaim {
+		case "", "acr", "acrs":
+		default:
+			return bad(f(".ACRClaim"), `must be "acr" or "acrs"`)
+		}
+		if sc.ACRClaim != "" && !sc.RequestACRClaim {
+			return bad(f(".ACRClaim"), "needs RequestACRClaim")
 		}
 		if !validDuration(sc.MaxAge) {
 			return bad(f(".MaxAge"), "must be zero or a positive whole number of seconds")
@@ -388,7 +468,7 @@ func newPolicy(name string, sc Scope, prefix string) *policy {
 		p.authOptions = append(p.authOptions, oauth2.SetAuthURLParam("prompt", "login"))
 	}
 	if sc.RequestACRClaim {
-		p.authOptions = append(p.authOptions, oauth2.SetAuthURLParam("claims", acrClaimsRequest(sc.ACR)))
+		p.authOptions = append(p.authOptions, oauth2.SetAuthURLParam("claims", acrClaimsRequest(cmp.Or(sc.ACRClaim, "acr"), sc.ACR)))
 	}
 	// RFC 9470 §3: the values are quoted strings; acr values were checked
 	// at validation to hold no quote or space.

@@ -350,154 +350,22 @@ func (s *StepUp) redeem(ctx context.Context, code string, c pending, sub string,
 	if err != nil {
 		return Elevation{}, ReasonInvalidIDToken, Event{}
 	}
-	return s.checkIDToken(idt, c, p, sub, checkSub)
-}
-
-// checkIDToken applies the checks go-oidc's Verify leaves to the caller, to
-// a token Verify accepted, and computes the elevation's deadline.
-func (s *StepUp) checkIDToken(idt *oidc.IDToken, c pending, p *policy, sub string, checkSub bool) (Elevation, Reason, Event) {
-	now := s.now().Unix()
-	var cl idClaims
-	if err := idt.Claims(&cl); err != nil {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	// OIDC Core §3.1.3.7 (11): the nonce must be the one this challenge sent.
-	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(c.nonce)) != 1 {
-		return Elevation{}, ReasonNonceMismatch, Event{}
-	}
-	// §3.1.3.7 (4, 5): with several audiences azp must be present, and when
-	// present it must be this client.
-	azp, err := parseString(cl.AZP)
-	if err != nil || (len(idt.Audience) > 1 && azp == "") || (azp != "" && azp != s.cfg.ClientID) {
-		return Elevation{}, ReasonAZPMismatch, Event{}
-	}
-	// §3.1.3.7 (10): go-oidc does not check iat at all.
-	iat := idt.IssuedAt.Unix()
-	if idt.IssuedAt.IsZero() || iat < minUnix || iat > now+s.skew {
-		return Elevation{}, ReasonInvalidIAT, Event{}
-	}
-	// go-oidc accepts any exp in the future; one in milliseconds would make
-	// an endless elevation of a scope without Lifetime.
-	if exp := idt.Expiry.Unix(); exp >= maxUnix {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	if !storable(idt.Subject) || idt.Subject == "" {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	amr, err := parseStrings(cl.AMR)
-	if err != nil || len(amr) > 32 || slices.ContainsFunc(amr, func(m string) bool { return !storable(m) || len(m) > 64 }) {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	// §3.1.3.7 (12) and RFC 9470 §4: the acr must be one the scope accepts.
-	// The user can edit acr_values in the URL, so the request proves nothing.
-	acr, ok, err := acceptedACR(&cl, p.ACR)
-	if err != nil || !storable(acr) {
-		return Elevation{}, ReasonInvalidClaims, Event{AMR: amr}
-	}
-	e := Event{ACR: acr, AMR: amr}
-	if !ok {
-		return Elevation{}, ReasonACRNotSatisfied, e
-	}
-	// §3.1.3.7 (13): auth_time proves when the user logged in. stepup
-	// requires a login after the challenge began, and within MaxAge.
-	authTime, present, err := parseUnixSeconds(cl.AuthTime)
-	switch {
-	case !present:
-		return Elevation{}, ReasonMissingAuthTime, e
-	case err != nil:
-		return Elevation{}, ReasonInvalidAuthTime, e
-	case authTime > now+s.skew:
-		return Elevation{}, ReasonAuthTimeInFuture, e
-	case authTime < c.started-s.skew, p.maxAgeSecs > 0 && now-authTime > p.maxAgeSecs:
-		return Elevation{}, ReasonStaleAuthTime, e
-	}
-	if checkSub && idt.Subject != sub {
-		return Elevation{}, ReasonSubjectMismatch, e
-	}
-	// IPSIE session_expiry, read only from the verified ID token.
-	sessionExpiry, _, err := parseUnixSeconds(cl.SessionExpiry)
+	t, err := newIDToken(idt)
 	if err != nil {
-		return Elevation{}, ReasonInvalidSessionExpiry, e
+		return Elevation{}, ReasonInvalidClaims, Event{}
 	}
-	b := bounds{sessionExpiry: sessionExpiry}
-	if !p.IgnoreIDTokenExpiry {
-		b.exp = idt.Expiry.Unix()
-	}
-	if p.lifetimeSecs > 0 {
-		b.lifetime = now + p.lifetimeSecs
-	}
-	if p.maxAgeSecs > 0 {
-		b.maxAge = authTime + p.maxAgeSecs
-	}
-	deadline, bound, ok := b.deadline()
-	e.Deadline, e.Bound = unixOrZero(deadline), bound
-	if !ok || bornExpired(deadline, now, iat, s.skew) {
-		return Elevation{}, ReasonCeilingInPast, e
-	}
-	el := Elevation{
-		ID:            newElevationID(),
-		Scope:         p.name,
-		Issuer:        s.cfg.Issuer,
-		Subject:       idt.Subject,
-		ACR:           acr,
-		AMR:           amr,
-		AuthTime:      time.Unix(authTime, 0),
-		Expiry:        time.Unix(idt.Expiry.Unix(), 0),
-		SessionExpiry: unixOrZero(sessionExpiry),
-		GrantedAt:     time.Unix(now, 0),
-		Deadline:      time.Unix(deadline, 0),
-		Bound:         bound,
-	}
-	return el, "", e
+	return checkClaims(t, c, p, s.ruleContext(sub, checkSub))
 }
 
-// denialText explains each reason to the user, without internal detail.
-var denialText = map[Reason]string{
-	ReasonIdPError:             "The identity provider did not complete the step-up.",
-	ReasonBadRequest:           "The step-up response was malformed.",
-	ReasonUnknownState:         "This step-up response does not belong to a step-up started in this browser session. Start again.",
-	ReasonChallengeExpired:     "The step-up took too long. Start again.",
-	ReasonUnauthenticated:      "Log in first.",
-	ReasonIssuerMismatch:       "The step-up response came from an unexpected identity provider.",
-	ReasonMissingIssuer:        "The step-up response did not name its identity provider.",
-	ReasonMissingCode:          "The step-up response had no authorization code.",
-	ReasonTokenExchange:        "The identity provider could not be reached or refused the step-up.",
-	ReasonMissingIDToken:       "The identity provider returned no ID token.",
-	ReasonInvalidIDToken:       "The identity provider's ID token was not valid.",
-	ReasonNonceMismatch:        "The ID token was not issued for this step-up.",
-	ReasonAZPMismatch:          "The ID token was issued to another application.",
-	ReasonInvalidIAT:           "The ID token's issue time is not valid.",
-	ReasonInvalidClaims:        "The ID token's claims are malformed.",
-	ReasonACRNotSatisfied:      "The login was not strong enough for this action.",
-	ReasonMissingAuthTime:      "The identity provider did not say when you logged in.",
-	ReasonInvalidAuthTime:      "The identity provider's login time is malformed.",
-	ReasonStaleAuthTime:        "The identity provider did not ask you to log in again.",
-	ReasonAuthTimeInFuture:     "The identity provider's login time is in the future.",
-	ReasonSubjectMismatch:      "You stepped up as a different user than the one logged in.",
-	ReasonInvalidSessionExpiry: "The identity provider's session expiry is malformed.",
-	ReasonCeilingInPast:        "The identity provider's session has already ended. Log in to the identity provider again.",
-	ReasonSessionError:         "Your session could not be saved.",
-}
-
-// Text returns a short explanation of d for the user. It holds nothing the
-// IdP or the request supplied.
-func (d *Denial) Text() string {
-	if t, ok := denialText[d.Reason]; ok {
-		return t
+// ruleContext is what the claim rules need from the configuration and the
+// request, read now.
+func (s *StepUp) ruleContext(sub string, checkSub bool) ruleContext {
+	return ruleContext{
+		clientID: s.cfg.ClientID,
+		issuer:   s.cfg.Issuer,
+		skew:     s.skew,
+		now:      s.now().Unix(),
+		subject:  sub,
+		checkSub: checkSub,
 	}
-	return "Step-up authentication failed."
-}
-
-func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
-	status := http.StatusForbidden
-	switch d.Reason {
-	case ReasonTokenExchange:
-		status = http.StatusBadGateway
-	case ReasonBadRequest:
-		status = http.StatusBadRequest
-	case ReasonUnauthenticated:
-		status = http.StatusUnauthorized
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), status)
 }

@@ -509,18 +509,18 @@ func fuzzElevations() []Elevation {
 		{
 			ID: "ZQ4XJ2N3KFTTQ7ILGHXGMDB3TU", Scope: "admin", Issuer: "https://idp.test", Subject: "248289761001",
 			ACR: "http://schemas.openid.net/pape/policies/2007/06/multi-factor", AMR: []string{"pwd", "otp", "hwk"},
-			AuthTime: at(1_800_000_000), Expiry: at(1_800_000_600), SessionExpiry: at(1_800_000_300),
+			AuthTime: at(1_800_000_000), IDTokenExpiry: at(1_800_000_600), SessionExpiry: at(1_800_000_300),
 			GrantedAt: at(1_800_000_001), Deadline: at(1_800_000_300), Bound: BoundSessionExpiry,
 		},
 		{
 			ID: "id2", Scope: "admin", Issuer: "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
 			Subject: "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ", ACR: "c1", AMR: []string{"mfa"},
-			AuthTime: at(1_800_000_000), Expiry: at(1_800_003_600), GrantedAt: at(1_800_000_001),
+			AuthTime: at(1_800_000_000), IDTokenExpiry: at(1_800_003_600), GrantedAt: at(1_800_000_001),
 			Deadline: at(1_800_000_100), Bound: BoundLifetime,
 		},
 		{
 			ID: "x", Scope: "admin", Issuer: "i", Subject: "ünïcødé ☃", ACR: "urn:mfa",
-			AuthTime: at(1_000_000_000), Expiry: at(9_999_999_999), GrantedAt: at(1_000_000_001),
+			AuthTime: at(1_000_000_000), IDTokenExpiry: at(9_999_999_999), GrantedAt: at(1_000_000_001),
 			Deadline: at(9_999_999_999), Bound: BoundExp,
 		},
 		{

@@ -127,17 +127,17 @@ func (h *harness) serve(r *http.Request, values map[string]any, handler http.Han
 // elevation returns a valid elevation for alice with the given deadline.
 func (h *harness) elevation(deadline time.Time) Elevation {
 	return Elevation{
-		ID:        "elev-1",
-		Scope:     "admin",
-		Issuer:    testIssuer,
-		Subject:   "alice",
-		ACR:       "urn:test:mfa",
-		AMR:       []string{"pwd", "otp"},
-		AuthTime:  h.clock.Now(),
-		Expiry:    deadline,
-		GrantedAt: h.clock.Now(),
-		Deadline:  deadline,
-		Bound:     BoundExp,
+		ID:            "elev-1",
+		Scope:         "admin",
+		Issuer:        testIssuer,
+		Subject:       "alice",
+		ACR:           "urn:test:mfa",
+		AMR:           []string{"pwd", "otp"},
+		AuthTime:      h.clock.Now(),
+		IDTokenExpiry: deadline,
+		GrantedAt:     h.clock.Now(),
+		Deadline:      deadline,
+		Bound:         BoundExp,
 	}
 }
 

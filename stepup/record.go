@@ -259,7 +259,7 @@ func encodeElevation(e *Elevation) string {
 	w.str(boundCode(e.Bound))
 	w.str(acr)
 	w.list(e.AMR)
-	for _, t := range [...]time.Time{e.AuthTime, e.Expiry, e.SessionExpiry, e.GrantedAt} {
+	for _, t := range [...]time.Time{e.AuthTime, e.IDTokenExpiry, e.SessionExpiry, e.GrantedAt} {
 		w.delta(t, deadline)
 	}
 	return string(w.b)
@@ -327,7 +327,7 @@ func decodeElevation(rec, scope string) (Elevation, error) {
 	e.acrTag = d.str()
 	e.AMR = splitList(d.str())
 	e.AuthTime = d.delta(deadline)
-	e.Expiry = d.delta(deadline)
+	e.IDTokenExpiry = d.delta(deadline)
 	e.SessionExpiry = d.delta(deadline)
 	e.GrantedAt = d.delta(deadline)
 	if err := d.end(); err != nil || !boundOK || e.Deadline.IsZero() || e.issuerTag == "" || e.acrTag == "" {

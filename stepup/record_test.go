@@ -13,13 +13,13 @@ func TestElevationRoundTrips(t *testing.T) {
 		{
 			ID: "id", Scope: "admin", Issuer: "https://idp.test", Subject: "248289761001",
 			ACR: "http://schemas.openid.net/pape/policies/2007/06/multi-factor", AMR: []string{"pwd", "otp", "hwk"},
-			AuthTime: time.Unix(1_800_000_000, 0), Expiry: time.Unix(1_800_000_600, 0),
+			AuthTime: time.Unix(1_800_000_000, 0), IDTokenExpiry: time.Unix(1_800_000_600, 0),
 			SessionExpiry: time.Unix(1_800_000_300, 0), GrantedAt: time.Unix(1_800_000_001, 0),
 			Deadline: time.Unix(1_800_000_300, 0), Bound: BoundSessionExpiry,
 		},
 		{
 			ID: "id2", Scope: "billing", Issuer: "https://idp.test", Subject: "bob",
-			AuthTime: time.Unix(1_800_000_000, 0), Expiry: time.Unix(1_800_000_600, 0),
+			AuthTime: time.Unix(1_800_000_000, 0), IDTokenExpiry: time.Unix(1_800_000_600, 0),
 			GrantedAt: time.Unix(1_800_000_001, 0), Deadline: time.Unix(1_800_000_100, 0), Bound: BoundLifetime,
 		},
 	} {

@@ -28,7 +28,7 @@ func TestElevationAddsAtMost200Bytes(t *testing.T) {
 	} {
 		el := Elevation{
 			ID: newElevationID(), Issuer: tc.issuer, Subject: tc.sub, ACR: tc.acr, AMR: tc.amr,
-			AuthTime: now.Add(-3 * time.Second), Expiry: now.Add(tc.exp), GrantedAt: now,
+			AuthTime: now.Add(-3 * time.Second), IDTokenExpiry: now.Add(tc.exp), GrantedAt: now,
 			Deadline: now.Add(tc.deadline), Bound: tc.bound,
 		}
 		if tc.sessionExpiry > 0 {

@@ -1,0 +1,175 @@
+package stepup
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"net/http"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+)
+
+// Elevation is an elevation as stored in the session.
+type Elevation struct {
+	ID            string // random id, linking the elevation's audit events
+	Scope         string
+	Issuer        string
+	Subject       string
+	ACR           string   // the acr the IdP asserted (from acrs, the accepted value)
+	AMR           []string // the authentication methods the IdP asserted
+	AuthTime      time.Time
+	IDTokenExpiry time.Time // the ID token's exp; the elevation ends at Deadline
+	SessionExpiry time.Time // the IPSIE session_expiry claim; zero when absent
+	GrantedAt     time.Time
+	Deadline      time.Time // when the elevation ends; the earliest bound
+	Bound         Bound     // which bound set Deadline
+	// Ends is when the guard stops honouring the elevation: Deadline
+	// brought forward by [Config.ClockSkew]. Set by [StepUp.Elevation]; show
+	// this one in countdowns.
+	Ends time.Time
+
+	issuerTag string // what the stored record keeps of Issuer
+	acrTag    string // what the stored record keeps of ACR
+}
+
+// decodeElevation decodes a stored elevation and names its issuer and acr
+// from their tags: the configured issuer, and the scope's acr value with
+// the same tag. A tag that names nothing configured any more leaves the
+// field empty.
+func (s *StepUp) decodeElevation(rec, scope string) (Elevation, error) {
+	e, err := decodeElevation(rec, scope)
+	if err != nil {
+		return e, err
+	}
+	if e.issuerTag == s.issuerTag {
+		e.Issuer = s.cfg.Issuer
+	}
+	if p := s.policies[scope]; p != nil {
+		for _, v := range p.ACR {
+			if acrTag(v) == e.acrTag {
+				e.ACR = v
+				break
+			}
+		}
+	}
+	return e, nil
+}
+
+// Elevation returns the session's elevation for scope if the guard would
+// honour it now, without enforcing anything: it neither removes a stale
+// elevation nor challenges. Use it for banners and countdowns. It returns
+// false for an unknown scope, a missing session or any failed check.
+func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
+	p, ok := s.policies[scope]
+	if !ok {
+		return Elevation{}, false
+	}
+	v, err := s.get(r.Context(), p.key)
+	if err != nil {
+		return Elevation{}, false
+	}
+	sub, checkSub := "", s.cfg.Subject != nil
+	if checkSub {
+		if sub, ok = s.cfg.Subject(r); !ok {
+			return Elevation{}, false
+		}
+	}
+	vd, h := s.check(v, sub, checkSub, s.now().Unix())
+	if vd != verdictElevated {
+		return Elevation{}, false
+	}
+	if revoked, err := s.revoked(r.Context(), h.id); err != nil || revoked {
+		return Elevation{}, false
+	}
+	e, err := s.decodeElevation(v.(string), scope)
+	if err != nil {
+		return Elevation{}, false
+	}
+	e.Ends = e.Deadline.Add(-time.Duration(s.skew) * time.Second)
+	return e, true
+}
+
+// Drop ends the session's elevation for scope now, and audits a dropped
+// event. Call it before writing the response: scs saves the session when the
+// response starts. Dropping a scope that is not elevated does nothing.
+//
+// Drop also records the elevation's revocation in the session store until
+// its deadline, so that a request already in flight cannot write it back
+// (scs commits whole sessions, and the last commit wins). If that record
+// cannot be written, the elevation is still removed from the session and
+// the event's reason is [ReasonDropUnrevoked].
+func (s *StepUp) Drop(r *http.Request, scope string) {
+	p, ok := s.policies[scope]
+	if !ok {
+		return
+	}
+	v, err := s.get(r.Context(), p.key)
+	if err != nil || v == nil {
+		return
+	}
+	reason := ReasonDropped
+	if rec, ok := v.(string); ok {
+		if h, err := readElevationHead(rec); err == nil {
+			if s.revoke(r.Context(), h.id, time.Unix(h.deadline, 0)) != nil {
+				reason = ReasonDropUnrevoked
+			}
+		}
+	}
+	s.remove(r, p, EventDropped, reason)
+}
+
+// DropAll drops every elevation of the session, as [StepUp.Drop] does. Call
+// it at logout, before destroying the session: a destroyed session can be
+// written back by a request in flight too.
+func (s *StepUp) DropAll(r *http.Request) {
+	for name := range s.policies {
+		s.Drop(r, name)
+	}
+}
+
+// scs has no locking across requests: each request commits its whole
+// snapshot of the session, and the last commit wins. A request that loaded
+// the session before [StepUp.Drop] and commits after it writes the dropped
+// elevation back. So Drop also leaves a revocation record in the session
+// store, keyed by the elevation's id and kept until the elevation's
+// deadline, and the guard refuses an elevation whose id has one. The store
+// is the SessionManager's own, so revocations reach every replica that
+// shares sessions, in memory, Redis or Postgres alike.
+
+// newElevationID returns a random elevation id: 128 bits, base64url. It
+// starts with "E;": a semicolon never occurs in a cookie value, so no client
+// can present an id as its session token, load the revocation record as a
+// session and destroy it.
+func newElevationID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return "E;" + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// revoke records that the elevation id must not be honoured again before
+// until. The record is an empty session in the store's codec, so that
+// SessionManager.Iterate can still decode everything in the store.
+func (s *StepUp) revoke(ctx context.Context, id string, until time.Time) error {
+	b, err := s.sm.Codec.Encode(until, map[string]interface{}{})
+	if err != nil {
+		return err
+	}
+	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+		return cs.CommitCtx(ctx, id, b, until)
+	}
+	return s.sm.Store.Commit(id, b, until)
+}
+
+// revoked reports whether the elevation id has a revocation record. A store
+// error is returned, and the caller fails closed.
+func (s *StepUp) revoked(ctx context.Context, id string) (bool, error) {
+	var found bool
+	var err error
+	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+		_, found, err = cs.FindCtx(ctx, id)
+	} else {
+		_, found, err = s.sm.Store.Find(id)
+	}
+	return found, err
+}
