@@ -1,7 +1,12 @@
 package stepup
 
 import (
+	"bytes"
 	"encoding/json"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -61,6 +66,244 @@ func TestAcceptedACR(t *testing.T) {
 		got, ok, err := acceptedACR(&c, accept)
 		if got != tc.want || ok != tc.ok || (err != nil) != tc.err {
 			t.Errorf("%s: got %q, %v, %v", tc.name, got, ok, err)
+		}
+	}
+}
+
+// FuzzParseUnixSeconds checks that a NumericDate is accepted only as plain
+// digits in [minUnix, maxUnix), read as strconv and encoding/json read it,
+// and never as a fraction, an exponent, a sign or a string.
+func FuzzParseUnixSeconds(f *testing.F) {
+	for _, s := range []string{
+		"", "null", "1800000000", "1000000000", "999999999", "9999999999", "10000000000", "01800000000",
+		"1800000000000", "18000000000000000000000", "-1800000000", "+1800000000", "1800000000.5",
+		"1800000000.0", "1.8e9", "1.8E+09", "18e8", `"1800000000"`, "true", "false", "[1800000000]",
+		`{"t":1800000000}`, "0", "00000000000", " 1800000000", "1800000000 ", "NaN", "Infinity", "0x6b49d200",
+		"1_800_000_000", "１８００００００００", "nul", "null ",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		checkUnixSeconds(t, raw)
+		// As the callback reads it: a claim decoded from the ID token's
+		// JSON, which encoding/json hands over trimmed.
+		var cl idClaims
+		if json.Unmarshal([]byte(`{"auth_time":`+string(raw)+`}`), &cl) != nil {
+			return
+		}
+		secs, present, err := checkUnixSeconds(t, cl.AuthTime)
+		if present && err == nil {
+			var n int64
+			if jerr := json.Unmarshal(cl.AuthTime, &n); jerr != nil || n != secs {
+				t.Errorf("auth_time %s: parsed as %d, encoding/json reads %d (%v)", cl.AuthTime, secs, n, jerr)
+			}
+		}
+	})
+}
+
+func checkUnixSeconds(t *testing.T, raw []byte) (int64, bool, error) {
+	t.Helper()
+	secs, present, err := parseUnixSeconds(raw)
+	absent := len(raw) == 0 || string(raw) == "null"
+	if present == absent {
+		t.Errorf("parseUnixSeconds(%q): present = %v", raw, present)
+	}
+	if (!present || err != nil) && secs != 0 {
+		t.Errorf("parseUnixSeconds(%q) = %d, %v, %v: a refused or absent claim must read as 0", raw, secs, present, err)
+	}
+	if !present {
+		if err != nil {
+			t.Errorf("parseUnixSeconds(%q): absent claim with error %v", raw, err)
+		}
+		return secs, present, err
+	}
+	digits := len(raw) > 0 && !slices.ContainsFunc(raw, func(c byte) bool { return c < '0' || c > '9' })
+	n, perr := strconv.ParseInt(string(raw), 10, 64)
+	inRange := perr == nil && n >= minUnix && n < maxUnix
+	switch {
+	case err == nil && !digits:
+		t.Errorf("parseUnixSeconds(%q) = %d: accepted something other than plain digits", raw, secs)
+	case err == nil && (perr != nil || n != secs):
+		t.Errorf("parseUnixSeconds(%q) = %d, strconv.ParseInt reads %d (%v)", raw, secs, n, perr)
+	case err == nil && !inRange:
+		t.Errorf("parseUnixSeconds(%q) = %d: outside [%d, %d)", raw, secs, int64(minUnix), int64(maxUnix))
+	case err != nil && digits && inRange && raw[0] != '0':
+		// A leading zero is not JSON; a claim never arrives with one.
+		t.Errorf("parseUnixSeconds(%q) refused an in-range whole number: %v", raw, err)
+	}
+	var fl float64
+	if json.Unmarshal(raw, &fl) == nil && fl != math.Trunc(fl) && err == nil {
+		t.Errorf("parseUnixSeconds(%q) accepted a number with a fraction", raw)
+	}
+	var v any
+	if json.Unmarshal(raw, &v) == nil {
+		if _, num := v.(float64); !num && err == nil {
+			t.Errorf("parseUnixSeconds(%q) accepted a JSON %T", raw, v)
+		}
+	}
+	return secs, present, err
+}
+
+// acrAcceptables are the scope configurations FuzzAcceptedACR tries each
+// input against. Config.validate guarantees non-empty values.
+var acrAcceptables = [][]string{
+	{"urn:hw", "urn:mfa"},
+	{"urn:mfa"},
+	{"phrh", "phr", "c1"},
+	{"http://schemas.openid.net/pape/policies/2007/06/multi-factor"},
+}
+
+// FuzzAcceptedACR checks that acceptedACR errs exactly when encoding/json
+// reads acr as other than a string or acrs as other than an array of
+// strings, and otherwise grants only a value the scope accepts and the token
+// asserts: the acr claim first, then the scope's order in acrs.
+// testdata/fuzz/FuzzAcceptedACR/acrs-null-element: a null element that
+// json.Unmarshal into []string reads as "" (fixed in 3a5ca83).
+func FuzzAcceptedACR(f *testing.F) {
+	for _, c := range [][2]string{
+		{`"urn:mfa"`, ``},
+		{`"urn:pwd"`, ``},
+		{``, ``},
+		{`null`, `null`},
+		{``, `["c1","urn:mfa","urn:hw"]`},
+		{`"c1"`, `["c1","c2"]`},
+		{`"urn:pwd"`, `["urn:mfa"]`},
+		{`""`, `[""]`},
+		{`2`, ``},
+		{`true`, `[]`},
+		{`["urn:mfa"]`, ``},
+		{``, `"urn:mfa"`},
+		{``, `[1,2]`},
+		{``, `[["urn:mfa"]]`},
+		{``, `{"0":"urn:mfa"}`},
+		{`"urn:\u006dfa"`, `[]`},
+		{`"urn:mfa\u0000"`, ``},
+		{`"\ud800"`, `["\udfff"]`},
+		{` "urn:mfa"`, `[ "urn:mfa" ] `},
+		{`"urn:mfa"x`, ``},
+		{`"urn:mfa`, `["urn:mfa"`},
+		{`nul`, ``},
+		{"\"urn:mfa\"", "[\"phr\",\"phrh\"]"},
+	} {
+		f.Add([]byte(c[0]), []byte(c[1]))
+	}
+	f.Fuzz(func(t *testing.T, acr, acrs []byte) {
+		// The raw claims as given.
+		checkACR(t, idClaims{ACR: acr, ACRs: acrs}, false)
+		// As go-oidc hands them over: decoded from the token's JSON.
+		if (len(acr) > 0 && !json.Valid(acr)) || (len(acrs) > 0 && !json.Valid(acrs)) {
+			return
+		}
+		var parts []string
+		if len(acr) > 0 {
+			parts = append(parts, `"acr":`+string(acr))
+		}
+		if len(acrs) > 0 {
+			parts = append(parts, `"acrs":`+string(acrs))
+		}
+		var cl idClaims
+		if err := json.Unmarshal([]byte("{"+strings.Join(parts, ",")+"}"), &cl); err != nil {
+			t.Fatalf("valid claims did not decode: %v", err)
+		}
+		checkACR(t, cl, true)
+	})
+}
+
+// jsonKind tells what encoding/json makes of a claim: absent (missing or
+// null), a string, an array of strings, or what else it is. Unlike
+// json.Unmarshal into []string, it does not read a null element as "".
+func jsonKind(raw []byte) (kind string, str string, list []string) {
+	if len(raw) == 0 {
+		return kindAbsent, "", nil
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return "invalid JSON", "", nil
+	}
+	switch v := v.(type) {
+	case nil:
+		return kindAbsent, "", nil
+	case string:
+		return kindString, v, nil
+	case []any:
+		list = []string{}
+		for _, e := range v {
+			s, ok := e.(string)
+			if !ok {
+				return "an array holding " + jsonType(e), "", nil
+			}
+			list = append(list, s)
+		}
+		return kindStrings, "", list
+	}
+	return jsonType(v), "", nil
+}
+
+func jsonType(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	case float64:
+		return "a number"
+	case string:
+		return "a string"
+	case []any:
+		return "an array"
+	}
+	return "an object"
+}
+
+const (
+	kindAbsent  = "absent"
+	kindString  = "a string"
+	kindStrings = "an array of strings"
+)
+
+// checkACR checks acceptedACR on c against every configuration. decoded
+// says c came from encoding/json, so its raw values are trimmed valid JSON
+// and the error must match encoding/json's view of the types exactly.
+func checkACR(t *testing.T, c idClaims, decoded bool) {
+	t.Helper()
+	acrKind, single, _ := jsonKind(c.ACR)
+	acrsKind, _, many := jsonKind(c.ACRs)
+	// Raw values with surrounding space never come out of encoding/json;
+	// for them only fail-closed behaviour is checked below.
+	exact := decoded || (bytes.Equal(bytes.TrimSpace(c.ACR), c.ACR) && bytes.Equal(bytes.TrimSpace(c.ACRs), c.ACRs))
+	wantErr := (acrKind != kindAbsent && acrKind != kindString) || (acrsKind != kindAbsent && acrsKind != kindStrings)
+	for _, acceptable := range acrAcceptables {
+		got, ok, err := acceptedACR(&c, acceptable)
+		if err != nil {
+			if got != "" || ok {
+				t.Errorf("acceptedACR(acr=%s, acrs=%s) = %q, %v with error %v", c.ACR, c.ACRs, got, ok, err)
+			}
+			if exact && !wantErr {
+				t.Errorf("acceptedACR(acr=%s, acrs=%s): error %v, but encoding/json reads acr as %s and acrs as %s", c.ACR, c.ACRs, err, acrKind, acrsKind)
+			}
+			continue
+		}
+		if wantErr {
+			t.Errorf("acceptedACR(acr=%s, acrs=%s, %q) = %q, %v: no error, but encoding/json reads acr as %s and acrs as %s", c.ACR, c.ACRs, acceptable, got, ok, acrKind, acrsKind)
+			return
+		}
+		if !exact {
+			continue
+		}
+		// The oracle: the acr claim if acceptable, else the most preferred
+		// acceptable value in acrs, else a downgrade reported with the acr
+		// claim (for the audit event).
+		want, wantOK := single, false
+		if single != "" && slices.Contains(acceptable, single) {
+			wantOK = true
+		} else if i := slices.IndexFunc(acceptable, func(a string) bool { return slices.Contains(many, a) }); i >= 0 {
+			want, wantOK = acceptable[i], true
+		}
+		if got != want || ok != wantOK {
+			t.Errorf("acceptedACR(acr=%s, acrs=%s, %q) = %q, %v; want %q, %v", c.ACR, c.ACRs, acceptable, got, ok, want, wantOK)
+		}
+		if ok && (!slices.Contains(acceptable, got) || (got != single && !slices.Contains(many, got))) {
+			t.Errorf("acceptedACR(acr=%s, acrs=%s, %q) granted %q, which the token does not assert or the scope does not accept", c.ACR, c.ACRs, acceptable, got)
 		}
 	}
 }

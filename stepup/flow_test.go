@@ -2,10 +2,12 @@ package stepup
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // TestOpenRedirectThroughReturnToIsRefused: return_to must stay on this
@@ -124,4 +126,251 @@ func TestParseCallbackLimits(t *testing.T) {
 			t.Errorf("parseCallback(%.40q) lost the well-formed state, so its challenge would not be consumed", q)
 		}
 	}
+}
+
+// The fuzz targets below check each parser against an independent oracle
+// (net/url, encoding/json, a model of how a browser resolves a Location),
+// not only that it does not panic. Plain `go test` runs their seeds and the
+// regression inputs under testdata/fuzz; `go test -fuzz` explores further.
+
+// clean reports whether s is valid UTF-8 without an ASCII control character
+// (C0 or DEL): the package's meaning of printable, stated independently.
+func clean(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f })
+}
+
+// rfc6749ErrorChars reports whether s uses only the characters RFC 6749
+// §4.1.2.1 allows in an error code: %x20-21 / %x23-5B / %x5D-7E.
+func rfc6749ErrorChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzParseCallback checks parseCallback against url.ParseQuery: a field
+// holds only the single, printable, bounded value the query carried, even
+// when the query is refused, and an accepted query parsed cleanly, repeats no
+// parameter and has an error code in RFC 6749 §4.1.2.1's characters.
+func FuzzParseCallback(f *testing.F) {
+	for _, q := range []string{
+		"",
+		"state=S&code=c",
+		"state=S&code=c&iss=https%3A%2F%2Fidp.test",
+		"code=SplxlOBeZQQYbYS6WxSbIA&state=xyz&iss=https%3A%2F%2Fidp.test",
+		"state=S&error=access_denied&error_description=The+user+said+no&error_uri=https%3A%2F%2Fx",
+		"state=S&error=interaction_required&iss=https%3A%2F%2Fidp.test",
+		"state=S&state=S&code=c",
+		"state=S&code=c&iss=a&iss=b",
+		"state=S&code=c&%zz",
+		"state=S;code=c",
+		"state=S&code=c%0a",
+		"state=S&code=c%00",
+		"state=S&code=%7F",
+		"state=S&error=access%22denied",
+		"state=S&error=a%5Cb",
+		"state=S&error=%C3%A9",
+		"state=S&error=a+b!",
+		"state=%FF&code=c",
+		"state=%E2%80%A8&code=c",
+		"state=%C2%85&code=c",
+		"st%61te=S&state=T",
+		"iss",
+		"iss=&state=",
+		"state=S+T&code=a%2Bb",
+		"=&&=&state",
+		"state=" + strings.Repeat("s", maxStateLen),
+		"state=" + strings.Repeat("s", maxStateLen+1),
+		"state=S&error=" + strings.Repeat("e", maxErrorLen+1),
+		// Larger seeds stall the fuzzer in minimisation; the code, iss
+		// and query limits are pinned by TestParseCallbackSizeBoundaries.
+	} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		p, ok := parseCallback(raw)
+		q, qerr := url.ParseQuery(raw)
+		fields := []struct {
+			name, got string
+			max       int
+		}{
+			{"state", p.state, maxStateLen},
+			{"code", p.code, maxCodeLen},
+			{"iss", p.iss, maxReturnToLen},
+			{"error", p.err, maxErrorLen},
+		}
+		// Whatever ok says, a field holds either nothing or the single,
+		// printable, bounded value ParseQuery saw: the partial result of a
+		// refused query is still used to consume the challenge by state.
+		for _, fl := range fields {
+			if fl.got == "" {
+				continue
+			}
+			if !clean(fl.got) || len(fl.got) > fl.max {
+				t.Errorf("%s = %q (%d bytes): not printable or over its limit %d", fl.name, fl.got, len(fl.got), fl.max)
+			}
+			if v := q[fl.name]; len(v) != 1 || v[0] != fl.got {
+				t.Errorf("%s = %q, but url.ParseQuery saw %q", fl.name, fl.got, v)
+			}
+		}
+		if len(raw) <= maxCallbackQuery {
+			if _, has := q["iss"]; p.hasIss != has {
+				t.Errorf("hasIss = %v, but url.ParseQuery saw iss: %v", p.hasIss, has)
+			}
+		}
+		if !ok {
+			return
+		}
+		if qerr != nil {
+			t.Errorf("accepted a query url.ParseQuery refuses: %v", qerr)
+		}
+		if len(raw) > maxCallbackQuery {
+			t.Errorf("accepted a %d-byte query (limit %d)", len(raw), maxCallbackQuery)
+		}
+		for _, fl := range fields {
+			v := q[fl.name]
+			if len(v) > 1 {
+				t.Errorf("accepted %d %s parameters", len(v), fl.name)
+			}
+			if len(v) == 1 && v[0] != fl.got {
+				t.Errorf("%s = %q, want the single value %q", fl.name, fl.got, v[0])
+			}
+		}
+		if !rfc6749ErrorChars(p.err) {
+			t.Errorf("accepted error=%q outside RFC 6749 §4.1.2.1's characters", p.err)
+		}
+	})
+}
+
+// TestParseCallbackSizeBoundaries pins each limit at its exact boundary, with
+// inputs too large to seed FuzzParseCallback with.
+func TestParseCallbackSizeBoundaries(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, param string
+		max         int
+	}{
+		{"state", "state", maxStateLen},
+		{"code", "code", maxCodeLen},
+		{"iss", "iss", maxReturnToLen},
+		{"error", "error", maxErrorLen},
+	} {
+		for _, n := range []int{tc.max, tc.max + 1} {
+			q := "state=S&" + tc.param + "=" + strings.Repeat("a", n)
+			if tc.param == "state" {
+				q = "state=" + strings.Repeat("a", n)
+			}
+			if _, ok := parseCallback(q); ok != (n <= tc.max) {
+				t.Errorf("%s of %d bytes (limit %d): ok = %v", tc.name, n, tc.max, ok)
+			}
+		}
+	}
+	base := "state=S&code=c&pad="
+	for _, n := range []int{maxCallbackQuery, maxCallbackQuery + 1} {
+		q := base + strings.Repeat("x", n-len(base))
+		if p, ok := parseCallback(q); ok != (n <= maxCallbackQuery) || (ok && p.state != "S") {
+			t.Errorf("query of %d bytes (limit %d): ok = %v, state %q", n, maxCallbackQuery, ok, p.state)
+		}
+	}
+}
+
+// browserResolve resolves ref against base the way a browser follows a
+// Location header: the WHATWG URL parser strips leading and trailing C0
+// controls and spaces, removes every ASCII tab and newline, and reads a
+// backslash as a slash in an http(s) URL.
+func browserResolve(base, ref string) (*url.URL, error) {
+	ref = strings.TrimFunc(ref, func(r rune) bool { return r <= 0x20 })
+	ref = strings.NewReplacer("\t", "", "\n", "", "\r", "", `\`, "/").Replace(ref)
+	b, err := url.Parse(base)
+	if err != nil {
+		return nil, err
+	}
+	r, err := url.Parse(ref)
+	if err != nil {
+		return nil, err
+	}
+	return b.ResolveReference(r), nil
+}
+
+// staysOnOrigin fails t if a browser at base that follows ref leaves
+// https://app.example, judged both on the resolved URL and on its
+// serialisation (what the browser navigates to and shows).
+func staysOnOrigin(t *testing.T, what, base, ref string) {
+	t.Helper()
+	u, err := browserResolve(base, ref)
+	if err != nil {
+		t.Fatalf("%s %q does not parse after browser clean-up: %v", what, ref, err)
+	}
+	if u.Scheme != "https" || u.Host != "app.example" || u.User != nil {
+		t.Fatalf("%s %q leaves the origin: resolves to %q", what, ref, u)
+	}
+	again, err := url.Parse(u.String())
+	if err != nil || again.Scheme != "https" || again.Host != "app.example" || again.User != nil {
+		t.Fatalf("%s %q resolves to %q, which reads back as %v (%v)", what, ref, u, again, err)
+	}
+}
+
+// plainPath reports whether s is obviously a safe same-origin path, one a
+// useful safeReturnTo must accept.
+func plainPath(s string) bool {
+	if len(s) == 0 || len(s) > maxField || s[0] != '/' || strings.HasPrefix(s, "//") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("/-._~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzSafeReturnTo checks that an accepted return_to keeps a browser on the
+// origin (the open redirect it stops), both as stored and as http.Redirect
+// sends it, and that plain paths are not refused.
+func FuzzSafeReturnTo(f *testing.F) {
+	for _, s := range []string{
+		"/", "/admin", "/admin/users?sort=name&page=2#top", "/a/b/../c", "/search?q=%2F%2Fevil",
+		"//evil", "/\\evil", "/x\\y", "/a/..\\..\\evil", "\\\\evil", "\\/evil", "/\t/evil", "/\n/evil", "/\r\n/evil", " //evil", "/ /evil",
+		"/%2F%2Fevil", "/%2f/evil", "/%5Cevil", "/%09/evil", "/.//evil", "/..//evil", "/./..//evil",
+		"/a/../..//evil", "/%2e%2e//evil", "https:evil", "https://evil", "http:/evil", "/http://evil",
+		"javascript:alert(1)", "/@evil", "/user@evil", "/;//evil", "/?//evil", "/#//evil", "/:evil",
+		"/\u2215evil", "/\u2044evil", "/\uff0f/evil", "/\uff3cevil", "/\u3002evil", "/\u2028/evil",
+		"/\u0085/evil", "/\x00", "/\x7f", "/\xff", "/a%zz", "", "evil", ".", "?x", "#x",
+		"/" + strings.Repeat("a", maxField-1), "/" + strings.Repeat("a", maxField), "/" + strings.Repeat("a", maxReturnToLen),
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := SafeReturnTo(s)
+		if !ok {
+			if got != "" {
+				t.Errorf("refused %q but returned %q", s, got)
+			}
+			if plainPath(s) {
+				t.Errorf("refused the plain same-origin path %q", s)
+			}
+			return
+		}
+		if got != s {
+			t.Fatalf("accepted %q as %q: a return_to is refused, never repaired", s, got)
+		}
+		if !strings.HasPrefix(s, "/") || strings.HasPrefix(s, "//") || strings.HasPrefix(s, `/\`) {
+			t.Errorf("accepted %q: not a single leading slash", s)
+		}
+		if strings.Contains(s, `\`) || !clean(s) || len(s) > maxReturnToLen {
+			t.Errorf("accepted %q: backslash, control character, invalid UTF-8 or over the limit", s)
+		}
+		// The real property: wherever it is followed, it stays on the
+		// origin. First as a browser reads the stored value, then as the
+		// callback actually sends it (http.Redirect cleans the path).
+		staysOnOrigin(t, "return_to", "https://app.example/base/", s)
+		const callback = "https://app.example/stepup/callback?state=S&code=c"
+		w := httptest.NewRecorder()
+		http.Redirect(w, httptest.NewRequest(http.MethodGet, callback, nil), s, http.StatusSeeOther)
+		staysOnOrigin(t, "Location", callback, w.Header().Get("Location"))
+	})
 }
