@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseUnixSeconds(t *testing.T) {
@@ -304,6 +305,241 @@ func checkACR(t *testing.T, c idClaims, decoded bool) {
 		}
 		if ok && (!slices.Contains(acceptable, got) || (got != single && !slices.Contains(many, got))) {
 			t.Errorf("acceptedACR(acr=%s, acrs=%s, %q) granted %q, which the token does not assert or the scope does not accept", c.ACR, c.ACRs, acceptable, got)
+		}
+	}
+}
+
+// claimCase is one ID token that reached the claim rules: go-oidc's Verify
+// accepted it (signature, iss, aud, exp), so only what Verify leaves to the
+// caller can be wrong. Each case is named after the attack or failure it
+// stands for; a case without a reason is granted.
+type claimCase struct {
+	name     string
+	edit     func(c *claimInput)
+	reason   Reason
+	bound    Bound // for a grant: the bound that sets the deadline
+	deadline int64 // for a grant: the deadline, in seconds after now
+}
+
+// claimInput is what checkClaims receives.
+type claimInput struct {
+	tok    idToken
+	ch     pending
+	scope  Scope
+	rc     ruleContext
+	claims map[string]any // the raw claims go-oidc does not parse, as JSON values
+}
+
+const claimNow = int64(1_800_000_000)
+
+// validClaims is an honest token for alice, from a login ten seconds ago,
+// answering a challenge started a minute ago, with a five-minute exp.
+func validClaims() *claimInput {
+	return &claimInput{
+		tok: idToken{
+			subject:  "alice",
+			audience: []string{"client"},
+			nonce:    "NONCE",
+			issuedAt: claimNow,
+			expiry:   claimNow + 300,
+		},
+		ch:    pending{state: "STATE", nonce: "NONCE", scope: "admin", started: claimNow - 60, returnTo: "/admin"},
+		scope: Scope{ACR: []string{"urn:test:mfa", "urn:test:hw"}},
+		rc:    ruleContext{clientID: "client", issuer: testIssuer, skew: 30, now: claimNow, subject: "alice", checkSub: true},
+		claims: map[string]any{
+			"acr":       "urn:test:mfa",
+			"amr":       []string{"pwd", "otp"},
+			"auth_time": claimNow - 10,
+		},
+	}
+}
+
+func (c *claimInput) idClaims(t *testing.T) idClaims {
+	t.Helper()
+	b, err := json.Marshal(c.claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cl idClaims
+	if err := json.Unmarshal(b, &cl); err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+// raw is a claim value written as JSON text, for values json.Marshal
+// would not produce from a Go value (a fraction, a number too large for
+// float64 precision).
+type raw string
+
+func (r raw) MarshalJSON() ([]byte, error) { return []byte(r), nil }
+
+var claimCases = []claimCase{
+	// What go-oidc leaves out, OIDC Core §3.1.3.7.
+	{name: "TokenSubstitutionWrongNonce", edit: func(c *claimInput) { c.tok.nonce = "another-challenges-nonce" }, reason: ReasonNonceMismatch},
+	{name: "TokenSubstitutionNoNonce", edit: func(c *claimInput) { c.tok.nonce = "" }, reason: ReasonNonceMismatch},
+	{name: "TokenSubstitutionNoncePrefix", edit: func(c *claimInput) { c.tok.nonce = "NONC" }, reason: ReasonNonceMismatch},
+	{name: "AudienceConfusionWithoutAZP", edit: func(c *claimInput) { c.tok.audience = []string{"client", "other-app"} }, reason: ReasonAZPMismatch},
+	{name: "AZPNamesAnotherClient", edit: func(c *claimInput) { c.claims["azp"] = "other-app" }, reason: ReasonAZPMismatch},
+	{name: "AZPWrongType", edit: func(c *claimInput) { c.claims["azp"] = 7 }, reason: ReasonAZPMismatch},
+	{name: "AZPNamesThisClientWithSeveralAudiences", edit: func(c *claimInput) {
+		c.tok.audience = []string{"client", "other-app"}
+		c.claims["azp"] = "client"
+	}, bound: BoundExp, deadline: 300},
+	{name: "IATInTheFuture", edit: func(c *claimInput) { c.tok.issuedAt = claimNow + 31 }, reason: ReasonInvalidIAT},
+	{name: "IATAheadWithinSkew", edit: func(c *claimInput) { c.tok.issuedAt = claimNow + 30; c.tok.expiry = claimNow + 600 }, bound: BoundExp, deadline: 600},
+	{name: "IATFrom1970", edit: func(c *claimInput) { c.tok.issuedAt = 5 }, reason: ReasonInvalidIAT},
+	{name: "MissingIAT", edit: func(c *claimInput) { c.tok.issuedAt = 0 }, reason: ReasonInvalidIAT},
+	{name: "EndlessElevationFromExpInMilliseconds", edit: func(c *claimInput) { c.tok.expiry = (claimNow + 3600) * 1000 }, reason: ReasonInvalidClaims},
+	{name: "EmptySubject", edit: func(c *claimInput) { c.tok.subject = ""; c.rc.checkSub = false }, reason: ReasonInvalidClaims},
+	{name: "SubjectWithControlCharacters", edit: func(c *claimInput) { c.tok.subject = "alice\x1fe1" }, reason: ReasonInvalidClaims},
+	{name: "SubjectWithBidiOverride", edit: func(c *claimInput) { c.tok.subject = "alice\u202eecila" }, reason: ReasonInvalidClaims},
+	{name: "OversizedSubjectBloatingEverySession", edit: func(c *claimInput) { c.tok.subject = strings.Repeat("a", maxField+1) }, reason: ReasonInvalidClaims},
+	{name: "AMRWrongType", edit: func(c *claimInput) { c.claims["amr"] = "otp" }, reason: ReasonInvalidClaims},
+	{name: "AMRWithNull", edit: func(c *claimInput) { c.claims["amr"] = []any{"pwd", nil} }, reason: ReasonInvalidClaims},
+	{name: "AMRTooManyMethods", edit: func(c *claimInput) { c.claims["amr"] = slices.Repeat([]string{"otp"}, 33) }, reason: ReasonInvalidClaims},
+	{name: "AMRMethodTooLong", edit: func(c *claimInput) { c.claims["amr"] = []string{strings.Repeat("m", 65)} }, reason: ReasonInvalidClaims},
+	{name: "AMRWithLineBreak", edit: func(c *claimInput) { c.claims["amr"] = []string{"otp\nforged"} }, reason: ReasonInvalidClaims},
+	{name: "AMRAbsent", edit: func(c *claimInput) { delete(c.claims, "amr") }, bound: BoundExp, deadline: 300},
+
+	// RFC 9470 §4: the acr must be one the scope accepts.
+	{name: "ACRDowngrade", edit: func(c *claimInput) { c.claims["acr"] = "urn:test:pwd" }, reason: ReasonACRNotSatisfied},
+	{name: "ACRMissing", edit: func(c *claimInput) { delete(c.claims, "acr") }, reason: ReasonACRNotSatisfied},
+	{name: "ACRWrongType", edit: func(c *claimInput) { c.claims["acr"] = 3 }, reason: ReasonInvalidClaims},
+	{name: "ACRCaseChanged", edit: func(c *claimInput) { c.claims["acr"] = "URN:TEST:MFA" }, reason: ReasonACRNotSatisfied},
+	{name: "ACRWithControlCharacter", edit: func(c *claimInput) { c.claims["acr"] = "urn:test:mfa\x1f" }, reason: ReasonInvalidClaims},
+	{name: "ACRSecondChoice", edit: func(c *claimInput) { c.claims["acr"] = "urn:test:hw" }, bound: BoundExp, deadline: 300},
+	{name: "EntraACRsArray", edit: func(c *claimInput) {
+		delete(c.claims, "acr")
+		c.claims["acrs"] = []string{"c1", "urn:test:hw"}
+	}, bound: BoundExp, deadline: 300},
+	{name: "EntraACRsWithoutAnAcceptedValue", edit: func(c *claimInput) {
+		delete(c.claims, "acr")
+		c.claims["acrs"] = []string{"c1", "c2"}
+	}, reason: ReasonACRNotSatisfied},
+
+	// §3.1.3.7 (13): a login after the challenge began, within MaxAge.
+	{name: "StaleAuthTimeFromIdPIgnoringMaxAge", edit: func(c *claimInput) { c.claims["auth_time"] = claimNow - 91 }, reason: ReasonStaleAuthTime},
+	{name: "AuthTimeBeforeChallengeWithinSkew", edit: func(c *claimInput) { c.claims["auth_time"] = claimNow - 90 }, bound: BoundExp, deadline: 300},
+	{name: "AuthTimeOlderThanMaxAge", edit: func(c *claimInput) {
+		c.scope.MaxAge, c.scope.PromptLogin = 2*time.Minute, true
+		c.ch.started = claimNow - 600
+		c.claims["auth_time"] = claimNow - 121
+	}, reason: ReasonStaleAuthTime},
+	{name: "AuthTimeInTheFuture", edit: func(c *claimInput) { c.claims["auth_time"] = claimNow + 31 }, reason: ReasonAuthTimeInFuture},
+	{name: "AuthTimeAheadWithinSkew", edit: func(c *claimInput) { c.claims["auth_time"] = claimNow + 30 }, bound: BoundExp, deadline: 300},
+	{name: "MissingAuthTime", edit: func(c *claimInput) { delete(c.claims, "auth_time") }, reason: ReasonMissingAuthTime},
+	{name: "NullAuthTime", edit: func(c *claimInput) { c.claims["auth_time"] = nil }, reason: ReasonMissingAuthTime},
+	{name: "AuthTimeAsString", edit: func(c *claimInput) { c.claims["auth_time"] = "1800000000" }, reason: ReasonInvalidAuthTime},
+	{name: "AuthTimeInMilliseconds", edit: func(c *claimInput) { c.claims["auth_time"] = (claimNow - 10) * 1000 }, reason: ReasonInvalidAuthTime},
+	{name: "AuthTimeWithFraction", edit: func(c *claimInput) { c.claims["auth_time"] = raw("1799999990.5") }, reason: ReasonInvalidAuthTime},
+
+	// The IdP authenticated the logged-in user.
+	{name: "SubjectSwitchAtIdP", edit: func(c *claimInput) { c.tok.subject = "mallory" }, reason: ReasonSubjectMismatch},
+	{name: "SubjectUncheckedWithoutConfigSubject", edit: func(c *claimInput) { c.tok.subject = "mallory"; c.rc.checkSub = false }, bound: BoundExp, deadline: 300},
+
+	// IPSIE session_expiry: strict whole Unix seconds.
+	{name: "SessionExpiryAsString", edit: func(c *claimInput) { c.claims["session_expiry"] = "1800000000" }, reason: ReasonInvalidSessionExpiry},
+	{name: "SessionExpiryWithFraction", edit: func(c *claimInput) { c.claims["session_expiry"] = raw("1800003600.5") }, reason: ReasonInvalidSessionExpiry},
+	{name: "SessionExpiryNegative", edit: func(c *claimInput) { c.claims["session_expiry"] = -(claimNow + 3600) }, reason: ReasonInvalidSessionExpiry},
+	{name: "SessionExpiryInMilliseconds", edit: func(c *claimInput) { c.claims["session_expiry"] = (claimNow + 3600) * 1000 }, reason: ReasonInvalidSessionExpiry},
+	{name: "SessionExpiryAsDuration", edit: func(c *claimInput) { c.claims["session_expiry"] = 3600 }, reason: ReasonInvalidSessionExpiry},
+
+	// Login-time lockout: an elevation born expired is refused, not granted
+	// into a challenge loop.
+	{name: "LoginTimeLockoutSessionExpiryInThePast", edit: func(c *claimInput) { c.claims["session_expiry"] = claimNow - 60 }, reason: ReasonCeilingInPast},
+	{name: "LoginTimeLockoutSessionExpiryWithinSkew", edit: func(c *claimInput) { c.claims["session_expiry"] = claimNow + 30 }, reason: ReasonCeilingInPast},
+	{name: "SessionExpiryJustBeyondSkew", edit: func(c *claimInput) { c.claims["session_expiry"] = claimNow + 31 }, bound: BoundSessionExpiry, deadline: 31},
+	{name: "LoginTimeLockoutIDTokenExpiringWithinSkew", edit: func(c *claimInput) { c.tok.expiry = claimNow + 20 }, reason: ReasonCeilingInPast},
+	{name: "LoginTimeLockoutMeasuredFromALaterIAT", edit: func(c *claimInput) {
+		c.tok.issuedAt, c.tok.expiry = claimNow+20, claimNow+50
+	}, reason: ReasonCeilingInPast},
+
+	// Which bound sets the deadline.
+	{name: "GrantUntilIDTokenExp", bound: BoundExp, deadline: 300},
+	{name: "SessionExpiryBeforeExp", edit: func(c *claimInput) { c.claims["session_expiry"] = claimNow + 120 }, bound: BoundSessionExpiry, deadline: 120},
+	{name: "SessionExpiryOnExpIsReportedFirst", edit: func(c *claimInput) { c.claims["session_expiry"] = claimNow + 300 }, bound: BoundSessionExpiry, deadline: 300},
+	{name: "LifetimeCap", edit: func(c *claimInput) { c.scope.Lifetime = time.Minute }, bound: BoundLifetime, deadline: 60},
+	{name: "MaxAgeFromAuthTime", edit: func(c *claimInput) {
+		c.scope.MaxAge, c.scope.PromptLogin = 2*time.Minute, true
+	}, bound: BoundMaxAge, deadline: 110},
+	{name: "IgnoredIDTokenExpiryLeavesLifetime", edit: func(c *claimInput) {
+		c.scope.IgnoreIDTokenExpiry, c.scope.Lifetime = true, 15*time.Minute
+	}, bound: BoundLifetime, deadline: 900},
+	{name: "NoClockSkew", edit: func(c *claimInput) {
+		c.rc.skew = 0
+		c.tok.expiry = claimNow + 1
+	}, bound: BoundExp, deadline: 1},
+}
+
+// TestClaimRules runs every claim rule on plain values: no IdP, no HTTP.
+// The rules that need a provider (state, iss, the code exchange,
+// signatures, keys) are tested end to end in the root module.
+func TestClaimRules(t *testing.T) {
+	t.Parallel()
+	for _, tc := range claimCases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in := validClaims()
+			if tc.edit != nil {
+				tc.edit(in)
+			}
+			in.tok.claims = in.idClaims(t)
+			p := newPolicy("admin", in.scope, "stepup.")
+			el, reason, e := checkClaims(in.tok, in.ch, p, in.rc)
+			if reason != tc.reason {
+				t.Fatalf("reason = %q, want %q", reason, tc.reason)
+			}
+			if tc.reason != "" {
+				if el.ID != "" || !el.Deadline.IsZero() {
+					t.Errorf("a denial returned an elevation: %+v", el)
+				}
+				return
+			}
+			if want := time.Unix(claimNow+tc.deadline, 0); !el.Deadline.Equal(want) || el.Bound != tc.bound {
+				t.Errorf("deadline %v (%s), want %v (%s)", el.Deadline.Unix()-claimNow, el.Bound, tc.deadline, tc.bound)
+			}
+			if !e.Deadline.Equal(el.Deadline) || e.Bound != el.Bound || e.ACR != el.ACR {
+				t.Errorf("event %+v does not describe the elevation %+v", e, el)
+			}
+			if !strings.HasPrefix(el.ID, "E;") || el.Scope != "admin" || el.Issuer != testIssuer ||
+				el.Subject != in.tok.subject || !el.GrantedAt.Equal(time.Unix(claimNow, 0)) ||
+				!el.IDTokenExpiry.Equal(time.Unix(in.tok.expiry, 0)) || !slices.Contains(in.scope.ACR, el.ACR) {
+				t.Errorf("elevation %+v", el)
+			}
+		})
+	}
+}
+
+// TestClaimRulesReportWhatTheTokenAsserted: a denial after the acr was
+// read names the asserted acr and amr in the audit event, so an operator
+// sees what the IdP did instead.
+func TestClaimRulesReportWhatTheTokenAsserted(t *testing.T) {
+	t.Parallel()
+	in := validClaims()
+	in.claims["acr"] = "urn:test:pwd"
+	in.claims["amr"] = []string{"pwd"}
+	in.tok.claims = in.idClaims(t)
+	_, reason, e := checkClaims(in.tok, in.ch, newPolicy("admin", in.scope, "stepup."), in.rc)
+	if reason != ReasonACRNotSatisfied || e.ACR != "urn:test:pwd" || !slices.Equal(e.AMR, []string{"pwd"}) {
+		t.Errorf("reason %q, event %+v", reason, e)
+	}
+}
+
+func TestACRClaimsRequest(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		claim  string
+		values []string
+		want   string
+	}{
+		{"acr", []string{"urn:mfa"}, `{"id_token":{"acr":{"essential":true,"values":["urn:mfa"]}}}`},
+		{"acr", []string{"urn:hw", "urn:mfa"}, `{"id_token":{"acr":{"essential":true,"values":["urn:hw","urn:mfa"]}}}`},
+		{"acrs", []string{"c1"}, `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`},
+		{"acrs", []string{"c1", "c2"}, `{"id_token":{"acrs":{"essential":true,"values":["c1","c2"]}}}`},
+	} {
+		if got := acrClaimsRequest(tc.claim, tc.values); got != tc.want {
+			t.Errorf("acrClaimsRequest(%q, %q) = %s, want %s", tc.claim, tc.values, got, tc.want)
 		}
 	}
 }

@@ -18,7 +18,7 @@ func TestElevationReadsWithoutEnforcing(t *testing.T) {
 		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got, ok = h.su.Elevation(r, "admin")
-			h.clock.Advance(time.Hour)
+			h.advance(time.Hour)
 			_, okExpired = h.su.Elevation(r, "admin")
 			if !h.sm.Exists(r.Context(), "stepup.elevation.admin") {
 				t.Error("Elevation removed an expired elevation")

@@ -70,6 +70,11 @@ func (s *StepUp) StartHandler() http.Handler {
 			http.Error(w, "Unknown step-up scope.", http.StatusBadRequest)
 			return
 		}
+		// The session comes first: Config.Subject usually reads it.
+		if _, err := s.get(r.Context(), s.pendingKey); err != nil {
+			s.cfg.OnError(w, r, err)
+			return
+		}
 		sub := ""
 		if s.cfg.Subject != nil {
 			if sub, ok = s.cfg.Subject(r); !ok {
@@ -80,10 +85,6 @@ func (s *StepUp) StartHandler() http.Handler {
 		returnTo, ok := SafeReturnTo(q.Get("return_to"))
 		if !ok || len(q["return_to"]) > 1 {
 			returnTo = s.cfg.DefaultReturnTo
-		}
-		if _, err := s.get(r.Context(), s.pendingKey); err != nil {
-			s.cfg.OnError(w, r, err)
-			return
 		}
 		s.redirectToIdP(w, r, p, sub, returnTo)
 	})

@@ -83,13 +83,13 @@ func TestPendingChallengesAreCappedAndExpire(t *testing.T) {
 			h.su.StartHandler().ServeHTTP(rw, r.Clone(r.Context()))
 			u, _ := url.Parse(rw.h.Get("Location"))
 			states = append(states, u.Query().Get("state"))
-			h.clock.Advance(time.Second)
+			h.advance(time.Second)
 		}
 		list, _ = decodePending(stringValue(h.sm.Get(r.Context(), "stepup.pending")))
 		if len(list) != maxPending || list[0].state != states[1] || list[7].state != states[8] {
 			t.Fatalf("kept %+v; want the newest 8 of %q", list, states)
 		}
-		h.clock.Advance(challengeTTL)
+		h.advance(challengeTTL)
 		rw := &discard{h: http.Header{}}
 		h.su.StartHandler().ServeHTTP(rw, r.Clone(r.Context()))
 		list, _ = decodePending(stringValue(h.sm.Get(r.Context(), "stepup.pending")))

@@ -5,14 +5,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/coreos/go-oidc/v3/oidc"
-
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 const testIssuer = "https://idp.test"
@@ -73,16 +72,26 @@ func newSessions() *scs.SessionManager {
 type harness struct {
 	su    *StepUp
 	cfg   Config
-	clock *stepuptest.Clock
 	audit *recorder
 	sm    *scs.SessionManager
+	clock atomic.Int64 // the harness's Config.Now, in Unix seconds
 }
+
+// Now is the harness's clock.
+func (h *harness) Now() time.Time { return time.Unix(h.clock.Load(), 0) }
+
+// setClock moves the clock to t.
+func (h *harness) setClock(t time.Time) { h.clock.Store(t.Unix()) }
+
+// advance moves the clock forward by d, in whole seconds.
+func (h *harness) advance(d time.Duration) { h.clock.Add(int64(d / time.Second)) }
 
 var t0 = time.Unix(1_800_000_000, 0)
 
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{clock: stepuptest.NewClock(t0), audit: &recorder{}, sm: newSessions()}
+	h := &harness{audit: &recorder{}, sm: newSessions()}
+	h.setClock(t0)
 	h.cfg = Config{
 		Provider:       offlineProvider(),
 		Issuer:         testIssuer,
@@ -97,7 +106,7 @@ func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 			sub := r.Header.Get("X-Test-User")
 			return sub, sub != ""
 		},
-		Now:     h.clock.Now,
+		Now:     h.Now,
 		Auditor: h.audit,
 	}
 	for _, m := range mutate {
@@ -133,9 +142,9 @@ func (h *harness) elevation(deadline time.Time) Elevation {
 		Subject:       "alice",
 		ACR:           "urn:test:mfa",
 		AMR:           []string{"pwd", "otp"},
-		AuthTime:      h.clock.Now(),
+		AuthTime:      h.Now(),
 		IDTokenExpiry: deadline,
-		GrantedAt:     h.clock.Now(),
+		GrantedAt:     h.Now(),
 		Deadline:      deadline,
 		Bound:         BoundExp,
 	}

@@ -69,6 +69,14 @@ func (s *StepUp) check(v any, sub string, checkSub bool, now int64) (verdict, el
 
 // guard is RequireStepUp's handler.
 func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next http.Handler) {
+	// The session comes first: Config.Subject usually reads it, and scs
+	// panics on a request that LoadAndSave did not load.
+	ctx := r.Context()
+	v, err := s.get(ctx, p.key)
+	if err != nil {
+		s.cfg.OnError(w, r, err)
+		return
+	}
 	sub, checkSub := "", s.cfg.Subject != nil
 	if checkSub {
 		var ok bool
@@ -76,12 +84,6 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 			s.cfg.Unauthenticated.ServeHTTP(w, r)
 			return
 		}
-	}
-	ctx := r.Context()
-	v, err := s.get(ctx, p.key)
-	if err != nil {
-		s.cfg.OnError(w, r, err)
-		return
 	}
 	vd, h := s.check(v, sub, checkSub, s.now().Unix())
 	switch vd {

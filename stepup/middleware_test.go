@@ -164,7 +164,7 @@ func TestExpiredElevationIsDroppedAuditedOnceAndChallenged(t *testing.T) {
 	h := newHarness(t)
 	el := h.elevation(t0.Add(5 * time.Minute))
 	el.Bound = BoundSessionExpiry
-	h.clock.Set(el.Deadline)
+	h.setClock(el.Deadline)
 	var stillThere bool
 	w := h.serve(navigation("GET", "/admin", "alice"),
 		map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
@@ -313,7 +313,7 @@ func TestGuardHonoursDeadlineAtTheBoundaries(t *testing.T) {
 			h := newHarness(t, func(c *Config) { c.ClockSkew = tc.skew })
 			deadline := t0.Add(10 * time.Minute)
 			el := h.elevation(deadline)
-			h.clock.Set(deadline.Add(tc.offset))
+			h.setClock(deadline.Add(tc.offset))
 			w := h.serve(navigation("GET", "/admin", "alice"),
 				map[string]any{"stepup.elevation.admin": encodeElevation(&el)},
 				h.su.RequireStepUp("admin")(okHandler))
@@ -322,4 +322,112 @@ func TestGuardHonoursDeadlineAtTheBoundaries(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGuardVerdict calls the guard's pure decision directly, over every
+// verdict, the order in which they are decided, and every second around
+// the deadline for several skews.
+func TestGuardVerdict(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	deadline := t0.Add(time.Hour)
+	rec := func(edit func(*Elevation)) string {
+		el := h.elevation(deadline)
+		if edit != nil {
+			edit(&el)
+		}
+		return encodeElevation(&el)
+	}
+	valid := rec(nil)
+	d := deadline.Unix()
+	for _, tc := range []struct {
+		name     string
+		v        any
+		sub      string
+		checkSub bool
+		now      int64
+		want     verdict
+	}{
+		{"NothingStored", nil, "alice", true, t0.Unix(), verdictNone},
+		{"Fresh", valid, "alice", true, t0.Unix(), verdictElevated},
+		{"FreshWithoutSubjectCheck", valid, "", false, t0.Unix(), verdictElevated},
+		{"StoredAsAnotherType", 42, "alice", true, t0.Unix(), verdictCorrupt},
+		{"EmptyRecord", "", "alice", true, t0.Unix(), verdictCorrupt},
+		{"Garbage", "not a record", "alice", true, t0.Unix(), verdictCorrupt},
+		{"Truncated", valid[:len(valid)/2], "alice", true, t0.Unix(), verdictCorrupt},
+		{"FieldAppended", valid + "\x1fextra", "alice", true, t0.Unix(), verdictCorrupt},
+		{"FutureRecordVersion", "e2" + valid[2:], "alice", true, t0.Unix(), verdictCorrupt},
+		{"OtherIssuer", rec(func(e *Elevation) { e.Issuer = "https://evil.test" }), "alice", true, t0.Unix(), verdictOtherIssuer},
+		{"OtherUser", valid, "mallory", true, t0.Unix(), verdictOtherUser},
+		{"OtherUserUncheckedWithoutSubject", valid, "mallory", false, t0.Unix(), verdictElevated},
+		{"ExpiredAtDeadlineMinusSkew", valid, "alice", true, d - 30, verdictExpired},
+		{"FreshOneSecondEarlier", valid, "alice", true, d - 31, verdictElevated},
+		{"ExpiredLongAfter", valid, "alice", true, d + 86400, verdictExpired},
+		// When several things are wrong, the first in this order decides:
+		// corrupt, other issuer, other user, expired.
+		{"OtherIssuerBeatsOtherUserAndExpiry", rec(func(e *Elevation) { e.Issuer = "https://evil.test" }), "mallory", true, d + 1, verdictOtherIssuer},
+		{"OtherUserBeatsExpiry", valid, "mallory", true, d + 1, verdictOtherUser},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, head := h.su.check(tc.v, tc.sub, tc.checkSub, tc.now)
+			if got != tc.want {
+				t.Fatalf("verdict %d, want %d", got, tc.want)
+			}
+			if got == verdictElevated && (head.id != "elev-1" || head.deadline != d) {
+				t.Errorf("head %+v", head)
+			}
+		})
+	}
+
+	for _, skew := range []time.Duration{NoClockSkew, time.Second, DefaultClockSkew, 5 * time.Minute} {
+		h := newHarness(t, func(c *Config) { c.ClockSkew = skew })
+		s := int64(max(skew, 0) / time.Second)
+		for now := d - s - 3; now <= d+2; now++ {
+			got, _ := h.su.check(valid, "alice", true, now)
+			want := verdictExpired
+			if now < d-s {
+				want = verdictElevated
+			}
+			if got != want {
+				t.Errorf("skew %s, %ds before the deadline: verdict %d, want %d", skew, d-now, got, want)
+			}
+		}
+	}
+}
+
+// TestSubjectFromSessionWithoutLoadAndSaveFailsClosed: Config.Subject reads
+// the scs session, as the package doc writes it, and LoadAndSave is not
+// mounted. Every entry point answers through OnError with ErrNoSession
+// instead of panicking in scs.
+func TestSubjectFromSessionWithoutLoadAndSaveFailsClosed(t *testing.T) {
+	t.Parallel()
+	var gotErr error
+	h := newHarness(t, func(c *Config) {
+		sm := c.SessionManager
+		c.Subject = func(r *http.Request) (string, bool) {
+			sub := sm.GetString(r.Context(), "sub") // panics without LoadAndSave
+			return sub, sub != ""
+		}
+		c.OnError = func(w http.ResponseWriter, r *http.Request, err error) {
+			gotErr = err
+			http.Error(w, "fail closed", http.StatusInternalServerError)
+		}
+	})
+	for name, handler := range map[string]http.Handler{
+		"RequireStepUp":   h.su.RequireStepUp("admin")(okHandler),
+		"StartHandler":    h.su.StartHandler(),
+		"CallbackHandler": h.su.CallbackHandler(),
+	} {
+		gotErr = nil
+		w := httptest.NewRecorder()
+		handler.ServeHTTP(w, navigation("GET", "/stepup/start?scope=admin", ""))
+		if w.Code != http.StatusInternalServerError || !errors.Is(gotErr, ErrNoSession) || strings.Contains(w.Body.String(), "secret") {
+			t.Errorf("%s: %d %q, OnError got %v", name, w.Code, w.Body, gotErr)
+		}
+	}
+	if _, ok := h.su.Elevation(navigation("GET", "/", ""), "admin"); ok {
+		t.Error("Elevation reported an elevation without a session")
+	}
+	h.su.Drop(navigation("POST", "/", ""), "admin") // must not panic
+	h.su.DropAll(navigation("POST", "/", ""))
 }
