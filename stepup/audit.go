@@ -27,7 +27,9 @@ const (
 	EventExpired EventType = "expired"
 	// EventDropped: an elevation was removed before its deadline, by
 	// [StepUp.Drop] or because it no longer matched the logged-in user or the
-	// configured issuer. Reason says which.
+	// configured issuer. Reason says which. With reason corrupt and an empty
+	// Scope, it was the session's list of pending challenges that did not
+	// decode.
 	EventDropped EventType = "dropped"
 )
 

@@ -222,6 +222,7 @@ func BenchmarkCallback(b *testing.B) {
 		b.Fatal(err)
 	}
 	pendingList := encodePending([]pending{c})
+	req := httptest.NewRequest("GET", "/stepup/callback", nil).WithContext(ctx)
 
 	b.Run("work=verify-only", func(b *testing.B) {
 		b.ReportAllocs()
@@ -235,7 +236,7 @@ func BenchmarkCallback(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			h.sm.Put(ctx, h.su.pendingKey, pendingList)
-			got, ok := h.su.takePending(ctx, "STATE")
+			got, ok := h.su.takePending(req, "STATE")
 			if !ok {
 				b.Fatal("state not found")
 			}

@@ -105,8 +105,7 @@ func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy
 		started:  now,
 		returnTo: returnTo,
 	}
-	list, _ := decodePending(stringValue(s.sm.Get(ctx, s.pendingKey)))
-	// A corrupt list is dropped: losing pending challenges grants nothing.
+	list := s.pendingList(r)
 	list = slices.DeleteFunc(list, func(old pending) bool { return now-old.started >= int64(challengeTTL/time.Second) })
 	if len(list) >= maxPending {
 		list = list[len(list)-maxPending+1:]
@@ -139,16 +138,28 @@ func stringValue(v any) string {
 	return s
 }
 
+// pendingList returns the session's pending challenges. A list that does
+// not decode is removed and audited as a dropped event with reason corrupt
+// and no scope: losing pending challenges grants nothing, and a callback
+// that would have answered one is denied as unknown_state.
+func (s *StepUp) pendingList(r *http.Request) []pending {
+	ctx := r.Context()
+	list, err := decodePending(stringValue(s.sm.Get(ctx, s.pendingKey)))
+	if err != nil {
+		s.sm.Remove(ctx, s.pendingKey)
+		s.audit(r, Event{Type: EventDropped, Reason: ReasonCorrupt, Issuer: s.cfg.Issuer})
+		return nil
+	}
+	return list
+}
+
 // takePending removes the challenge with this state from the session and
 // returns it. Every challenge is single-use: it is consumed whatever the
 // callback's outcome. Expired challenges are swept at the same time. The
 // state is compared in constant time against every pending challenge.
-func (s *StepUp) takePending(ctx context.Context, state string) (pending, bool) {
-	list, err := decodePending(stringValue(s.sm.Get(ctx, s.pendingKey)))
-	if err != nil {
-		s.sm.Remove(ctx, s.pendingKey)
-		return pending{}, false
-	}
+func (s *StepUp) takePending(r *http.Request, state string) (pending, bool) {
+	ctx := r.Context()
+	list := s.pendingList(r)
 	var found pending
 	match := 0
 	for _, p := range list {
@@ -252,7 +263,7 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		sub, hasUser = s.cfg.Subject(r)
 	}
 	params, paramsOK := parseCallback(r.URL.RawQuery)
-	c, found := s.takePending(ctx, params.state)
+	c, found := s.takePending(r, params.state)
 	deny := func(reason Reason, e Event) {
 		e.Type, e.Reason, e.Scope = EventDenied, reason, c.scope
 		if e.Subject == "" {

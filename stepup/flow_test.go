@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -373,4 +374,33 @@ func FuzzSafeReturnTo(f *testing.F) {
 		http.Redirect(w, httptest.NewRequest(http.MethodGet, callback, nil), s, http.StatusSeeOther)
 		staysOnOrigin(t, "Location", callback, w.Header().Get("Location"))
 	})
+}
+
+// TestCorruptPendingListIsDroppedAndAudited: a damaged list of pending
+// challenges (a bad store write, a tampered store) is removed and audited,
+// never silently; a new challenge still starts, and a callback that would
+// have answered one of its challenges is refused.
+func TestCorruptPendingListIsDroppedAndAudited(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	corrupt := map[string]any{"stepup.pending": "p1\x1eSTATE\x1fonly-two-fields"}
+
+	w := h.serve(navigation("GET", "/stepup/callback?state=STATE&code=c", "alice"), corrupt, h.su.CallbackHandler())
+	if w.Code != http.StatusForbidden {
+		t.Fatalf("callback: %d %q", w.Code, w.Body)
+	}
+	ev := h.audit.Events()
+	if len(ev) != 2 || ev[0].Type != EventDropped || ev[0].Reason != ReasonCorrupt || ev[0].Scope != "" ||
+		ev[1].Type != EventDenied || ev[1].Reason != ReasonUnknownState {
+		t.Fatalf("audit %+v, want dropped/corrupt then denied/unknown_state", ev)
+	}
+
+	h.audit.Reset()
+	w = h.serve(navigation("GET", "/stepup/start?scope=admin", "alice"), corrupt, h.su.StartHandler())
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("start: %d %q", w.Code, w.Body)
+	}
+	if types := h.audit.Types(); !slices.Equal(types, []EventType{EventDropped, EventChallenge}) {
+		t.Fatalf("audit %v, want dropped then challenge", types)
+	}
 }

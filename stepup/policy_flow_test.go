@@ -183,7 +183,7 @@ func TestGrantResponseIsNotCachedAndSendsNoReferrer(t *testing.T) {
 }
 
 // TestCorruptPendingListIsDroppedNotTrusted: a pending-challenge list that
-// does not decode is removed, and its callback is unknown_state.
+// does not decode is removed and audited, and its callback is unknown_state.
 func TestCorruptPendingListIsDroppedNotTrusted(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -196,8 +196,8 @@ func TestCorruptPendingListIsDroppedNotTrusted(t *testing.T) {
 	if w.Code != http.StatusForbidden || left {
 		t.Errorf("status %d, corrupt list left in the session: %v", w.Code, left)
 	}
-	if ev := h.audit.Events(); len(ev) != 1 || ev[0].Reason != ReasonUnknownState {
-		t.Errorf("audit %+v", ev)
+	if ev := h.audit.Events(); len(ev) != 2 || ev[0].Reason != ReasonCorrupt || ev[1].Reason != ReasonUnknownState {
+		t.Errorf("audit %+v, want dropped/corrupt then denied/unknown_state", ev)
 	}
 }
 
