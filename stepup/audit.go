@@ -46,7 +46,7 @@ type Event struct {
 	Deadline  time.Time `json:"deadline,omitzero"`   // zero when no elevation is concerned
 	Bound     Bound     `json:"bound,omitempty"`     // which bound set Deadline
 	Reason    Reason    `json:"reason,omitempty"`    // why, for denied and dropped events
-	IdPError  string    `json:"idp_error,omitempty"` // the IdP's OAuth error code, for Reason == ReasonIdPError
+	IdPError  string    `json:"idp_error,omitempty"` // the IdP's OAuth error code, for ReasonIdPError and ReasonTokenRefused
 	Method    string    `json:"method,omitempty"`
 	Route     string    `json:"route,omitempty"`      // the matched route pattern when the router set one, else the path
 	Remote    string    `json:"remote,omitempty"`     // the client address, from [Config.ClientIP]

@@ -63,11 +63,11 @@ var callbackCases = []callbackCase{
 	{name: "ChallengeLeftOpenTooLong", tamper: func(h *flowHarness, u *url.URL) { h.clock.Advance(challengeTTL) }, reason: ReasonChallengeExpired},
 	{name: "MixUpWithAnotherIssuer", tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "iss", "https://evil.test") }, reason: ReasonIssuerMismatch},
 	{name: "MissingCode", tamper: func(h *flowHarness, u *url.URL) { delQuery(u, "code") }, reason: ReasonMissingCode},
-	{name: "ForgedCode", tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "code", "forged") }, reason: ReasonTokenExchange, status: 502},
+	{name: "ForgedCode", tamper: func(h *flowHarness, u *url.URL) { setQuery(u, "code", "forged") }, reason: ReasonTokenRefused},
 	{name: "CodeInjectionStoppedByPKCE", tamper: func(h *flowHarness, u *url.URL) {
 		stolen := otherBrowser(h) // the attacker's own code, injected into the victim's callback
 		setQuery(u, "code", stolen.Query().Get("code"))
-	}, reason: ReasonTokenExchange, status: 502},
+	}, reason: ReasonTokenRefused},
 	{name: "TokenResponseWithoutIDToken", token: func(*flowHarness, map[string]any) string { return "" }, reason: ReasonMissingIDToken},
 	{name: "AlgNone", token: func(h *flowHarness, c map[string]any) string { return unsignedJWT(c) }, reason: ReasonInvalidIDToken},
 	{name: "AlgConfusionHS256WithRSAPublicKey", token: func(h *flowHarness, c map[string]any) string { return hmacWithPublicKey(h.t, h.idp, c) }, reason: ReasonInvalidIDToken},
@@ -358,7 +358,7 @@ func TestCodeReplayIsRefused(t *testing.T) {
 	u := h.callbackURL()
 	setQuery(u, "code", used.Query().Get("code"))
 	status, _ := h.deliver(u)
-	if status != http.StatusBadGateway || h.lastEvent().Reason != ReasonTokenExchange {
-		t.Fatalf("replayed code: %d %s", status, h.lastEvent().Reason)
+	if status != http.StatusForbidden || h.lastEvent().Reason != ReasonTokenRefused || h.lastEvent().IdPError != "invalid_grant" {
+		t.Fatalf("replayed code: %d %s (%s)", status, h.lastEvent().Reason, h.lastEvent().IdPError)
 	}
 }

@@ -20,7 +20,8 @@ const (
 	ReasonChallengeExpired     Reason = "challenge_expired"      // the challenge is older than ten minutes
 	ReasonUnauthenticated      Reason = "unauthenticated"        // nobody is logged in to the app any more
 	ReasonMissingCode          Reason = "missing_code"           // no authorization code
-	ReasonTokenExchange        Reason = "token_exchange_failed"  // the token endpoint refused the code or could not be reached
+	ReasonTokenRefused         Reason = "token_refused"          // the token endpoint answered an OAuth error (invalid_grant, invalid_client, ...; Event.IdPError)
+	ReasonTokenExchange        Reason = "token_exchange_failed"  // the token endpoint could not be reached, timed out or failed (5xx, not OAuth)
 	ReasonMissingIDToken       Reason = "missing_id_token"       // the token response had no id_token
 	ReasonInvalidIDToken       Reason = "invalid_id_token"       // signature, iss, aud or exp failed, or the JWKS could not be fetched
 	ReasonNonceMismatch        Reason = "nonce_mismatch"         // the ID token's nonce is not this challenge's (token substitution)
@@ -53,7 +54,7 @@ const (
 type Denial struct {
 	Scope    string // empty when the challenge could not be identified
 	Reason   Reason
-	IdPError string // the IdP's OAuth error code when Reason is ReasonIdPError
+	IdPError string // the IdP's OAuth error code when Reason is ReasonIdPError or ReasonTokenRefused
 }
 
 func (d *Denial) Error() string {

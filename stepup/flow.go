@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -219,10 +220,8 @@ func parseCallback(rawQuery string) (callbackParams, bool) {
 		}
 	}
 	_, p.hasIss = q["iss"]
-	for _, c := range p.err {
-		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
-			return p, false
-		}
+	if !oauthErrorChars(p.err) {
+		return p, false
 	}
 	return p, ok
 }
@@ -352,7 +351,8 @@ func (s *StepUp) redeem(ctx context.Context, code string, c pending, sub string,
 	ctx = oidc.ClientContext(ctx, s.cfg.HTTPClient)
 	tok, err := s.oauth.Exchange(ctx, code, oauth2.VerifierOption(c.verifier))
 	if err != nil {
-		return Elevation{}, ReasonTokenExchange, Event{}
+		reason, oauthErr := tokenError(err)
+		return Elevation{}, reason, Event{IdPError: oauthErr}
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	if raw == "" {
@@ -367,6 +367,37 @@ func (s *StepUp) redeem(ctx context.Context, code string, c pending, sub string,
 		return Elevation{}, ReasonInvalidClaims, Event{}
 	}
 	return checkClaims(t, c, p, s.ruleContext(sub, checkSub))
+}
+
+// tokenError tells a refusal from a failure of the token endpoint. An
+// OAuth error response (RFC 6749 §5.2: a 4xx with an error code, such as
+// invalid_grant for a forged, replayed or PKCE-mismatched code, or
+// invalid_client) is the IdP refusing: ReasonTokenRefused, with the error
+// code when it is well formed. Anything else (no connection, a timeout, a
+// 5xx, a 4xx that is not OAuth) is ReasonTokenExchange: the IdP could not
+// answer.
+func tokenError(err error) (Reason, string) {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode == "" || re.Response == nil ||
+		re.Response.StatusCode < 400 || re.Response.StatusCode > 499 {
+		return ReasonTokenExchange, ""
+	}
+	code := re.ErrorCode
+	if len(code) > maxErrorLen || !oauthErrorChars(code) {
+		code = ""
+	}
+	return ReasonTokenRefused, code
+}
+
+// oauthErrorChars reports whether s uses only the characters RFC 6749
+// §4.1.2.1 and §5.2 allow in an error code: %x20-21 / %x23-5B / %x5D-7E.
+func oauthErrorChars(s string) bool {
+	for _, c := range []byte(s) {
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // ruleContext is what the claim rules need from the configuration and the

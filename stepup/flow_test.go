@@ -1,6 +1,9 @@
 package stepup
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -9,6 +12,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"golang.org/x/oauth2"
 )
 
 // TestOpenRedirectThroughReturnToIsRefused: return_to must stay on this
@@ -402,5 +407,46 @@ func TestCorruptPendingListIsDroppedAndAudited(t *testing.T) {
 	}
 	if types := h.audit.Types(); !slices.Equal(types, []EventType{EventDropped, EventChallenge}) {
 		t.Fatalf("audit %v, want dropped then challenge", types)
+	}
+}
+
+// TestTokenErrorTellsRefusalFromFailure: a forged or replayed code is the
+// IdP refusing (token_refused, a 4xx for the user), not the IdP failing
+// (token_exchange_failed, 502), so an operator alerting on the second is
+// not paged by attackers sending the first.
+func TestTokenErrorTellsRefusalFromFailure(t *testing.T) {
+	t.Parallel()
+	oauthErr := func(status int, code string) error {
+		return &oauth2.RetrieveError{Response: &http.Response{StatusCode: status}, ErrorCode: code}
+	}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		reason Reason
+		code   string
+	}{
+		{"ForgedCodeInvalidGrant", oauthErr(400, "invalid_grant"), ReasonTokenRefused, "invalid_grant"},
+		{"WrongClientSecret", oauthErr(401, "invalid_client"), ReasonTokenRefused, "invalid_client"},
+		{"WrappedRefusal", fmt.Errorf("exchange: %w", oauthErr(400, "invalid_request")), ReasonTokenRefused, "invalid_request"},
+		{"ErrorCodeWithQuoteIsNotLogged", oauthErr(400, `invalid"grant`), ReasonTokenRefused, ""},
+		{"OversizedErrorCodeIsNotLogged", oauthErr(400, strings.Repeat("e", 65)), ReasonTokenRefused, ""},
+		{"ServerError", oauthErr(500, "server_error"), ReasonTokenExchange, ""},
+		{"BadGatewayWithoutOAuthBody", oauthErr(502, ""), ReasonTokenExchange, ""},
+		{"NotFoundWithoutOAuthBody", oauthErr(404, ""), ReasonTokenExchange, ""},
+		{"Timeout", context.DeadlineExceeded, ReasonTokenExchange, ""},
+		{"ConnectionRefused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), ReasonTokenExchange, ""},
+	} {
+		reason, code := tokenError(tc.err)
+		if reason != tc.reason || code != tc.code {
+			t.Errorf("%s: %q %q, want %q %q", tc.name, reason, code, tc.reason, tc.code)
+		}
+	}
+	for _, r := range []Reason{ReasonTokenRefused, ReasonTokenExchange} {
+		w := httptest.NewRecorder()
+		defaultDenied(w, httptest.NewRequest("GET", "/stepup/callback", nil), &Denial{Reason: r})
+		want := map[Reason]int{ReasonTokenRefused: http.StatusForbidden, ReasonTokenExchange: http.StatusBadGateway}[r]
+		if w.Code != want {
+			t.Errorf("default OnDenied for %s: %d, want %d", r, w.Code, want)
+		}
 	}
 }

@@ -100,8 +100,8 @@ func TestCodeIssuedToAnotherClientIsRefused(t *testing.T) {
 	}
 	u := h.callbackURL()
 	setQuery(u, "code", stolen.Query().Get("code"))
-	if status, _ := h.deliver(u); status != http.StatusBadGateway || h.lastEvent().Reason != ReasonTokenExchange {
-		t.Fatalf("status %d, reason %s; want 502 token_exchange_failed", status, h.lastEvent().Reason)
+	if status, _ := h.deliver(u); status != http.StatusForbidden || h.lastEvent().Reason != ReasonTokenRefused || h.lastEvent().IdPError != "invalid_grant" {
+		t.Fatalf("status %d, reason %s (%s); want 403 token_refused (invalid_grant)", status, h.lastEvent().Reason, h.lastEvent().IdPError)
 	}
 	if h.elevated() {
 		t.Fatal("elevated with another client's code")
