@@ -3,94 +3,93 @@ package stepup_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/coreos/go-oidc/v3/oidc"
 
 	"github.com/oidc-stepup/stepup/stepup"
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
-// This example runs the whole step-up on a standard library mux: a
-// development IdP in-process, an app whose /admin route is guarded, and a
-// browser with a cookie jar.
+// This example guards /admin on a standard library mux. A browser that is
+// not elevated is sent to the IdP with an authorization-code request: PKCE
+// S256, a fresh state and nonce, and the scope's acr_values and max_age.
+// (The whole round trip through an IdP runs in the example of the
+// stepuptest package, the test kit.)
 func Example() {
-	idp, err := stepuptest.New(stepuptest.Config{
-		Authenticate: func(r stepuptest.AuthRequest) stepuptest.Login {
-			return stepuptest.Login{Subject: "alice", ACR: "urn:example:mfa", AMR: []string{"pwd", "otp"}}
-		},
-	})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer idp.Close()
+	// Discovery is the usual way: stepup.Config{Issuer: ...}. A provider
+	// configured by hand needs no network, as here.
+	provider := (&oidc.ProviderConfig{
+		IssuerURL: "https://idp.example.com",
+		AuthURL:   "https://idp.example.com/authorize",
+		TokenURL:  "https://idp.example.com/token",
+		JWKSURL:   "https://idp.example.com/keys",
+	}).NewProvider(context.Background())
 
 	sessions := scs.New()
 	sessions.Store = memstore.NewWithCleanupInterval(0)
-	mux := http.NewServeMux()
-	app := httptest.NewServer(sessions.LoadAndSave(mux))
-	defer app.Close()
-	idp.AddClient(stepuptest.Client{ID: "console", Secret: "s3cret", RedirectURIs: []string{app.URL + "/stepup/callback"}})
-
 	su, err := stepup.New(stepup.Config{
-		Issuer:         idp.Issuer(),
+		Provider:       provider,
+		Issuer:         "https://idp.example.com",
 		ClientID:       "console",
 		ClientSecret:   "s3cret",
-		RedirectURL:    app.URL + "/stepup/callback",
+		RedirectURL:    "https://app.example.com/stepup/callback",
 		SessionManager: sessions,
 		Subject: func(r *http.Request) (string, bool) {
 			sub := sessions.GetString(r.Context(), "sub") // set by the app's own login
 			return sub, sub != ""
 		},
 		Scopes: map[string]stepup.Scope{
-			"admin": {ACR: []string{"urn:example:mfa"}, Lifetime: 2 * time.Minute},
+			"admin": {ACR: []string{"urn:example:mfa"}, Lifetime: 15 * time.Minute},
 		},
 		Auditor: stepup.AuditorFunc(func(_ context.Context, e stepup.Event) {
-			fmt.Println(strings.TrimSpace(fmt.Sprintln("audit:", e.Type, e.Scope, e.ACR)))
+			fmt.Println("audit:", e.Type, e.Scope, e.Subject)
 		}),
 	})
 	if err != nil {
 		log.Fatal(err)
 	}
-	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
-		sessions.Put(r.Context(), "sub", "alice") // stands in for the primary login
-	})
+	mux := http.NewServeMux()
 	mux.Handle("GET /stepup/start", su.StartHandler())
 	mux.Handle("GET /stepup/callback", su.CallbackHandler())
-	mux.Handle("GET /admin", su.RequireStepUp("admin")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		el, _ := su.Elevation(r, "admin")
-		fmt.Fprintf(w, "admin console for %s (acr %s, bound %s)", el.Subject, el.ACR, el.Bound)
+	mux.Handle("/admin/", su.RequireStepUp("admin")(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, "admin console")
 	})))
+	app := sessions.LoadAndSave(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sessions.Put(r.Context(), "sub", "alice") // stands in for the primary login
+		mux.ServeHTTP(w, r)
+	}))
 
-	jar, _ := cookiejar.New(nil)
-	browser := &http.Client{Jar: jar}
-	defer browser.CloseIdleConnections()
-	get := func(path string) string {
-		req, _ := http.NewRequest("GET", app.URL+path, nil)
-		req.Header.Set("Accept", "text/html")
-		resp, err := browser.Do(req)
-		if err != nil {
-			log.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return fmt.Sprintf("%d %s", resp.StatusCode, body)
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest("GET", "/admin/users", nil)
+	r.Header.Set("Accept", "text/html")
+	app.ServeHTTP(w, r)
+	loc, _ := url.Parse(w.Header().Get("Location"))
+	q := loc.Query()
+	fmt.Println(w.Code, loc.Host+loc.Path)
+	for _, k := range []string{"response_type", "client_id", "redirect_uri", "scope", "acr_values", "max_age", "code_challenge_method"} {
+		fmt.Printf("  %s=%s\n", k, q.Get(k))
 	}
-	get("/login")
-	fmt.Println(get("/admin"))
+	fmt.Println("  state, nonce and code_challenge are fresh:", q.Get("state") != "" && q.Get("nonce") != "" && q.Get("code_challenge") != "")
 	// Output:
-	// audit: challenge admin
-	// audit: granted admin urn:example:mfa
-	// 200 admin console for alice (acr urn:example:mfa, bound lifetime)
+	// audit: challenge admin alice
+	// 303 idp.example.com/authorize
+	//   response_type=code
+	//   client_id=console
+	//   redirect_uri=https://app.example.com/stepup/callback
+	//   scope=openid
+	//   acr_values=urn:example:mfa
+	//   max_age=0
+	//   code_challenge_method=S256
+	//   state, nonce and code_challenge are fresh: true
 }
 
 // New refuses a bad configuration at startup, naming the field.
@@ -112,15 +111,16 @@ func ExampleNew() {
 // An API client (or a form POST) that is not elevated gets an RFC 9470
 // challenge instead of a redirect, so no request body is lost.
 func ExampleStepUp_RequireStepUp() {
-	idp, err := stepuptest.New(stepuptest.Config{})
-	if err != nil {
-		log.Fatal(err)
-	}
-	defer idp.Close()
 	sessions := scs.New()
 	sessions.Store = memstore.NewWithCleanupInterval(0)
 	su, err := stepup.New(stepup.Config{
-		Issuer:         idp.Issuer(),
+		Provider: (&oidc.ProviderConfig{
+			IssuerURL: "https://idp.example.com",
+			AuthURL:   "https://idp.example.com/authorize",
+			TokenURL:  "https://idp.example.com/token",
+			JWKSURL:   "https://idp.example.com/keys",
+		}).NewProvider(context.Background()),
+		Issuer:         "https://idp.example.com",
 		ClientID:       "console",
 		RedirectURL:    "https://app.example.com/stepup/callback",
 		SessionManager: sessions,
@@ -164,4 +164,46 @@ func ExampleSlogAuditor() {
 	})
 	// Output:
 	// level=WARN msg="stepup denied" event=denied scope=admin subject=alice acr=urn:example:pwd reason=acr_not_satisfied method=GET route=/stepup/callback
+}
+
+// An application's own login can send users back with the same rules
+// stepup applies to return_to.
+func ExampleSafeReturnTo() {
+	for _, target := range []string{"/admin/users?page=2", "//evil.example", "https://evil.example/", "/\\evil.example", "/admin\nSet-Cookie:"} {
+		path, ok := stepup.SafeReturnTo(target)
+		if !ok {
+			path = "/"
+		}
+		fmt.Printf("%q -> %q\n", target, path)
+	}
+	// Output:
+	// "/admin/users?page=2" -> "/admin/users?page=2"
+	// "//evil.example" -> "/"
+	// "https://evil.example/" -> "/"
+	// "/\\evil.example" -> "/"
+	// "/admin\nSet-Cookie:" -> "/"
+}
+
+// An application's own login can choose between a redirect and a 401 as
+// the guard does.
+func ExampleIsNavigation() {
+	page := httptest.NewRequest("GET", "/admin", nil)
+	page.Header.Set("Accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+	page.Header.Set("Sec-Fetch-Mode", "navigate")
+	fetch := httptest.NewRequest("GET", "/admin/users.json", nil)
+	fetch.Header.Set("Accept", "*/*")
+	fetch.Header.Set("Sec-Fetch-Mode", "cors")
+	form := httptest.NewRequest("POST", "/admin/users", nil)
+	form.Header.Set("Accept", "text/html")
+	fmt.Println(stepup.IsNavigation(page), stepup.IsNavigation(fetch), stepup.IsNavigation(form))
+	// Output:
+	// true false false
+}
+
+// Printable is the rule stepup applies to everything it stores or logs;
+// an application can apply it to its own names.
+func ExamplePrintable() {
+	fmt.Println(stepup.Printable("alice"), stepup.Printable("alice\u202eecila"), stepup.Printable("alice\nforged log line"))
+	// Output:
+	// true false false
 }
