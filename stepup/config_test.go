@@ -145,3 +145,19 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("NoClockSkew gave %ds", h0.su.skew)
 	}
 }
+
+func TestNewRefusesACRClaimWithoutItsRequest(t *testing.T) {
+	t.Parallel()
+	for _, sc := range []Scope{
+		{ACR: []string{"c1"}, ACRClaim: "amr", RequestACRClaim: true},
+		{ACR: []string{"c1"}, ACRClaim: "acrs"},
+	} {
+		h := newHarness(t)
+		cfg := h.cfg
+		cfg.Scopes = map[string]Scope{"admin": sc}
+		var ce *ConfigError
+		if _, err := New(cfg); !errors.As(err, &ce) || ce.Field != `Scopes["admin"].ACRClaim` {
+			t.Errorf("%+v: New = %v", sc, err)
+		}
+	}
+}

@@ -431,3 +431,17 @@ func TestSubjectFromSessionWithoutLoadAndSaveFailsClosed(t *testing.T) {
 	h.su.Drop(navigation("POST", "/", ""), "admin") // must not panic
 	h.su.DropAll(navigation("POST", "/", ""))
 }
+
+// TestGuardSendsEntraACRSClaimsRequest: against Entra ID, the authentication
+// context is requested in acrs, in the exact form Microsoft documents.
+func TestGuardSendsEntraACRSClaimsRequest(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, func(c *Config) {
+		c.Scopes = map[string]Scope{"admin": {ACR: []string{"c1"}, RequestACRClaim: true, ACRClaim: "acrs"}}
+	})
+	w := h.serve(navigation("GET", "/admin", "alice"), nil, h.su.RequireStepUp("admin")(okHandler))
+	q, _ := url.ParseQuery(strings.SplitN(w.Header().Get("Location"), "?", 2)[1])
+	if got, want := q.Get("claims"), `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`; got != want || q.Get("acr_values") != "c1" {
+		t.Errorf("claims %s acr_values %q, want %s and c1", got, q.Get("acr_values"), want)
+	}
+}
