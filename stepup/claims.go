@@ -41,6 +41,7 @@ type idClaims struct {
 	AMR           json.RawMessage `json:"amr"`
 	AuthTime      json.RawMessage `json:"auth_time"`
 	SessionExpiry json.RawMessage `json:"session_expiry"`
+	SID           json.RawMessage `json:"sid"` // OIDC Back-Channel Logout §2.1: the IdP session
 }
 
 func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
@@ -211,6 +212,13 @@ func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Re
 	if !storable(t.subject) || t.subject == "" {
 		return Elevation{}, ReasonInvalidClaims, Event{}
 	}
+	// Back-Channel Logout §2.1 and CAEP session-revoked name the IdP
+	// session by sid: keep a digest of it, so that either can end this
+	// elevation.
+	sid, err := parseString(cl.SID)
+	if err != nil || !storable(sid) {
+		return Elevation{}, ReasonInvalidClaims, Event{}
+	}
 	amr, err := parseStrings(cl.AMR)
 	if err != nil || len(amr) > 32 || slices.ContainsFunc(amr, func(m string) bool { return !storable(m) || len(m) > 64 }) {
 		return Elevation{}, ReasonInvalidClaims, Event{}
@@ -274,6 +282,7 @@ func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Re
 		GrantedAt:     time.Unix(now, 0),
 		Deadline:      time.Unix(deadline, 0),
 		Bound:         bound,
+		sidTag:        sidTag(rc.issuer, sid),
 	}
 	return el, "", e
 }

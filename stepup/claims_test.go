@@ -395,6 +395,9 @@ var claimCases = []claimCase{
 	{name: "SubjectWithControlCharacters", edit: func(c *claimInput) { c.tok.subject = "alice\x1fe1" }, reason: ReasonInvalidClaims},
 	{name: "SubjectWithBidiOverride", edit: func(c *claimInput) { c.tok.subject = "alice\u202eecila" }, reason: ReasonInvalidClaims},
 	{name: "OversizedSubjectBloatingEverySession", edit: func(c *claimInput) { c.tok.subject = strings.Repeat("a", maxField+1) }, reason: ReasonInvalidClaims},
+	{name: "SIDWrongType", edit: func(c *claimInput) { c.claims["sid"] = 42 }, reason: ReasonInvalidClaims},
+	{name: "SIDWithLineBreak", edit: func(c *claimInput) { c.claims["sid"] = "s1\nforged" }, reason: ReasonInvalidClaims},
+	{name: "SIDKeptAsADigest", edit: func(c *claimInput) { c.claims["sid"] = "6b1d6f0c-2f4e-4a8b-9a3e-5c7d8e9f0a1b" }, bound: BoundExp, deadline: 300},
 	{name: "AMRWrongType", edit: func(c *claimInput) { c.claims["amr"] = "otp" }, reason: ReasonInvalidClaims},
 	{name: "AMRWithNull", edit: func(c *claimInput) { c.claims["amr"] = []any{"pwd", nil} }, reason: ReasonInvalidClaims},
 	{name: "AMRTooManyMethods", edit: func(c *claimInput) { c.claims["amr"] = slices.Repeat([]string{"otp"}, 33) }, reason: ReasonInvalidClaims},
@@ -501,6 +504,9 @@ func TestClaimRules(t *testing.T) {
 			}
 			if !e.Deadline.Equal(el.Deadline) || e.Bound != el.Bound || e.ACR != el.ACR {
 				t.Errorf("event %+v does not describe the elevation %+v", e, el)
+			}
+			if sid, _ := in.claims["sid"].(string); el.sidTag != sidTag(testIssuer, sid) || (sid != "" && len(el.sidTag) != 16) {
+				t.Errorf("sid %q kept as %q", sid, el.sidTag)
 			}
 			if !strings.HasPrefix(el.ID, "E;") || el.Scope != "admin" || el.Issuer != testIssuer ||
 				el.Subject != in.tok.subject || !el.GrantedAt.Equal(time.Unix(claimNow, 0)) ||

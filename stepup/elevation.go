@@ -29,8 +29,10 @@ type Elevation struct {
 	// this one in countdowns.
 	Ends time.Time
 
-	issuerTag string // what the stored record keeps of Issuer
-	acrTag    string // what the stored record keeps of ACR
+	issuerTag  string // what the stored record keeps of Issuer
+	acrTag     string // what the stored record keeps of ACR
+	sidTag     string // what the stored record keeps of the ID token's sid
+	generation int64  // the subject's revocation generation at the grant
 }
 
 // decodeElevation decodes a stored elevation and names its issuer and acr

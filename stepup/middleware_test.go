@@ -356,7 +356,7 @@ func TestGuardVerdict(t *testing.T) {
 		{"Garbage", "not a record", "alice", true, t0.Unix(), verdictCorrupt},
 		{"Truncated", valid[:len(valid)/2], "alice", true, t0.Unix(), verdictCorrupt},
 		{"FieldAppended", valid + "\x1fextra", "alice", true, t0.Unix(), verdictCorrupt},
-		{"FutureRecordVersion", "e2" + valid[2:], "alice", true, t0.Unix(), verdictCorrupt},
+		{"FutureRecordVersion", "e3" + valid[2:], "alice", true, t0.Unix(), verdictCorrupt},
 		{"OtherIssuer", rec(func(e *Elevation) { e.Issuer = "https://evil.test" }), "alice", true, t0.Unix(), verdictOtherIssuer},
 		{"OtherUser", valid, "mallory", true, t0.Unix(), verdictOtherUser},
 		{"OtherUserUncheckedWithoutSubject", valid, "mallory", false, t0.Unix(), verdictElevated},

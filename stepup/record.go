@@ -24,8 +24,9 @@ const (
 	fieldSep = '\x1f'
 	listSep  = '\x1e'
 
-	elevationTag = "e1"
-	pendingTag   = "p1"
+	elevationTag       = "e2"
+	legacyElevationTag = "e1" // before sid and generation were stored; still read
+	pendingTag         = "p1"
 
 	// maxField bounds any single claim value stored in the session, so that a
 	// hostile or broken IdP cannot bloat every later request's session load.
@@ -238,9 +239,23 @@ func acrTag(acr string) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:6])[:6]
 }
 
+// sidTag is what a stored elevation keeps of the IdP session it came
+// from: 96 bits of SHA-256 over the issuer and the ID token's sid, so that
+// a back-channel logout or a CAEP session-revoked event naming that sid can
+// find it. It is fixed-size whatever the IdP's sid looks like (Entra's and
+// Keycloak's are 36-character GUIDs).
+func sidTag(issuer, sid string) string {
+	if sid == "" {
+		return ""
+	}
+	sum := sha256.Sum256([]byte(issuer + "\x00" + sid))
+	return base64.RawURLEncoding.EncodeToString(sum[:12])
+}
+
 // encodeElevation serialises e. The fields the guard reads on every request
-// (deadline, issuer tag, subject, id) come first. The other instants are
-// stored as seconds from the deadline, which keeps them short.
+// (deadline, issuer tag, subject, id, generation, sid tag) come first. The
+// other instants are stored as seconds from the deadline, which keeps them
+// short.
 func encodeElevation(e *Elevation) string {
 	tag, acr := e.issuerTag, e.acrTag
 	if tag == "" {
@@ -256,6 +271,8 @@ func encodeElevation(e *Elevation) string {
 	w.str(tag)
 	w.str(e.Subject)
 	w.str(e.ID)
+	w.int(e.generation)
+	w.str(e.sidTag)
 	w.str(boundCode(e.Bound))
 	w.str(acr)
 	w.list(e.AMR)
@@ -276,10 +293,13 @@ func unixOrZeroInt(t time.Time) int64 {
 // request. Its strings are slices of the stored record: reading it does not
 // allocate.
 type elevationHead struct {
-	deadline  int64
-	issuerTag string
-	subject   string
-	id        string
+	deadline   int64
+	issuerTag  string
+	subject    string
+	id         string
+	generation int64  // the subject's revocation generation at the grant
+	sidTag     string // the IdP session, when the ID token named one
+	authTime   int64
 }
 
 // readElevationHead parses a stored elevation far enough for the guard,
@@ -288,7 +308,8 @@ type elevationHead struct {
 // does not parse fails closed with errCorruptRecord.
 func readElevationHead(rec string) (elevationHead, error) {
 	d := record{rest: rec}
-	if d.str() != elevationTag {
+	tag := d.str()
+	if tag != elevationTag && tag != legacyElevationTag {
 		return elevationHead{}, errCorruptRecord
 	}
 	var h elevationHead
@@ -296,11 +317,16 @@ func readElevationHead(rec string) (elevationHead, error) {
 	h.issuerTag = d.str()
 	h.subject = d.str()
 	h.id = d.str()
+	if tag == elevationTag {
+		h.generation = d.int()
+		h.sidTag = d.str()
+	}
 	_, boundOK := boundFromCode(d.str())
 	acrOK := d.str() != "" // acr tag
 	d.str()                // amr
-	for range 4 {
-		d.delta(h.deadline) // auth_time, exp, session_expiry, granted_at
+	h.authTime = d.delta(h.deadline).Unix()
+	for range 3 {
+		d.delta(h.deadline) // exp, session_expiry, granted_at
 	}
 	if d.end() != nil || !boundOK || !acrOK || h.deadline <= 0 || h.issuerTag == "" {
 		return elevationHead{}, errCorruptRecord
@@ -313,7 +339,8 @@ func readElevationHead(rec string) (elevationHead, error) {
 // resolves against the configuration.
 func decodeElevation(rec, scope string) (Elevation, error) {
 	d := record{rest: rec}
-	if d.str() != elevationTag {
+	tag := d.str()
+	if tag != elevationTag && tag != legacyElevationTag {
 		return Elevation{}, errCorruptRecord
 	}
 	e := Elevation{Scope: scope}
@@ -322,6 +349,10 @@ func decodeElevation(rec, scope string) (Elevation, error) {
 	e.issuerTag = d.str()
 	e.Subject = d.str()
 	e.ID = d.str()
+	if tag == elevationTag {
+		e.generation = d.int()
+		e.sidTag = d.str()
+	}
 	bound, boundOK := boundFromCode(d.str())
 	e.Bound = bound
 	e.acrTag = d.str()
