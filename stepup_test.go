@@ -24,7 +24,7 @@ import (
 // memstore cleanup goroutine every scs.New starts, which scs cannot stop
 // race-free (see newApp).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/alexedwards/scs/v2/memstore.(*MemStore).startCleanup"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(memstoreCleanup))
 }
 
 const skew = int64(stepup.DefaultClockSkew / time.Second)

@@ -11,8 +11,6 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/coreos/go-oidc/v3/oidc"
-
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 const testIssuer = "https://idp.test"
@@ -73,7 +71,7 @@ func newSessions() *scs.SessionManager {
 type harness struct {
 	su    *StepUp
 	cfg   Config
-	clock *stepuptest.Clock
+	clock *fakeClock
 	audit *recorder
 	sm    *scs.SessionManager
 }
@@ -82,7 +80,7 @@ var t0 = time.Unix(1_800_000_000, 0)
 
 func newHarness(t testing.TB, mutate ...func(*Config)) *harness {
 	t.Helper()
-	h := &harness{clock: stepuptest.NewClock(t0), audit: &recorder{}, sm: newSessions()}
+	h := &harness{clock: newFakeClock(t0), audit: &recorder{}, sm: newSessions()}
 	h.cfg = Config{
 		Provider:       offlineProvider(),
 		Issuer:         testIssuer,
