@@ -31,8 +31,7 @@ func benchChain(tb testing.TB) (req *http.Request, guarded, baseline, scsRead ht
 		}
 	}})
 	user := http.Header{"X-Test-User": {"alice"}}
-	b := a.newBrowser(tb)
-	b.loginAs(tb, "alice")
+	b := a.loggedIn(tb, "alice")
 	start := b.do(tb, b.noFollow, http.MethodGet, "/stepup/start?scope=admin&return_to=%2Fadmin", nil, user)
 	wantRedirectToIdP(tb, a, start)
 	cb := b.authorize(tb, start.header.Get("Location"))

@@ -57,9 +57,7 @@ func delQuery(u *url.URL, k string) {
 // otherBrowser runs a challenge in a second browser session (another user
 // agent, logged in as alice too) and returns its undelivered callback.
 func otherBrowser(t *testing.T, a *app) *url.URL {
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
-	return b.callback(t)
+	return a.loggedIn(t, "alice").callback(t)
 }
 
 // unixIn is the application's clock d from now, as a NumericDate claim.
@@ -128,8 +126,7 @@ func TestCallbackRules(t *testing.T) {
 			case tc.token != nil:
 				a.idp.RewriteNextIDToken(func(c map[string]any) (string, error) { return tc.token(t, a, c), nil })
 			}
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			u := b.callback(t)
 			honest := *u
 			if tc.tamper != nil {

@@ -15,8 +15,7 @@ import (
 func TestCallbackGrantsAndRenewsTheSessionToken(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	before := b.cookie(t)
 	if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther {
 		t.Fatalf("status %d, want 303", r.status)
@@ -37,8 +36,7 @@ func TestEntraACRsArrayIsAccepted(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{})
 	a.setLogin(stepuptest.Login{ACR: "c1", Claims: map[string]any{"acrs": []string{"c1", mfa}}})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther || !b.elevated(t) {
 		t.Fatalf("status %d, elevated %v", r.status, b.elevated(t))
 	}
@@ -52,8 +50,7 @@ func TestEntraACRsArrayIsAccepted(t *testing.T) {
 func TestMixUpWithoutIssIsRefusedWhenPromised(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{issParameter: true})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	u := b.callback(t)
 	if u.Query().Get("iss") != a.idp.Issuer() {
 		t.Fatalf("the provider sent iss %q", u.Query().Get("iss"))
@@ -91,8 +88,7 @@ func TestStoreFailureDuringGrantFailsClosed(t *testing.T) {
 					http.Error(w, "session trouble", 500)
 				}
 			}})
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			u := b.callback(t)
 			restore := tc.fail(a.store)
 			r := b.peek(t, u.String())
@@ -126,8 +122,7 @@ func TestAuditNeverLogsSecrets(t *testing.T) {
 	a := newApp(t, appOptions{config: func(c *stepup.Config) {
 		c.Auditor = stepup.SlogAuditor{Logger: slog.New(slog.NewJSONHandler(&buf, nil))}
 	}})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	denied := b.callback(t)
 	setQuery(denied, "iss", "https://evil.test")
 	b.peek(t, denied.String())
@@ -159,8 +154,7 @@ func TestAuditNeverLogsSecrets(t *testing.T) {
 func TestCodeReplayIsRefused(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	used := b.callback(t)
 	if r := b.peek(t, used.String()); r.status != http.StatusSeeOther {
 		t.Fatalf("the first callback: %d", r.status)

@@ -303,8 +303,7 @@ func TestIdPFaultsFailClosed(t *testing.T) {
 			}
 			ft.inject(ft.tokenPath, tc.token)
 			ft.inject(ft.jwksPath, tc.jwks)
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 
 			u := b.callback(t)
 			honest := *u
@@ -365,8 +364,7 @@ func TestKeyRotationMidFlightIsGranted(t *testing.T) {
 	leakChecked(t, "RotateKeyBetweenChallengeAndCallback", func(t *testing.T) {
 		a, ft := newFaultApp(t, 0)
 		// Prime the verifier's key cache with one step-up.
-		b := a.newBrowser(t)
-		b.loginAs(t, "alice")
+		b := a.loggedIn(t, "alice")
 		if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther || !b.elevated(t) {
 			t.Fatalf("priming step-up: status %d", r.status)
 		}
@@ -376,8 +374,7 @@ func TestKeyRotationMidFlightIsGranted(t *testing.T) {
 		oldKID := a.idp.KeyID()
 
 		// A second browser session, not elevated, on the same StepUp.
-		b = a.newBrowser(t)
-		b.loginAs(t, "alice")
+		b = a.loggedIn(t, "alice")
 		if b.elevated(t) {
 			t.Fatal("the new session is elevated before stepping up")
 		}
@@ -433,8 +430,7 @@ func TestSessionStoreFaultsFailClosed(t *testing.T) {
 		leakChecked(t, name, func(t *testing.T) {
 			a, _ := newFaultApp(t, 0)
 			got := scsErrors(a)
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			if elevated {
 				if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther || !b.elevated(t) {
 					t.Fatalf("step-up: status %d", r.status)
@@ -477,8 +473,7 @@ func TestSessionStoreFaultsFailClosed(t *testing.T) {
 		t.Helper()
 		a, _ = newFaultApp(t, 0)
 		got := scsErrors(a)
-		b = a.newBrowser(t)
-		b.loginAs(t, "alice")
+		b = a.loggedIn(t, "alice")
 		events := len(a.audit.all())
 		a.store.failCommit.Store(true)
 		r = b.do(t, b.toCallback, http.MethodGet, "/stepup/start?scope=admin&return_to=%2Fadmin", nil, nil)

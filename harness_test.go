@@ -480,6 +480,15 @@ func (b *browser) loginAs(t testing.TB, user string) {
 	wantStatus(t, b.peek(t, "/login-as?user="+url.QueryEscape(user)), http.StatusOK)
 }
 
+// loggedIn returns a new browser in which user has logged in to the
+// application.
+func (a *app) loggedIn(t testing.TB, user string) *browser {
+	t.Helper()
+	b := a.newBrowser(t)
+	b.loginAs(t, user)
+	return b
+}
+
 // cookie returns the application's session cookie value.
 func (b *browser) cookie(t testing.TB) string {
 	t.Helper()

@@ -39,8 +39,7 @@ func TestScopePoliciesSetTheDeadline(t *testing.T) {
 			t.Parallel()
 			a := newApp(t, appOptions{config: func(c *stepup.Config) { c.Scopes = map[string]stepup.Scope{"admin": tc.scope} }})
 			a.setLogin(tc.login) // auth_time: the application's clock, which does not move
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther {
 				t.Fatalf("status %d (%s)", r.status, a.audit.latest().Reason)
 			}
@@ -65,8 +64,7 @@ func TestStaleLoginBeyondMaxAgeIsRefused(t *testing.T) {
 		c.Scopes = map[string]stepup.Scope{"admin": {ACR: []string{mfa}, MaxAge: time.Minute, PromptLogin: true}}
 	}})
 	a.setLogin(stepuptest.Login{IDTokenLifetime: time.Hour})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	u := b.callback(t)
 	a.clock.Advance(90 * time.Second)
 	if r := b.peek(t, u.String()); r.status != http.StatusForbidden || a.audit.latest().Reason != stepup.ReasonStaleAuthTime {
@@ -77,8 +75,7 @@ func TestStaleLoginBeyondMaxAgeIsRefused(t *testing.T) {
 func TestRequireIssParameterWithoutDiscoveryPromise(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{config: func(c *stepup.Config) { c.RequireIssParameter = true }})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	u := b.callback(t)
 	if u.Query().Has("iss") {
 		t.Fatal("this provider is not supposed to send iss")
@@ -104,8 +101,7 @@ func TestCodeIssuedToAnotherClientIsRefused(t *testing.T) {
 	if err != nil || stolen.Query().Get("code") == "" {
 		t.Fatalf("the other client got no code: %v %v", stolen, err)
 	}
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	u := b.callback(t)
 	setQuery(u, "code", stolen.Query().Get("code"))
 	if r := b.peek(t, u.String()); r.status != http.StatusBadGateway || a.audit.latest().Reason != stepup.ReasonTokenExchange {
@@ -139,8 +135,7 @@ func TestMalformedClaimsAreRefused(t *testing.T) {
 			t.Parallel()
 			a := newApp(t, appOptions{})
 			a.rewrite(tc.mutate)
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			if r := b.peek(t, b.callback(t).String()); r.status != http.StatusForbidden || a.audit.latest().Reason != tc.reason {
 				t.Fatalf("status %d, reason %s; want 403 %s", r.status, a.audit.latest().Reason, tc.reason)
 			}
@@ -154,8 +149,7 @@ func TestMalformedClaimsAreRefused(t *testing.T) {
 func TestGrantResponseIsNotCachedAndSendsNoReferrer(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	r := b.peek(t, b.callback(t).String())
 	if r.status != http.StatusSeeOther || r.header.Get("Cache-Control") != "no-store" || r.header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("grant: %d, Cache-Control %q, Referrer-Policy %q", r.status, r.header.Get("Cache-Control"), r.header.Get("Referrer-Policy"))

@@ -109,8 +109,7 @@ func TestDroppedElevationIsNotResurrectedByAnInFlightRequest(t *testing.T) {
 			a := newApp(t, appOptions{store: newStore(t), routes: func(a *app) map[string]http.Handler {
 				return map[string]http.Handler{"GET /admin/slow": slow.handler(a)}
 			}})
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			b.stepUp(t, "/admin")
 			g := a.audit.last(t, stepup.EventGranted)
 			token := b.cookie(t)
@@ -154,8 +153,7 @@ func TestDropUnrevokedWhenTheStoreFails(t *testing.T) {
 			fmt.Fprint(w, "left in the session: ", a.sessions.Exists(r.Context(), elevationKey))
 		})}
 	}})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	events := len(a.audit.all())
 	if r := b.do(t, b.noFollow, http.MethodPost, "/admin/drop-while-the-store-fails", url.Values{}, nil); r.body != "left in the session: false" {
@@ -178,8 +176,7 @@ func TestRevocationLookupFailureFailsClosed(t *testing.T) {
 			guarded.ServeHTTP(w, r)
 		})}
 	}})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	if r := b.peek(t, "/admin/while-the-store-fails"); r.status != 500 || r.body == "secret admin page" {
 		t.Errorf("got %v", r)
@@ -212,8 +209,7 @@ func TestLogoutWithDropAllStopsAResurrectedSession(t *testing.T) {
 			}
 		},
 	})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	b.stepUp(t, "/billing")
 	token := b.cookie(t)
@@ -262,8 +258,7 @@ func TestElevationReportsNothingForARevokedElevation(t *testing.T) {
 			}),
 		}
 	}})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	token := b.cookie(t)
 	if r := b.peek(t, "/elevation"); r.body != "true" {
