@@ -120,6 +120,9 @@ const (
 	routerServeMux routerKind = "http.ServeMux"
 )
 
+// appOptions configures newApp. The zero value is the application on chi
+// with a memory session store, a provider without RFC 9207 iss, and the
+// configuration newApp writes.
 type appOptions struct {
 	router       routerKind // Default: routerChi.
 	issParameter bool       // the provider sends RFC 9207 iss
