@@ -24,15 +24,14 @@ import (
 // memstore cleanup goroutine every scs.New starts, which scs cannot stop
 // race-free (see newApp).
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/alexedwards/scs/v2/memstore.(*MemStore).startCleanup"))
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction(memstoreCleanup))
 }
 
 const skew = int64(stepup.DefaultClockSkew / time.Second)
 
 func TestStepUpGrantsElevation(t *testing.T) {
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	before := b.cookie(t)
 	idToken := a.observeNextIDToken()
 
@@ -104,8 +103,7 @@ func assertElevationEndsAt(t *testing.T, a *app, b *browser, deadline int64, bou
 func TestElevationExpiresAtIDTokenExp(t *testing.T) {
 	a := newApp(t, appOptions{})
 	a.setLogin(stepuptest.Login{IDTokenLifetime: 2 * time.Minute})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	idToken := a.observeNextIDToken()
 	b.stepUp(t, "/admin")
 	assertElevationEndsAt(t, a, b, unixClaim(t, idToken(t), "exp"), stepup.BoundExp)
@@ -115,8 +113,7 @@ func TestElevationExpiresAtSessionExpiry(t *testing.T) {
 	a := newApp(t, appOptions{})
 	sessionExpiry := a.clock.Now().Unix() + 90
 	a.setLogin(stepuptest.Login{IDTokenLifetime: 10 * time.Minute, SessionExpiry: time.Unix(sessionExpiry, 0)})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	idToken := a.observeNextIDToken()
 	b.stepUp(t, "/admin")
 	if got := unixClaim(t, idToken(t), "session_expiry"); got != sessionExpiry {
@@ -128,8 +125,7 @@ func TestElevationExpiresAtSessionExpiry(t *testing.T) {
 func TestReChallengeAfterExpiryLandsWhereTheUserWas(t *testing.T) {
 	a := newApp(t, appOptions{})
 	a.setLogin(stepuptest.Login{IDTokenLifetime: time.Minute})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	advanceTo(t, a.clock, a.audit.last(t, stepup.EventGranted).Deadline.Add(-stepup.DefaultClockSkew))
 	// The next login's token must outlive the moved clock.
@@ -150,8 +146,7 @@ func TestReChallengeAfterExpiryLandsWhereTheUserWas(t *testing.T) {
 
 func TestTwoTabsStepUpAtOnce(t *testing.T) {
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	// scs keeps the last commit of concurrent requests, so the tabs take
 	// turns; what matters is that both challenges are pending at once.
 	auth1 := b.challenge(t, "/admin?x=1")
@@ -192,8 +187,7 @@ func TestACRDowngradeIsRefused(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newApp(t, appOptions{})
 			a.setLogin(tt.login)
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			authURL, err := url.Parse(b.challenge(t, "/admin"))
 			if err != nil {
 				t.Fatal(err)
@@ -227,8 +221,7 @@ func TestACRDowngradeIsRefused(t *testing.T) {
 func TestSubjectSwitchAtIdPIsRefused(t *testing.T) {
 	a := newApp(t, appOptions{})
 	a.setLogin(stepuptest.Login{Subject: "mallory"})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	cb := b.authorize(t, b.challenge(t, "/admin"))
 	wantDenied(t, a, b.peek(t, cb.String()), cb, http.StatusForbidden, stepup.ReasonSubjectMismatch)
 	if n := a.audit.count(stepup.EventGranted); n != 0 {
@@ -239,8 +232,7 @@ func TestSubjectSwitchAtIdPIsRefused(t *testing.T) {
 
 func TestSubjectSwitchInAppDropsElevation(t *testing.T) {
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	g := a.audit.last(t, stepup.EventGranted)
 
@@ -255,8 +247,7 @@ func TestSubjectSwitchInAppDropsElevation(t *testing.T) {
 func TestLoginTimeLockoutRefusesBornExpiredElevation(t *testing.T) {
 	a := newApp(t, appOptions{})
 	a.setLogin(stepuptest.Login{SessionExpiry: time.Unix(a.clock.Now().Unix()+10, 0)})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	cb := b.authorize(t, b.challenge(t, "/admin"))
 
 	e := wantDenied(t, a, b.peek(t, cb.String()), cb, http.StatusForbidden, stepup.ReasonCeilingInPast)
@@ -277,16 +268,14 @@ func TestCallbackReplayIsRefused(t *testing.T) {
 	}{
 		{"in the same session", func(_ *testing.T, _ *app, victim *browser) *browser { return victim }},
 		{"in another session of the same user", func(t *testing.T, a *app, _ *browser) *browser {
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			return b
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newApp(t, appOptions{})
-			victim := a.newBrowser(t)
-			victim.loginAs(t, "alice")
+			victim := a.loggedIn(t, "alice")
 			cb := victim.stepUp(t, "/admin")
 			replayer := tt.replayer(t, a, victim)
 
@@ -303,8 +292,7 @@ func TestCallbackReplayIsRefused(t *testing.T) {
 
 func TestAPIClientGets401NotRedirect(t *testing.T) {
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	const wwwAuth = `Bearer error="insufficient_user_authentication", ` +
 		`error_description="A stronger or more recent authentication is required", ` +
 		`acr_values="urn:stepup:mfa", max_age=0`
@@ -404,8 +392,7 @@ func TestIdPErrorIsAuditedAndDenied(t *testing.T) {
 	a := newApp(t, appOptions{})
 	const description = "User cancelled <script>alert(1)</script>"
 	a.setLogin(stepuptest.Login{Error: "access_denied", ErrorDescription: description})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	cb := b.authorize(t, b.challenge(t, "/admin"))
 	if cb.Query().Get("error") != "access_denied" || cb.Query().Get("state") == "" {
 		t.Fatalf("callback %s, want error=access_denied with state", cb)
@@ -436,8 +423,7 @@ func TestMixUpIsRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := newApp(t, appOptions{issParameter: true})
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			cb := b.authorize(t, b.challenge(t, "/admin"))
 			q := cb.Query()
 			if q.Get("iss") != a.idp.Issuer() {
@@ -462,8 +448,7 @@ func TestMixUpIsRefused(t *testing.T) {
 
 func TestDropEndsElevation(t *testing.T) {
 	a := newApp(t, appOptions{})
-	b := a.newBrowser(t)
-	b.loginAs(t, "alice")
+	b := a.loggedIn(t, "alice")
 	b.stepUp(t, "/admin")
 	wantStatus(t, b.peek(t, "/admin"), http.StatusOK)
 	g := a.audit.last(t, stepup.EventGranted)
@@ -483,8 +468,7 @@ func TestServeMuxAndChiBothWork(t *testing.T) {
 	for _, kind := range []routerKind{routerChi, routerServeMux} {
 		t.Run(string(kind), func(t *testing.T) {
 			a := newApp(t, appOptions{router: kind})
-			b := a.newBrowser(t)
-			b.loginAs(t, "alice")
+			b := a.loggedIn(t, "alice")
 			r := b.get(t, "/admin")
 			if r.status != http.StatusOK || r.body != "admin ok" || r.url.String() != a.url+"/admin" {
 				t.Fatalf("got %v, want 200 \"admin ok\" at /admin", r)

@@ -5,9 +5,10 @@ import (
 	"time"
 )
 
-// Clock is a fake clock for [stepup.Config.Now] (and go-oidc's Config.Now)
-// that tests move by hand, so that expiry is tested without sleeping. It is
-// safe for concurrent use.
+// Clock is a fake clock that tests move by hand, so that expiry is tested
+// without sleeping: pass its Now method as the Now field of the Config of
+// github.com/oidc-stepup/stepup/stepup (or of go-oidc's Config). It is safe
+// for concurrent use.
 //
 // The provider itself stamps iat, exp and auth_time with the real clock. A
 // test that runs real logins should therefore start the clock at

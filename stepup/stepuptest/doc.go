@@ -25,6 +25,11 @@
 //	})
 //	// point the RP at p.Issuer() ...
 //
+// A test that is about the provider, or needs a real ID token without an
+// application in between, uses an [RP]: a relying party wired as the stepup
+// library wires itself, which runs the flow ([RP.Login]) or each of its steps
+// ([RP.Start], [RP.Browse], [RP.Exchange]) and returns the verified ID token.
+//
 // Tokens that no honest provider would issue come from
 // [Provider.RewriteNextIDToken], which hands a test the honest token's claims
 // to change, and [Provider.Sign] to re-sign them with the provider's key.

@@ -2,13 +2,11 @@ package stepuptest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
-	"net/http"
-	"strings"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
@@ -18,8 +16,9 @@ import (
 // acr, the provider's Authenticate grants it, and the RP reads acr and amr
 // from the verified ID token.
 func Example() {
+	client := stepuptest.Client{ID: "rp", Secret: "s3cret", RedirectURIs: []string{"http://127.0.0.1:9/callback"}}
 	p, err := stepuptest.New(stepuptest.Config{
-		Clients: []stepuptest.Client{{ID: "rp", Secret: "s3cret", RedirectURIs: []string{"http://127.0.0.1:9/callback"}}},
+		Clients: []stepuptest.Client{client},
 		Authenticate: func(r stepuptest.AuthRequest) stepuptest.Login {
 			return stepuptest.Login{AMR: []string{"pwd", "otp"}} // acr defaults to the first acr_values value
 		},
@@ -29,46 +28,12 @@ func Example() {
 	}
 	defer p.Close()
 
-	// The relying party: discovery, client_secret_basic, PKCE.
 	ctx := context.Background()
-	provider, err := oidc.NewProvider(ctx, p.Issuer())
+	rp, err := stepuptest.NewRP(ctx, p.Issuer(), client, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
-	endpoint := provider.Endpoint()
-	endpoint.AuthStyle = oauth2.AuthStyleInHeader
-	conf := oauth2.Config{
-		ClientID: "rp", ClientSecret: "s3cret", Endpoint: endpoint,
-		RedirectURL: "http://127.0.0.1:9/callback", Scopes: []string{oidc.ScopeOpenID},
-	}
-	verifier := oauth2.GenerateVerifier()
-	authURL := conf.AuthCodeURL("state-1", oauth2.S256ChallengeOption(verifier), oidc.Nonce("nonce-1"),
-		oauth2.SetAuthURLParam("acr_values", "urn:example:mfa"))
-
-	// The browser follows redirects until it is sent back to the RP.
-	browser := &http.Client{CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-		if strings.HasPrefix(req.URL.String(), conf.RedirectURL) {
-			return http.ErrUseLastResponse
-		}
-		return nil
-	}}
-	resp, err := browser.Get(authURL)
-	if err != nil {
-		log.Fatal(err)
-	}
-	resp.Body.Close()
-	callback, err := resp.Location()
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	// The RP's callback: exchange the code with the PKCE verifier, verify the ID token.
-	tok, err := conf.Exchange(ctx, callback.Query().Get("code"), oauth2.VerifierOption(verifier))
-	if err != nil {
-		log.Fatal(err)
-	}
-	rawIDToken, _ := tok.Extra("id_token").(string)
-	idToken, err := provider.Verifier(&oidc.Config{ClientID: "rp"}).Verify(ctx, rawIDToken)
+	idToken, err := rp.Login(ctx, oauth2.SetAuthURLParam("acr_values", "urn:example:mfa"))
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -79,15 +44,56 @@ func Example() {
 	if err := idToken.Claims(&claims); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println("state:", callback.Query().Get("state"))
-	fmt.Println("sub:", idToken.Subject, "nonce:", idToken.Nonce)
+	fmt.Println("sub:", idToken.Subject)
 	fmt.Println("acr:", claims.ACR, "amr:", claims.AMR)
 	fmt.Println("requested acr_values:", p.Requests()[0].ACRValues)
 	// Output:
-	// state: state-1
-	// sub: alice nonce: nonce-1
+	// sub: alice
 	// acr: urn:example:mfa amr: [pwd otp]
 	// requested acr_values: [urn:example:mfa]
+}
+
+// An RP runs the authorization code flow step by step, so that a test can
+// look at, or tamper with, the authorization URL and the callback between
+// the steps: here it replays a code the provider already redeemed.
+func ExampleRP() {
+	client := stepuptest.Client{ID: "rp", Secret: "s3cret", RedirectURIs: []string{"http://127.0.0.1:9/callback"}}
+	p, err := stepuptest.New(stepuptest.Config{Clients: []stepuptest.Client{client}, IssParameter: true})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer p.Close()
+	ctx := context.Background()
+	rp, err := stepuptest.NewRP(ctx, p.Issuer(), client, nil)
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	// What the application's start handler does: a fresh state, nonce and
+	// PKCE verifier, and a redirect to the provider.
+	flow := rp.Start(oauth2.SetAuthURLParam("prompt", "login"))
+	// The browser logs in and is sent back to the callback.
+	callback, visited, err := rp.Browse(ctx, flow.AuthURL)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("through:", visited)
+	fmt.Println("iss in the callback:", callback.Query().Get("iss") == p.Issuer())
+	// What the application's callback does: redeem the code, verify the token.
+	idToken, _, err := rp.Exchange(ctx, flow, callback)
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("sub:", idToken.Subject)
+	// The same callback again: the provider refuses the used code.
+	_, _, err = rp.Exchange(ctx, flow, callback)
+	var re *oauth2.RetrieveError
+	fmt.Println("replayed:", errors.As(err, &re), re.ErrorCode)
+	// Output:
+	// through: [/login /authorize/callback]
+	// iss in the callback: true
+	// sub: alice
+	// replayed: true invalid_grant
 }
 
 // A Clock drives stepup's Config.Now in tests, so that expiry is tested by

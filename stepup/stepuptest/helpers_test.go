@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,21 +21,21 @@ const (
 	redirectURI = "http://127.0.0.1:9/callback"
 )
 
-// rp is a relying party wired to a provider the way the stepup library wires
-// itself: discovery, x/oauth2 with client_secret_basic, go-oidc verification.
+// rp is a provider started for one test and the [stepuptest.RP] of the test
+// client, registered at it.
 type rp struct {
-	p        *stepuptest.Provider
-	client   *http.Client
-	ctx      context.Context // carries client for oauth2 and go-oidc
-	oauth    oauth2.Config
-	verifier *oidc.IDTokenVerifier
+	*stepuptest.RP
+	p      *stepuptest.Provider
+	client *http.Client
+	ctx    context.Context // carries client, for the requests a test makes itself
 }
 
 // newRP starts a provider with cfg plus the test client and returns an RP for
-// it. The provider is closed when the test ends.
+// it. The provider is closed, and the RP's connections, when the test ends.
 func newRP(t *testing.T, cfg stepuptest.Config) *rp {
 	t.Helper()
-	cfg.Clients = append(cfg.Clients, stepuptest.Client{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirectURI}})
+	client := stepuptest.Client{ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirectURI}}
+	cfg.Clients = append(cfg.Clients, client)
 	p, err := stepuptest.New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -49,88 +47,32 @@ func newRP(t *testing.T, cfg stepuptest.Config) *rp {
 			t.Errorf("Close: %v", err)
 		}
 	})
-	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	ctx := oidc.ClientContext(t.Context(), client)
-	provider, err := oidc.NewProvider(ctx, p.Issuer())
-	if err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
-	ep := provider.Endpoint()
-	ep.AuthStyle = oauth2.AuthStyleInHeader
-	return &rp{
-		p:      p,
-		client: client,
-		ctx:    ctx,
-		oauth: oauth2.Config{
-			ClientID:     clientID,
-			ClientSecret: clientSecret,
-			Endpoint:     ep,
-			RedirectURL:  redirectURI,
-			Scopes:       []string{oidc.ScopeOpenID},
-		},
-		verifier: provider.Verifier(&oidc.Config{ClientID: clientID}),
-	}
-}
-
-// flow is one authorization request as the RP made it.
-type flow struct {
-	state, nonce, verifier string
-	authURL                string
-}
-
-func (r *rp) start(opts ...oauth2.AuthCodeOption) flow {
-	f := flow{state: "st-" + oauth2.GenerateVerifier()[:8], nonce: "n-" + oauth2.GenerateVerifier()[:8], verifier: oauth2.GenerateVerifier()}
-	opts = append(opts, oauth2.S256ChallengeOption(f.verifier), oidc.Nonce(f.nonce))
-	f.authURL = r.oauth.AuthCodeURL(f.state, opts...)
-	return f
-}
-
-// browse follows the authorization URL like a browser with a cookie jar and
-// returns the URL it was finally sent to on the RP, and the URLs it passed
-// through. It fails the test if any page other than a redirect is served.
-func browse(t *testing.T, authURL string) (*url.URL, []string) {
-	t.Helper()
-	jar, err := cookiejar.New(nil)
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	r, err := stepuptest.NewRP(t.Context(), p.Issuer(), client, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	var hops []string
-	c := &http.Client{
-		Jar:       jar,
-		Transport: tr,
-		Timeout:   10 * time.Second,
-		CheckRedirect: func(req *http.Request, _ []*http.Request) error {
-			if strings.HasPrefix(req.URL.String(), redirectURI) {
-				return http.ErrUseLastResponse
-			}
-			hops = append(hops, req.URL.Path)
-			return nil
-		},
-	}
-	resp, err := c.Get(authURL)
-	if err != nil {
-		t.Fatalf("browse: %v", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusFound {
-		t.Fatalf("browse: ended with status %d at %s, want a 302 to the RP", resp.StatusCode, resp.Request.URL)
-	}
-	loc, err := resp.Location()
-	if err != nil {
-		t.Fatalf("browse: %v", err)
-	}
-	return loc, hops
+	return &rp{RP: r, p: p, client: hc, ctx: oidc.ClientContext(t.Context(), hc)}
 }
 
-// login runs a whole flow and returns the code and the RP callback URL.
-func (r *rp) login(t *testing.T, opts ...oauth2.AuthCodeOption) (flow, *url.URL) {
+// browse runs [stepuptest.RP.Browse], failing the test on an error.
+func (r *rp) browse(t *testing.T, authURL string) (*url.URL, []string) {
 	t.Helper()
-	f := r.start(opts...)
-	cb, _ := browse(t, f.authURL)
-	if got := cb.Query().Get("state"); got != f.state {
-		t.Fatalf("state = %q, want %q", got, f.state)
+	cb, visited, err := r.Browse(t.Context(), authURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cb, visited
+}
+
+// login starts a flow and follows it to the RP's callback, which must carry
+// the flow's state and a code.
+func (r *rp) login(t *testing.T, opts ...oauth2.AuthCodeOption) (stepuptest.Flow, *url.URL) {
+	t.Helper()
+	f := r.Start(opts...)
+	cb, _ := r.browse(t, f.AuthURL)
+	if got := cb.Query().Get("state"); got != f.State {
+		t.Fatalf("state = %q, want %q", got, f.State)
 	}
 	if cb.Query().Get("code") == "" {
 		t.Fatalf("no code in callback %s", cb)
@@ -138,21 +80,12 @@ func (r *rp) login(t *testing.T, opts ...oauth2.AuthCodeOption) (flow, *url.URL)
 	return f, cb
 }
 
-// exchange redeems the code from cb with the PKCE verifier and verifies the
-// ID token with go-oidc, including the nonce, which go-oidc leaves to callers.
-func (r *rp) exchange(t *testing.T, f flow, cb *url.URL) (*oidc.IDToken, string) {
+// exchange runs [stepuptest.RP.Exchange], failing the test on an error.
+func (r *rp) exchange(t *testing.T, f stepuptest.Flow, cb *url.URL) (*oidc.IDToken, string) {
 	t.Helper()
-	tok, err := r.oauth.Exchange(r.ctx, cb.Query().Get("code"), oauth2.VerifierOption(f.verifier))
+	idt, raw, err := r.Exchange(t.Context(), f, cb)
 	if err != nil {
-		t.Fatalf("exchange: %v", err)
-	}
-	raw, _ := tok.Extra("id_token").(string)
-	idt, err := r.verifier.Verify(r.ctx, raw)
-	if err != nil {
-		t.Fatalf("verify: %v", err)
-	}
-	if idt.Nonce != f.nonce {
-		t.Fatalf("nonce = %q, want %q", idt.Nonce, f.nonce)
+		t.Fatal(err)
 	}
 	return idt, raw
 }

@@ -38,19 +38,19 @@ func TestCodeFlowClaimsRoundTrip(t *testing.T) {
 		},
 	})
 	claimsParam := `{"id_token":{"acr":{"essential":true,"values":["c2"]}}}`
-	f := r.start(
+	f := r.Start(
 		oauth2.SetAuthURLParam("acr_values", "c2 c3"),
 		oauth2.SetAuthURLParam("max_age", "300"),
 		oauth2.SetAuthURLParam("prompt", "login"),
 		oauth2.SetAuthURLParam("login_hint", "bob@example.com"),
 		oauth2.SetAuthURLParam("claims", claimsParam),
 	)
-	cb, hops := browse(t, f.authURL)
+	cb, hops := r.browse(t, f.AuthURL)
 	if want := []string{"/login", "/authorize/callback"}; !slices.Equal(hops, want) {
 		t.Errorf("browser went through %v, want %v and no page", hops, want)
 	}
-	if cb.Query().Get("state") != f.state || cb.Query().Get("code") == "" {
-		t.Fatalf("callback = %s, want code and state %q", cb, f.state)
+	if cb.Query().Get("state") != f.State || cb.Query().Get("code") == "" {
+		t.Fatalf("callback = %s, want code and state %q", cb, f.State)
 	}
 	if cb.Query().Has("iss") {
 		t.Errorf("callback has iss without IssParameter: %s", cb)
@@ -61,7 +61,7 @@ func TestCodeFlowClaimsRoundTrip(t *testing.T) {
 	if err := idt.Claims(&c); err != nil {
 		t.Fatal(err)
 	}
-	if c.Iss != r.p.Issuer() || c.Sub != "bob" || c.AZP != clientID || c.Nonce != f.nonce {
+	if c.Iss != r.p.Issuer() || c.Sub != "bob" || c.AZP != clientID || c.Nonce != f.Nonce {
 		t.Errorf("iss, sub, azp, nonce = %q, %q, %q, %q", c.Iss, c.Sub, c.AZP, c.Nonce)
 	}
 	if !slices.Equal(idt.Audience, []string{clientID}) {
@@ -94,9 +94,9 @@ func TestCodeFlowClaimsRoundTrip(t *testing.T) {
 		t.Fatalf("Requests() has %d entries, want 1", len(reqs))
 	}
 	got := reqs[0]
-	if got.ClientID != clientID || got.RedirectURI != redirectURI || got.State != f.state || got.Nonce != f.nonce ||
+	if got.ClientID != clientID || got.RedirectURI != redirectURI || got.State != f.State || got.Nonce != f.Nonce ||
 		got.LoginHint != "bob@example.com" || got.Claims != claimsParam ||
-		got.CodeChallenge != oauth2.S256ChallengeFromVerifier(f.verifier) || got.CodeChallengeMethod != "S256" {
+		got.CodeChallenge != oauth2.S256ChallengeFromVerifier(f.Verifier) || got.CodeChallengeMethod != "S256" {
 		t.Errorf("recorded request = %+v", got)
 	}
 	if !slices.Equal(got.ACRValues, []string{"c2", "c3"}) || !slices.Equal(got.Prompt, []string{"login"}) ||
@@ -106,7 +106,7 @@ func TestCodeFlowClaimsRoundTrip(t *testing.T) {
 	if got.MaxAge == nil || *got.MaxAge != 300 {
 		t.Errorf("max_age = %v, want 300", got.MaxAge)
 	}
-	if byID, ok := r.p.AuthRequest(got.ID); !ok || byID.State != f.state {
+	if byID, ok := r.p.AuthRequest(got.ID); !ok || byID.State != f.State {
 		t.Errorf("AuthRequest(%q) = %+v, %v", got.ID, byID, ok)
 	}
 }
@@ -142,11 +142,11 @@ func TestErrorLoginReturnsToRedirectURI(t *testing.T) {
 			r := newRP(t, stepuptest.Config{Authenticate: func(stepuptest.AuthRequest) stepuptest.Login {
 				return stepuptest.Login{Error: code, ErrorDescription: "no"}
 			}})
-			f := r.start()
-			cb, _ := browse(t, f.authURL)
+			f := r.Start()
+			cb, _ := r.browse(t, f.AuthURL)
 			q := cb.Query()
-			if q.Get("error") != code || q.Get("error_description") != "no" || q.Get("state") != f.state || q.Has("code") {
-				t.Errorf("callback = %s, want error=%s, state=%s and no code", cb, code, f.state)
+			if q.Get("error") != code || q.Get("error_description") != "no" || q.Get("state") != f.State || q.Has("code") {
+				t.Errorf("callback = %s, want error=%s, state=%s and no code", cb, code, f.State)
 			}
 		})
 	}
@@ -180,16 +180,16 @@ func TestIssParameter(t *testing.T) {
 				t.Errorf("success callback %s: iss = %q, want it iff IssParameter", cb, got)
 			}
 			r.p.SetAuthenticate(func(stepuptest.AuthRequest) stepuptest.Login { return stepuptest.Login{Error: "access_denied"} })
-			cb, _ = browse(t, r.start().authURL)
+			cb, _ = r.browse(t, r.Start().AuthURL)
 			if got := cb.Query().Get("iss"); (got == r.p.Issuer()) != on || cb.Query().Get("error") != "access_denied" {
 				t.Errorf("error callback %s: iss = %q, want it iff IssParameter", cb, got)
 			}
 			// An error from zitadel's own validation is an authorization response too.
-			u, _ := url.Parse(r.start().authURL)
+			u, _ := url.Parse(r.Start().AuthURL)
 			q := u.Query()
 			q.Set("code_challenge_method", "S512")
 			u.RawQuery = q.Encode()
-			cb, _ = browse(t, u.String())
+			cb, _ = r.browse(t, u.String())
 			if got := cb.Query().Get("iss"); (got == r.p.Issuer()) != on || cb.Query().Get("error") != "invalid_request" {
 				t.Errorf("validation error callback %s: iss = %q, want it iff IssParameter", cb, got)
 			}
@@ -202,9 +202,9 @@ func TestWrongPKCEVerifierRejected(t *testing.T) {
 	r := newRP(t, stepuptest.Config{})
 	f, cb := r.login(t)
 	code := cb.Query().Get("code")
-	_, err := r.oauth.Exchange(r.ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
+	_, err := r.OAuth2.Exchange(r.ctx, code, oauth2.VerifierOption(oauth2.GenerateVerifier()))
 	wantTokenError(t, err, "invalid_grant")
-	_, err = r.oauth.Exchange(r.ctx, code)
+	_, err = r.OAuth2.Exchange(r.ctx, code)
 	wantTokenError(t, err, "invalid_request")
 	// zitadel keeps the code after a failed verifier: the right one still works.
 	r.exchange(t, f, cb)
@@ -215,7 +215,7 @@ func TestCodeReplayRejected(t *testing.T) {
 	r := newRP(t, stepuptest.Config{})
 	f, cb := r.login(t)
 	r.exchange(t, f, cb)
-	_, err := r.oauth.Exchange(r.ctx, cb.Query().Get("code"), oauth2.VerifierOption(f.verifier))
+	_, err := r.OAuth2.Exchange(r.ctx, cb.Query().Get("code"), oauth2.VerifierOption(f.Verifier))
 	wantTokenError(t, err, "invalid_grant")
 }
 
@@ -223,9 +223,9 @@ func TestWrongClientSecretRejected(t *testing.T) {
 	t.Parallel()
 	r := newRP(t, stepuptest.Config{})
 	f, cb := r.login(t)
-	bad := r.oauth
+	bad := r.OAuth2
 	bad.ClientSecret = "guess"
-	_, err := bad.Exchange(r.ctx, cb.Query().Get("code"), oauth2.VerifierOption(f.verifier))
+	_, err := bad.Exchange(r.ctx, cb.Query().Get("code"), oauth2.VerifierOption(f.Verifier))
 	wantTokenError(t, err, "invalid_client")
 }
 
@@ -247,7 +247,7 @@ func TestRewriteNextIDToken(t *testing.T) {
 	if c.ACR == nil || *c.ACR != "forged" {
 		t.Errorf("acr = %v, want the rewritten value", c.ACR)
 	}
-	if seen["sub"] != "alice" || seen["nonce"] != f.nonce {
+	if seen["sub"] != "alice" || seen["nonce"] != f.Nonce {
 		t.Errorf("fn saw claims %v, want the honest token's", seen)
 	}
 

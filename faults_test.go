@@ -1,4 +1,4 @@
-package stepup
+package stepup_test
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"strconv"
@@ -24,7 +23,7 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 	"go.uber.org/goleak"
 
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+	"github.com/oidc-stepup/stepup/stepup"
 )
 
 // The tests in this file inject faults into the IdP's token and JWKS
@@ -38,8 +37,8 @@ import (
 // test has finished, so these run alone.
 
 // memstoreCleanup is the goroutine scs.New starts for its default memstore.
-// newFlowHarness replaces that store without stopping it, so it outlives
-// every harness by design; it is the one goroutine the leak check ignores.
+// newApp replaces that store without stopping it, so it outlives every app
+// by design; it is the one goroutine the leak check ignores.
 const memstoreCleanup = "github.com/alexedwards/scs/v2/memstore.(*MemStore).startCleanup"
 
 // leakChecked runs fn as the subtest name, and once the subtest and all its
@@ -74,6 +73,9 @@ type fault func(req *http.Request, next http.RoundTripper) (*http.Response, erro
 // error it returned.
 type faultTransport struct {
 	next *http.Transport
+	// tokenPath and jwksPath are the provider's token and JWKS endpoints,
+	// as its discovery document names them.
+	tokenPath, jwksPath string
 
 	mu     sync.Mutex
 	faults map[string]fault
@@ -111,6 +113,9 @@ func (f *faultTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	f.mu.Unlock()
 	return resp, err
 }
+
+// CloseIdleConnections lets newApp close the connections when the test ends.
+func (f *faultTransport) CloseIdleConnections() { f.next.CloseIdleConnections() }
 
 func (f *faultTransport) inject(path string, fn fault) {
 	f.mu.Lock()
@@ -207,30 +212,16 @@ func withoutIDToken(req *http.Request, next http.RoundTripper) (*http.Response, 
 	return cannedResponse(req, http.StatusOK, "application/json", b), nil
 }
 
-// faultHarness is a flowHarness whose StepUp reaches the IdP through a
-// faultTransport.
-type faultHarness struct {
-	*flowHarness
-	ft                  *faultTransport
-	tokenPath, jwksPath string
-}
-
-// newFaultHarness builds a fresh app and IdP. Its StepUp has an empty JWKS
-// cache, so the first callback fetches the JWKS through the faultTransport.
-// A non-zero timeout becomes Config.HTTPClient.Timeout once New has
-// discovered the IdP, so that a short one cannot fail discovery on a loaded
-// machine; until then, and when it is zero, the timeout is 10s.
-func newFaultHarness(t *testing.T, timeout time.Duration, mutate ...func(*Config)) *faultHarness {
+// newFaultApp starts an app whose StepUp reaches the IdP through a
+// faultTransport, with an empty JWKS cache, so that the first callback
+// fetches the JWKS through the faultTransport. A non-zero timeout becomes
+// Config.HTTPClient.Timeout once New has discovered the IdP; until then,
+// and when it is zero, the timeout is 10s.
+func newFaultApp(t *testing.T, timeout time.Duration) (*app, *faultTransport) {
 	t.Helper()
 	ft := newFaultTransport()
-	client := &http.Client{Transport: ft, Timeout: 10 * time.Second}
-	mutate = append([]func(*Config){func(c *Config) { c.HTTPClient = client }}, mutate...)
-	h := &faultHarness{flowHarness: newFlowHarness(t, stepuptest.Config{}, mutate...), ft: ft}
-	// Registered after newFlowHarness's cleanups, so it runs before the IdP
-	// and the app close.
-	t.Cleanup(ft.next.CloseIdleConnections)
-
-	resp, err := client.Get(h.idp.Issuer() + "/.well-known/openid-configuration")
+	a := newApp(t, appOptions{idpTransport: ft, idpTimeout: timeout})
+	resp, err := (&http.Client{Transport: ft, Timeout: 10 * time.Second}).Get(a.idp.Issuer() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,20 +238,8 @@ func newFaultHarness(t *testing.T, timeout time.Duration, mutate ...func(*Config
 	if err1 != nil || err2 != nil || tu.Path == "" || ju.Path == "" || tu.Path == ju.Path {
 		t.Fatalf("discovery: token_endpoint %q, jwks_uri %q", meta.Token, meta.JWKS)
 	}
-	h.tokenPath, h.jwksPath = tu.Path, ju.Path
-	if timeout != 0 {
-		client.Timeout = timeout
-	}
-	return h
-}
-
-// newSession swaps in a new browser (an empty cookie jar) logged in as alice.
-func (h *faultHarness) newSession() {
-	h.t.Helper()
-	jar, _ := cookiejar.New(nil)
-	h.browser = &http.Client{Jar: jar, CheckRedirect: h.browser.CheckRedirect}
-	h.t.Cleanup(h.browser.CloseIdleConnections)
-	h.get("/login-as?user=alice")
+	ft.tokenPath, ft.jwksPath = tu.Path, ju.Path
+	return a, ft
 }
 
 // signWithUnpublishedKey signs claims with a fresh RSA key under a new kid
@@ -300,61 +279,58 @@ func TestIdPFaultsFailClosed(t *testing.T) {
 		token   fault         // injected at the token endpoint
 		jwks    fault         // injected at the JWKS endpoint
 		idToken func(claims map[string]any) (string, error)
-		reason  Reason
+		reason  stepup.Reason
 		status  int
 	}{
-		{name: "TokenEndpointTimesOut", timeout: 300 * time.Millisecond, token: hang, reason: ReasonTokenExchange, status: http.StatusBadGateway},
-		{name: "TokenEndpointDown", token: refuse, reason: ReasonTokenExchange, status: http.StatusBadGateway},
-		{name: "TokenEndpointServerError", token: respond(500, "application/json", `{"error":"server_error","error_description":"database unavailable"}`), reason: ReasonTokenExchange, status: http.StatusBadGateway},
-		{name: "TokenResponseInvalidJSON", token: respond(200, "application/json", `{"access_token":"at","token_type":"Bearer","id_token":`), reason: ReasonTokenExchange, status: http.StatusBadGateway},
-		{name: "TokenResponseWithoutIDTokenKey", token: withoutIDToken, reason: ReasonMissingIDToken, status: http.StatusForbidden},
-		{name: "JWKSEndpointDown", jwks: refuse, reason: ReasonInvalidIDToken, status: http.StatusForbidden},
-		{name: "JWKSEndpointServerError", jwks: respond(500, "text/plain", "internal error"), reason: ReasonInvalidIDToken, status: http.StatusForbidden},
+		{name: "TokenEndpointTimesOut", timeout: 300 * time.Millisecond, token: hang, reason: stepup.ReasonTokenExchange, status: http.StatusBadGateway},
+		{name: "TokenEndpointDown", token: refuse, reason: stepup.ReasonTokenExchange, status: http.StatusBadGateway},
+		{name: "TokenEndpointServerError", token: respond(500, "application/json", `{"error":"server_error","error_description":"database unavailable"}`), reason: stepup.ReasonTokenExchange, status: http.StatusBadGateway},
+		{name: "TokenResponseInvalidJSON", token: respond(200, "application/json", `{"access_token":"at","token_type":"Bearer","id_token":`), reason: stepup.ReasonTokenExchange, status: http.StatusBadGateway},
+		{name: "TokenResponseWithoutIDTokenKey", token: withoutIDToken, reason: stepup.ReasonMissingIDToken, status: http.StatusForbidden},
+		{name: "JWKSEndpointDown", jwks: refuse, reason: stepup.ReasonInvalidIDToken, status: http.StatusForbidden},
+		{name: "JWKSEndpointServerError", jwks: respond(500, "text/plain", "internal error"), reason: stepup.ReasonInvalidIDToken, status: http.StatusForbidden},
 		// go-oidc fetches the JWKS on a goroutine of its own, with no
 		// deadline but the client's: it must end too. The timeout also
 		// bounds the real token exchange before it, hence 2s.
-		{name: "JWKSEndpointTimesOut", timeout: 2 * time.Second, jwks: hang, reason: ReasonInvalidIDToken, status: http.StatusForbidden},
-		{name: "JWKSNotJSON", jwks: respond(200, "application/json", "<html>maintenance</html>"), reason: ReasonInvalidIDToken, status: http.StatusForbidden},
-		{name: "IDTokenSignedWithUnpublishedKey", idToken: signWithUnpublishedKey, reason: ReasonInvalidIDToken, status: http.StatusForbidden},
+		{name: "JWKSEndpointTimesOut", timeout: 2 * time.Second, jwks: hang, reason: stepup.ReasonInvalidIDToken, status: http.StatusForbidden},
+		{name: "JWKSNotJSON", jwks: respond(200, "application/json", "<html>maintenance</html>"), reason: stepup.ReasonInvalidIDToken, status: http.StatusForbidden},
+		{name: "IDTokenSignedWithUnpublishedKey", idToken: signWithUnpublishedKey, reason: stepup.ReasonInvalidIDToken, status: http.StatusForbidden},
 	} {
 		leakChecked(t, tc.name, func(t *testing.T) {
-			h := newFaultHarness(t, tc.timeout)
+			a, ft := newFaultApp(t, tc.timeout)
 			if tc.idToken != nil {
-				h.idp.RewriteNextIDToken(tc.idToken)
+				a.idp.RewriteNextIDToken(tc.idToken)
 			}
-			h.ft.inject(h.tokenPath, tc.token)
-			h.ft.inject(h.jwksPath, tc.jwks)
+			ft.inject(ft.tokenPath, tc.token)
+			ft.inject(ft.jwksPath, tc.jwks)
+			b := a.loggedIn(t, "alice")
 
-			u := h.callbackURL()
+			u := b.callback(t)
 			honest := *u
-			events := len(h.audit.Events())
+			events := len(a.audit.all())
 			began := time.Now()
-			status, body := h.deliver(u)
+			r := b.peek(t, u.String())
 			took := time.Since(began)
 
-			if status != tc.status {
-				t.Errorf("status %d, want %d (body %q)", status, tc.status, body)
+			if r.status != tc.status {
+				t.Errorf("status %d, want %d (body %q)", r.status, tc.status, r.body)
 			}
-			if !strings.Contains(body, string(tc.reason)) {
-				t.Errorf("the body %q does not name the reason %s", body, tc.reason)
+			if !strings.Contains(r.body, string(tc.reason)) {
+				t.Errorf("the body %q does not name the reason %s", r.body, tc.reason)
 			}
-			for _, secret := range []string{honest.Query().Get("code"), honest.Query().Get("state")} {
-				if strings.Contains(body, secret) {
-					t.Errorf("the response body leaks %q", secret)
-				}
-			}
-			if ev := h.audit.Events()[events:]; len(ev) != 1 || ev[0].Type != EventDenied || ev[0].Reason != tc.reason || ev[0].Scope != "admin" {
+			wantNoSecrets(t, a, r, &honest)
+			if ev := a.audit.all()[events:]; len(ev) != 1 || ev[0].Type != stepup.EventDenied || ev[0].Reason != tc.reason || ev[0].Scope != "admin" {
 				t.Errorf("audit events %+v, want one denied/%s for scope admin", ev, tc.reason)
 			}
 			if tc.timeout != 0 {
-				path := h.jwksPath
+				path := ft.jwksPath
 				if tc.token != nil {
-					path = h.tokenPath
+					path = ft.tokenPath
 				}
 				// The configured deadline ended the hang: not the cap, and
-				// not newFaultHarness's 10s default. 5s is room for a late
-				// timer on a loaded machine.
-				if f := h.ft.lastFault(path); !errors.Is(f.err, context.DeadlineExceeded) || f.took < tc.timeout || f.took > tc.timeout+5*time.Second {
+				// not newFaultApp's 10s default. 5s is room for a late timer
+				// on a loaded machine.
+				if f := ft.lastFault(path); !errors.Is(f.err, context.DeadlineExceeded) || f.took < tc.timeout || f.took > tc.timeout+5*time.Second {
 					t.Errorf("the hang ended after %v with %v, want the %v deadline", f.took, f.err, tc.timeout)
 				}
 				if took >= hangCap {
@@ -362,18 +338,18 @@ func TestIdPFaultsFailClosed(t *testing.T) {
 				}
 			}
 			switch {
-			case tc.token != nil && h.ft.count(h.tokenPath) != 1:
-				t.Errorf("the token endpoint was called %d times, want 1", h.ft.count(h.tokenPath))
-			case tc.token == nil && h.ft.count(h.jwksPath) != 1:
+			case tc.token != nil && ft.count(ft.tokenPath) != 1:
+				t.Errorf("the token endpoint was called %d times, want 1", ft.count(ft.tokenPath))
+			case tc.token == nil && ft.count(ft.jwksPath) != 1:
 				// go-oidc's cache starts empty: one fetch, which fails or
 				// lacks the token's kid.
-				t.Errorf("the JWKS was fetched %d times, want 1", h.ft.count(h.jwksPath))
+				t.Errorf("the JWKS was fetched %d times, want 1", ft.count(ft.jwksPath))
 			}
-			if h.elevated() {
+			if b.elevated(t) {
 				t.Fatal("elevated after the IdP failed")
 			}
-			h.deliver(&honest)
-			if e := h.lastEvent(); e.Type != EventDenied || e.Reason != ReasonUnknownState {
+			b.peek(t, honest.String())
+			if e := a.audit.latest(); e.Type != stepup.EventDenied || e.Reason != stepup.ReasonUnknownState {
 				t.Errorf("replaying the callback: %s/%s, want denied/unknown_state", e.Type, e.Reason)
 			}
 		})
@@ -386,39 +362,39 @@ func TestIdPFaultsFailClosed(t *testing.T) {
 // honest rotation (OIDC Core §10.1.1) must not lock users out.
 func TestKeyRotationMidFlightIsGranted(t *testing.T) {
 	leakChecked(t, "RotateKeyBetweenChallengeAndCallback", func(t *testing.T) {
-		h := newFaultHarness(t, 0)
+		a, ft := newFaultApp(t, 0)
 		// Prime the verifier's key cache with one step-up.
-		if status, _ := h.deliver(h.callbackURL()); status != http.StatusSeeOther || !h.elevated() {
-			t.Fatalf("priming step-up: status %d", status)
+		b := a.loggedIn(t, "alice")
+		if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther || !b.elevated(t) {
+			t.Fatalf("priming step-up: status %d", r.status)
 		}
-		if n := h.ft.count(h.jwksPath); n != 1 {
+		if n := ft.count(ft.jwksPath); n != 1 {
 			t.Fatalf("the JWKS was fetched %d times while priming, want 1", n)
 		}
-		oldKID := h.idp.KeyID()
+		oldKID := a.idp.KeyID()
 
 		// A second browser session, not elevated, on the same StepUp.
-		h.newSession()
-		if h.elevated() {
+		b = a.loggedIn(t, "alice")
+		if b.elevated(t) {
 			t.Fatal("the new session is elevated before stepping up")
 		}
-		u := h.callbackURL()
-		if err := h.idp.RotateKey(); err != nil {
+		u := b.callback(t)
+		if err := a.idp.RotateKey(); err != nil {
 			t.Fatal(err)
 		}
-		if h.idp.KeyID() == oldKID {
+		if a.idp.KeyID() == oldKID {
 			t.Fatal("RotateKey kept the kid")
 		}
-		status, body := h.deliver(u)
-		if status != http.StatusSeeOther {
-			t.Fatalf("status %d (body %q), want 303: an honest key rotation was refused", status, body)
+		if r := b.peek(t, u.String()); r.status != http.StatusSeeOther {
+			t.Fatalf("status %d (body %q), want 303: an honest key rotation was refused", r.status, r.body)
 		}
-		if e := h.lastEvent(); e.Type != EventGranted || e.Subject != "alice" {
+		if e := a.audit.latest(); e.Type != stepup.EventGranted || e.Subject != "alice" {
 			t.Errorf("last audit event %s/%s, want granted for alice", e.Type, e.Reason)
 		}
-		if n := h.ft.count(h.jwksPath); n != 2 {
+		if n := ft.count(ft.jwksPath); n != 2 {
 			t.Errorf("the JWKS was fetched %d times in all, want 2 (one refetch for the new kid)", n)
 		}
-		if !h.elevated() {
+		if !b.elevated(t) {
 			t.Error("not elevated after the rotated key's token was granted")
 		}
 	})
@@ -429,9 +405,9 @@ func TestKeyRotationMidFlightIsGranted(t *testing.T) {
 func TestSessionStoreFaultsFailClosed(t *testing.T) {
 	// scsErrors replaces scs's default ErrorFunc, which logs err, with one
 	// that keeps it. The answer is the default's: 500 and a generic body.
-	scsErrors := func(h *faultHarness) *atomic.Value {
+	scsErrors := func(a *app) *atomic.Value {
 		var got atomic.Value
-		h.sessions.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
+		a.sessions.ErrorFunc = func(w http.ResponseWriter, r *http.Request, err error) {
 			got.Store(err)
 			http.Error(w, http.StatusText(http.StatusInternalServerError), http.StatusInternalServerError)
 		}
@@ -443,18 +419,6 @@ func TestSessionStoreFaultsFailClosed(t *testing.T) {
 			t.Errorf("scs ErrorFunc got %v, want the store's error", err)
 		}
 	}
-	// getAdmin requests the guarded page as a navigation; the browser
-	// follows a challenge to the IdP but stops at the callback.
-	getAdmin := func(h *faultHarness) (int, string) {
-		h.t.Helper()
-		resp, err := h.browser.Get(h.app.URL + "/admin")
-		if err != nil {
-			h.t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
 
 	// The store fails on Find: scs cannot load the session, answers 500
 	// itself, and neither stepup nor the guarded handler runs.
@@ -464,36 +428,39 @@ func TestSessionStoreFaultsFailClosed(t *testing.T) {
 			name += "WhileElevated"
 		}
 		leakChecked(t, name, func(t *testing.T) {
-			h := newFaultHarness(t, 0)
-			got := scsErrors(h)
+			a, _ := newFaultApp(t, 0)
+			got := scsErrors(a)
+			b := a.loggedIn(t, "alice")
 			if elevated {
-				if status, _ := h.deliver(h.callbackURL()); status != http.StatusSeeOther || !h.elevated() {
-					t.Fatalf("step-up: status %d", status)
+				if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther || !b.elevated(t) {
+					t.Fatalf("step-up: status %d", r.status)
 				}
 			}
-			events := len(h.audit.Events())
-			idpCalls := len(h.idp.Requests())
+			events := len(a.audit.all())
+			idpCalls := len(a.idp.Requests())
 
-			h.store.failFind.Store(true)
-			status, body := getAdmin(h)
-			h.store.failFind.Store(false)
+			// A navigation: the browser would follow a challenge to the
+			// IdP, and stops at the callback.
+			a.store.failFind.Store(true)
+			r := b.do(t, b.toCallback, http.MethodGet, "/admin", nil, nil)
+			a.store.failFind.Store(false)
 
-			if status != http.StatusInternalServerError || body != "Internal Server Error\n" {
-				t.Errorf("status %d body %q, want scs's 500", status, body)
+			if r.status != http.StatusInternalServerError || r.body != "Internal Server Error\n" {
+				t.Errorf("status %d body %q, want scs's 500", r.status, r.body)
 			}
 			gotStoreDown(t, got)
-			if strings.Contains(body, "secret admin page") {
+			if strings.Contains(r.body, "admin ok") {
 				t.Error("the guarded handler ran without a session")
 			}
-			if ev := h.audit.Events()[events:]; len(ev) != 0 {
+			if ev := a.audit.all()[events:]; len(ev) != 0 {
 				t.Errorf("stepup ran without a session: audit %+v", ev)
 			}
-			if n := len(h.idp.Requests()); n != idpCalls {
+			if n := len(a.idp.Requests()); n != idpCalls {
 				t.Errorf("a challenge reached the IdP without a session (%d requests)", n-idpCalls)
 			}
 			// The outage neither granted nor removed anything.
-			if h.elevated() != elevated {
-				t.Errorf("after the store recovered, elevated = %v, want %v", h.elevated(), elevated)
+			if b.elevated(t) != elevated {
+				t.Errorf("after the store recovered, elevated = %v, want %v", b.elevated(t), elevated)
 			}
 		})
 	}
@@ -502,75 +469,63 @@ func TestSessionStoreFaultsFailClosed(t *testing.T) {
 	// challenge itself before answering, sees the failure, audits the
 	// challenge as not issued (session_error) and answers through OnError.
 	// The browser is not sent to the IdP.
-	startFailingCommit := func(t *testing.T) (h *faultHarness, status int, location, body string) {
+	startFailingCommit := func(t *testing.T) (a *app, b *browser, r response) {
 		t.Helper()
-		h = newFaultHarness(t, 0)
-		got := scsErrors(h)
-		events := len(h.audit.Events())
-		h.store.failCommit.Store(true)
-		resp, err := h.browser.Get(h.app.URL + "/stepup/start?scope=admin&return_to=%2Fadmin")
-		h.store.failCommit.Store(false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		a, _ = newFaultApp(t, 0)
+		got := scsErrors(a)
+		b = a.loggedIn(t, "alice")
+		events := len(a.audit.all())
+		a.store.failCommit.Store(true)
+		r = b.do(t, b.toCallback, http.MethodGet, "/stepup/start?scope=admin&return_to=%2Fadmin", nil, nil)
+		a.store.failCommit.Store(false)
 		gotStoreDown(t, got)
-		if ev := h.audit.Events()[events:]; len(ev) != 1 || ev[0].Type != EventChallenge || ev[0].Reason != ReasonSessionError {
+		if ev := a.audit.all()[events:]; len(ev) != 1 || ev[0].Type != stepup.EventChallenge || ev[0].Reason != stepup.ReasonSessionError {
 			t.Errorf("audit events %+v, want one challenge/session_error", ev)
 		}
-		return h, resp.StatusCode, resp.Header.Get("Location"), string(b)
+		return a, b, r
 	}
 
 	leakChecked(t, "CommitFailsWhileStartingChallenge", func(t *testing.T) {
-		h, status, location, body := startFailingCommit(t)
-		if status != http.StatusInternalServerError {
-			t.Fatalf("status %d, want scs's 500 (body %q)", status, body)
+		a, b, r := startFailingCommit(t)
+		if r.status != http.StatusInternalServerError {
+			t.Fatalf("status %d, want scs's 500 (body %q)", r.status, r.body)
 		}
-		if !strings.HasPrefix(body, "Internal Server Error\n") {
-			t.Errorf("body %q, want scs's error first", body)
+		if !strings.HasPrefix(r.body, "Internal Server Error\n") {
+			t.Errorf("body %q, want scs's error first", r.body)
 		}
 		// Were the authorization URL leaked anyway, a user who followed it
 		// would log in at the IdP and the callback would find no
 		// challenge: unknown_state, no elevation.
-		if location != "" {
-			resp := h.get(location)
-			cb, err := resp.Location()
-			if err != nil || cb.Path != "/stepup/callback" {
-				t.Fatalf("the IdP did not redirect to the callback: %d %v", resp.StatusCode, err)
+		if location := r.header.Get("Location"); location != "" {
+			cb := b.authorize(t, location)
+			r := b.peek(t, cb.String())
+			if e := a.audit.latest(); r.status != http.StatusForbidden || e.Type != stepup.EventDenied || e.Reason != stepup.ReasonUnknownState {
+				t.Errorf("the lost challenge's callback: status %d, audit %s/%s, want 403 denied/unknown_state", r.status, e.Type, e.Reason)
 			}
-			status, body := h.deliver(cb)
-			if e := h.lastEvent(); status != http.StatusForbidden || e.Type != EventDenied || e.Reason != ReasonUnknownState {
-				t.Errorf("the lost challenge's callback: status %d, audit %s/%s, want 403 denied/unknown_state", status, e.Type, e.Reason)
-			}
-			for _, secret := range []string{cb.Query().Get("code"), cb.Query().Get("state")} {
-				if strings.Contains(body, secret) {
-					t.Errorf("the response body leaks %q", secret)
-				}
-			}
+			wantNoSecrets(t, a, r, cb)
 		}
-		if h.elevated() {
+		if b.elevated(t) {
 			t.Fatal("elevated after the challenge failed to start")
 		}
 		// The store recovered: a new step-up works.
-		if status, _ := h.deliver(h.callbackURL()); status != http.StatusSeeOther || !h.elevated() {
-			t.Errorf("step-up after the store recovered: status %d", status)
+		if r := b.peek(t, b.callback(t).String()); r.status != http.StatusSeeOther || !b.elevated(t) {
+			t.Errorf("step-up after the store recovered: status %d", r.status)
 		}
 	})
 
 	// The failed challenge must not hand out its authorization URL (state,
 	// nonce, code_challenge) in the error response.
 	leakChecked(t, "CommitFailsWhileStartingChallengeAnswersWithoutTheAuthorizationURL", func(t *testing.T) {
-		_, status, location, body := startFailingCommit(t)
-		if status != http.StatusInternalServerError {
-			t.Fatalf("status %d, want 500", status)
+		_, _, r := startFailingCommit(t)
+		if r.status != http.StatusInternalServerError {
+			t.Fatalf("status %d, want 500", r.status)
 		}
-		if location != "" {
+		if location := r.header.Get("Location"); location != "" {
 			t.Errorf("the 500 carries Location %q to the IdP for a challenge that was never saved", location)
 		}
 		for _, param := range []string{"state=", "nonce=", "code_challenge=", "/authorize"} {
-			if strings.Contains(body, param) {
-				t.Errorf("the 500 body holds the authorization URL (%s...): %q", param, body)
+			if strings.Contains(r.body, param) {
+				t.Errorf("the 500 body holds the authorization URL (%s...): %q", param, r.body)
 				break
 			}
 		}

@@ -2,6 +2,7 @@ package stepup_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,9 +24,12 @@ import (
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
-// This file is the end-to-end harness: an application using stepup behind
-// scs sessions, served over loopback, an in-process OpenID Provider, and
-// browsers with cookie jars that drive the two over real HTTP.
+// This file is the one harness of the module's tests: an application using
+// stepup behind scs sessions, served over loopback, an in-process OpenID
+// Provider, and browsers with cookie jars that drive the two over real HTTP.
+// The end-to-end tests, the callback rules, the fault tests, the policy
+// flows, the revocation races and the guard's benchmark all start it with
+// newApp and the options they need.
 
 const (
 	mfa           = "urn:stepup:mfa"
@@ -36,7 +41,7 @@ const (
 // advanceTo moves the application's clock to to, which must not be in its
 // past: the provider stamps iat and exp with the real clock, so the clock
 // starts at the real time and only moves forward.
-func advanceTo(t *testing.T, c *stepuptest.Clock, to time.Time) {
+func advanceTo(t testing.TB, c *stepuptest.Clock, to time.Time) {
 	t.Helper()
 	if to.Before(c.Now()) {
 		t.Fatalf("fake clock: cannot move back from %v to %v", c.Now(), to)
@@ -70,13 +75,22 @@ func (l *auditLog) types() []stepup.EventType {
 	return out
 }
 
+// latest returns the most recent event of any type, or the zero Event.
+func (l *auditLog) latest() stepup.Event {
+	events := l.all()
+	if len(events) == 0 {
+		return stepup.Event{}
+	}
+	return events[len(events)-1]
+}
+
 func (l *auditLog) count(typ stepup.EventType) int {
 	return len(slices.DeleteFunc(l.all(), func(e stepup.Event) bool { return e.Type != typ }))
 }
 
 // last returns the most recent event of type typ, failing the test if
 // there is none.
-func (l *auditLog) last(t *testing.T, typ stepup.EventType) stepup.Event {
+func (l *auditLog) last(t testing.TB, typ stepup.EventType) stepup.Event {
 	t.Helper()
 	events := l.all()
 	for i := len(events) - 1; i >= 0; i-- {
@@ -89,7 +103,7 @@ func (l *auditLog) last(t *testing.T, typ stepup.EventType) stepup.Event {
 }
 
 // wantReason asserts that the last event of type typ has reason.
-func (l *auditLog) wantReason(t *testing.T, typ stepup.EventType, reason stepup.Reason) stepup.Event {
+func (l *auditLog) wantReason(t testing.TB, typ stepup.EventType, reason stepup.Reason) stepup.Event {
 	t.Helper()
 	e := l.last(t, typ)
 	if e.Reason != reason {
@@ -106,9 +120,30 @@ const (
 	routerServeMux routerKind = "http.ServeMux"
 )
 
+// appOptions configures newApp. The zero value is the application on chi
+// with a memory session store, a provider without RFC 9207 iss, and the
+// configuration newApp writes.
 type appOptions struct {
 	router       routerKind // Default: routerChi.
 	issParameter bool       // the provider sends RFC 9207 iss
+	// idpTransport carries the application's requests to the provider
+	// (discovery, token, JWKS), e.g. a fault-injecting one. Its idle
+	// connections are closed when the test ends if it has a
+	// CloseIdleConnections method. Default: a new *http.Transport.
+	idpTransport http.RoundTripper
+	// idpTimeout becomes Config.HTTPClient.Timeout once New has discovered
+	// the provider, so that a short one cannot fail discovery on a loaded
+	// machine. Default: 10s.
+	idpTimeout time.Duration
+	// store is the session store, under app.store's switchable faults.
+	// Default: a memstore without a cleanup goroutine.
+	store scs.Store
+	// config changes the application's stepup.Config before New.
+	config func(*stepup.Config)
+	// routes adds handlers to the application's router by "METHOD /path"
+	// pattern. It is called once the StepUp exists, before the application
+	// serves.
+	routes func(a *app) map[string]http.Handler
 }
 
 // app is the application under test and its identity provider.
@@ -116,15 +151,21 @@ type app struct {
 	url      string
 	idp      *stepuptest.Provider
 	su       *stepup.StepUp
+	cfg      stepup.Config // as passed to stepup.New
 	sessions *scs.SessionManager
+	store    *flakyStore // the session store, whose operations can be made to fail
 	clock    *stepuptest.Clock
 	audit    *auditLog
 	tr       *http.Transport // shared by the test's browsers
 }
 
 // newApp starts an identity provider and an application on loopback; both
-// are stopped, and every idle connection closed, when the test ends.
-func newApp(t *testing.T, opts appOptions) *app {
+// are stopped, and every idle connection closed, when the test ends. The
+// provider has one client, the application's, and logs in anyone as alice
+// with pwd and otp at the requested acr (see setLogin). The application's
+// clock is fake, starts at the real time and, as the provider stamps tokens
+// with the real clock, should only move forward.
+func newApp(t testing.TB, opts appOptions) *app {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(nil)
 	appURL := "http://" + srv.Listener.Addr().String()
@@ -139,14 +180,19 @@ func newApp(t *testing.T, opts appOptions) *app {
 		t.Fatalf("stepuptest.New: %v", err)
 	}
 	a.idp = idp
-	idpTransport := &http.Transport{}
+	idpTransport := opts.idpTransport
+	if idpTransport == nil {
+		idpTransport = &http.Transport{}
+	}
 	t.Cleanup(func() {
 		a.tr.CloseIdleConnections()
 		srv.Close()
 		if err := idp.Close(); err != nil {
 			t.Errorf("provider Close: %v", err)
 		}
-		idpTransport.CloseIdleConnections()
+		if c, ok := idpTransport.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
 		a.tr.CloseIdleConnections()
 	})
 	a.setLogin(stepuptest.Login{AMR: []string{"pwd", "otp"}})
@@ -155,11 +201,16 @@ func newApp(t *testing.T, opts appOptions) *app {
 	// without a data race (StopCleanup reads the channel startCleanup is
 	// still assigning); TestMain tells goleak about it. The store the app
 	// uses has no goroutine.
+	store := opts.store
+	if store == nil {
+		store = memstore.NewWithCleanupInterval(0)
+	}
+	a.store = &flakyStore{Store: store}
 	a.sessions = scs.New()
-	a.sessions.Store = memstore.NewWithCleanupInterval(0)
+	a.sessions.Store = a.store
 	a.sessions.Cookie.Name = sessionCookie
 
-	cfg := stepup.Config{
+	a.cfg = stepup.Config{
 		Issuer:         idp.Issuer(),
 		ClientID:       "admin-console",
 		ClientSecret:   "s3cret",
@@ -174,10 +225,20 @@ func newApp(t *testing.T, opts appOptions) *app {
 		Auditor:    stepup.AuditorFunc(a.audit.record),
 		HTTPClient: &http.Client{Transport: idpTransport, Timeout: 10 * time.Second},
 	}
-	if a.su, err = stepup.New(cfg); err != nil {
+	if opts.config != nil {
+		opts.config(&a.cfg)
+	}
+	if a.su, err = stepup.New(a.cfg); err != nil {
 		t.Fatalf("stepup.New: %v", err)
 	}
-	srv.Config.Handler = a.sessions.LoadAndSave(a.routes(opts.router))
+	if opts.idpTimeout != 0 {
+		a.cfg.HTTPClient.Timeout = opts.idpTimeout
+	}
+	var extra map[string]http.Handler
+	if opts.routes != nil {
+		extra = opts.routes(a)
+	}
+	srv.Config.Handler = a.sessions.LoadAndSave(a.routes(opts.router, extra))
 	srv.Start()
 	return a
 }
@@ -197,7 +258,7 @@ func (a *app) setLogin(l stepuptest.Login) {
 
 // observeNextIDToken records the claims of the next ID token the provider
 // issues. The token is re-signed with the same claims and key, unchanged.
-func (a *app) observeNextIDToken() func(t *testing.T) map[string]any {
+func (a *app) observeNextIDToken() func(t testing.TB) map[string]any {
 	var (
 		mu     sync.Mutex
 		claims map[string]any
@@ -208,7 +269,7 @@ func (a *app) observeNextIDToken() func(t *testing.T) map[string]any {
 		mu.Unlock()
 		return a.idp.Sign(c)
 	})
-	return func(t *testing.T) map[string]any {
+	return func(t testing.TB) map[string]any {
 		t.Helper()
 		mu.Lock()
 		defer mu.Unlock()
@@ -220,7 +281,7 @@ func (a *app) observeNextIDToken() func(t *testing.T) map[string]any {
 }
 
 // unixClaim reads a NumericDate claim as decoded by encoding/json.
-func unixClaim(t *testing.T, claims map[string]any, name string) int64 {
+func unixClaim(t testing.TB, claims map[string]any, name string) int64 {
 	t.Helper()
 	f, ok := claims[name].(float64)
 	if !ok {
@@ -229,9 +290,40 @@ func unixClaim(t *testing.T, claims map[string]any, name string) int64 {
 	return int64(f)
 }
 
-// routes is the application: a primary-login stand-in, stepup's handlers and
-// guarded admin routes, on the chosen router.
-func (a *app) routes(kind routerKind) http.Handler {
+// flakyStore is the application's session store whose operations can be
+// made to fail, one switch each; with every switch off it is the store it
+// wraps.
+type flakyStore struct {
+	scs.Store
+	failFind, failCommit, failDelete atomic.Bool
+}
+
+var errStoreDown = errors.New("store down")
+
+func (s *flakyStore) Find(token string) ([]byte, bool, error) {
+	if s.failFind.Load() {
+		return nil, false, errStoreDown
+	}
+	return s.Store.Find(token)
+}
+
+func (s *flakyStore) Commit(token string, b []byte, expiry time.Time) error {
+	if s.failCommit.Load() {
+		return errStoreDown
+	}
+	return s.Store.Commit(token, b, expiry)
+}
+
+func (s *flakyStore) Delete(token string) error {
+	if s.failDelete.Load() {
+		return errStoreDown
+	}
+	return s.Store.Delete(token)
+}
+
+// routes is the application: a primary-login stand-in, stepup's handlers,
+// guarded admin routes and the test's extra routes, on the chosen router.
+func (a *app) routes(kind routerKind, extra map[string]http.Handler) http.Handler {
 	loginAs := func(w http.ResponseWriter, r *http.Request) {
 		if err := a.sessions.RenewToken(r.Context()); err != nil {
 			http.Error(w, "session", http.StatusInternalServerError)
@@ -261,6 +353,9 @@ func (a *app) routes(kind routerKind) http.Handler {
 		mux.Handle("GET /admin/users", guard(text(http.StatusOK, "users")))
 		mux.Handle("POST /admin/users", guard(text(http.StatusCreated, "user created")))
 		mux.HandleFunc("POST /admin/drop", drop)
+		for pattern, h := range extra {
+			mux.Handle(pattern, h)
+		}
 		return mux
 	default:
 		r := chi.NewRouter()
@@ -274,6 +369,10 @@ func (a *app) routes(kind routerKind) http.Handler {
 			r.Get("/admin/users", text(http.StatusOK, "users"))
 			r.Post("/admin/users", text(http.StatusCreated, "user created"))
 		})
+		for pattern, h := range extra {
+			method, path, _ := strings.Cut(pattern, " ")
+			r.Method(method, path, h)
+		}
 		return r
 	}
 }
@@ -299,7 +398,7 @@ type browser struct {
 	follow, noFollow, toCallback *http.Client
 }
 
-func (a *app) newBrowser(t *testing.T) *browser {
+func (a *app) newBrowser(t testing.TB) *browser {
 	t.Helper()
 	jar, err := cookiejar.New(nil)
 	if err != nil {
@@ -336,7 +435,7 @@ func (r response) String() string {
 }
 
 // do sends a request; target is a path on the application or an absolute URL.
-func (b *browser) do(t *testing.T, c *http.Client, method, target string, form url.Values, header http.Header) response {
+func (b *browser) do(t testing.TB, c *http.Client, method, target string, form url.Values, header http.Header) response {
 	t.Helper()
 	if strings.HasPrefix(target, "/") {
 		target = b.a.url + target
@@ -368,24 +467,33 @@ func (b *browser) do(t *testing.T, c *http.Client, method, target string, form u
 }
 
 // get navigates to target following every redirect.
-func (b *browser) get(t *testing.T, target string) response {
+func (b *browser) get(t testing.TB, target string) response {
 	t.Helper()
 	return b.do(t, b.follow, http.MethodGet, target, nil, nil)
 }
 
 // peek navigates to target and stops at the first response.
-func (b *browser) peek(t *testing.T, target string) response {
+func (b *browser) peek(t testing.TB, target string) response {
 	t.Helper()
 	return b.do(t, b.noFollow, http.MethodGet, target, nil, nil)
 }
 
-func (b *browser) loginAs(t *testing.T, user string) {
+func (b *browser) loginAs(t testing.TB, user string) {
 	t.Helper()
 	wantStatus(t, b.peek(t, "/login-as?user="+url.QueryEscape(user)), http.StatusOK)
 }
 
+// loggedIn returns a new browser in which user has logged in to the
+// application.
+func (a *app) loggedIn(t testing.TB, user string) *browser {
+	t.Helper()
+	b := a.newBrowser(t)
+	b.loginAs(t, user)
+	return b
+}
+
 // cookie returns the application's session cookie value.
-func (b *browser) cookie(t *testing.T) string {
+func (b *browser) cookie(t testing.TB) string {
 	t.Helper()
 	u, _ := url.Parse(b.a.url)
 	for _, c := range b.jar.Cookies(u) {
@@ -399,14 +507,14 @@ func (b *browser) cookie(t *testing.T) string {
 
 // setCookie puts a session cookie value into the jar, as an attacker who
 // learned it would.
-func (b *browser) setCookie(t *testing.T, value string) {
+func (b *browser) setCookie(t testing.TB, value string) {
 	u, _ := url.Parse(b.a.url)
 	b.jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: value, Path: "/"}})
 }
 
 // challenge navigates to a guarded path and returns the authorization URL
 // the application redirected to.
-func (b *browser) challenge(t *testing.T, path string) string {
+func (b *browser) challenge(t testing.TB, path string) string {
 	t.Helper()
 	r := b.peek(t, path)
 	wantRedirectToIdP(t, b.a, r)
@@ -415,7 +523,7 @@ func (b *browser) challenge(t *testing.T, path string) string {
 
 // authorize follows an authorization URL through the IdP and returns the
 // callback URL the IdP redirected back to, without requesting it.
-func (b *browser) authorize(t *testing.T, authURL string) *url.URL {
+func (b *browser) authorize(t testing.TB, authURL string) *url.URL {
 	t.Helper()
 	r := b.do(t, b.toCallback, http.MethodGet, authURL, nil, nil)
 	loc, err := url.Parse(r.header.Get("Location"))
@@ -425,31 +533,50 @@ func (b *browser) authorize(t *testing.T, authURL string) *url.URL {
 	return loc
 }
 
+// callback starts a challenge for the admin scope at the start handler,
+// whether the session is elevated or not, follows it through the IdP and
+// returns the callback URL the IdP redirected back to, not yet delivered.
+func (b *browser) callback(t testing.TB) *url.URL {
+	t.Helper()
+	r := b.peek(t, "/stepup/start?scope=admin&return_to=%2Fadmin")
+	wantRedirectToIdP(t, b.a, r)
+	return b.authorize(t, r.header.Get("Location"))
+}
+
+// elevated reports whether /admin answers an API request with 200: the
+// session is elevated. An API request is challenged with a 401, so asking
+// starts no challenge.
+func (b *browser) elevated(t testing.TB) bool {
+	t.Helper()
+	r := b.do(t, b.noFollow, http.MethodGet, "/admin", nil, http.Header{"Accept": {"application/json"}})
+	return r.status == http.StatusOK
+}
+
 // stepUp runs a whole challenge for path step by step, and asserts that the
 // callback grants it and sends the browser back to path. It returns the
 // callback URL.
-func (b *browser) stepUp(t *testing.T, path string) *url.URL {
+func (b *browser) stepUp(t testing.TB, path string) *url.URL {
 	t.Helper()
 	cb := b.authorize(t, b.challenge(t, path))
 	wantRedirect(t, b.peek(t, cb.String()), http.StatusSeeOther, path)
 	return cb
 }
 
-func wantStatus(t *testing.T, r response, status int) {
+func wantStatus(t testing.TB, r response, status int) {
 	t.Helper()
 	if r.status != status {
 		t.Fatalf("got %v, want status %d", r, status)
 	}
 }
 
-func wantRedirect(t *testing.T, r response, status int, location string) {
+func wantRedirect(t testing.TB, r response, status int, location string) {
 	t.Helper()
 	if r.status != status || r.header.Get("Location") != location {
 		t.Fatalf("got %v, want %d to %q", r, status, location)
 	}
 }
 
-func wantRedirectToIdP(t *testing.T, a *app, r response) {
+func wantRedirectToIdP(t testing.TB, a *app, r response) {
 	t.Helper()
 	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.header.Get("Location"), a.idp.Issuer()+"/") {
 		t.Fatalf("got %v, want a 303 to the IdP at %s", r, a.idp.Issuer())
@@ -459,7 +586,7 @@ func wantRedirectToIdP(t *testing.T, a *app, r response) {
 // wantDenied asserts that a callback was refused with status and reason, and
 // that neither the response nor any audit event repeats the callback's code
 // or state.
-func wantDenied(t *testing.T, a *app, r response, cb *url.URL, status int, reason stepup.Reason) stepup.Event {
+func wantDenied(t testing.TB, a *app, r response, cb *url.URL, status int, reason stepup.Reason) stepup.Event {
 	t.Helper()
 	wantStatus(t, r, status)
 	if loc := r.header.Get("Location"); loc != "" {
@@ -480,7 +607,7 @@ func wantDenied(t *testing.T, a *app, r response, cb *url.URL, status int, reaso
 
 // wantNoSecrets asserts that the callback's code and state appear in no
 // response header, body or audit event.
-func wantNoSecrets(t *testing.T, a *app, r response, cb *url.URL) {
+func wantNoSecrets(t testing.TB, a *app, r response, cb *url.URL) {
 	t.Helper()
 	q := cb.Query()
 	for _, name := range []string{"code", "state"} {
