@@ -493,6 +493,9 @@ func TestClaimRules(t *testing.T) {
 			if reason != tc.reason {
 				t.Fatalf("reason = %q, want %q", reason, tc.reason)
 			}
+			if !storable(e.ACR) || slices.ContainsFunc(e.AMR, func(m string) bool { return !storable(m) }) {
+				t.Errorf("an unstorable claim reached the audit event: %+v", e)
+			}
 			if tc.reason != "" {
 				if el.ID != "" || !el.Deadline.IsZero() {
 					t.Errorf("a denial returned an elevation: %+v", el)
