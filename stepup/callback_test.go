@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -172,6 +174,7 @@ func (h *flowHarness) rewrite(mutate func(c map[string]any)) {
 type flakyStore struct {
 	scs.Store
 	failFind, failCommit, failDelete atomic.Bool
+	mu                               sync.Mutex // serialises Update
 }
 
 var errStoreDown = errors.New("store down")
@@ -188,6 +191,22 @@ func (s *flakyStore) Commit(token string, b []byte, expiry time.Time) error {
 		return errStoreDown
 	}
 	return s.Store.Commit(token, b, expiry)
+}
+
+// Update makes flakyStore an AtomicStore for the process it lives in, as
+// stepup treats memstore; it fails as Find and Commit do.
+func (s *flakyStore) Update(ctx context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, found, err := s.Find(token)
+	if err != nil {
+		return err
+	}
+	next, expiry, err := update(b, found)
+	if err != nil {
+		return err
+	}
+	return s.Commit(token, next, expiry)
 }
 
 func (s *flakyStore) Delete(token string) error {

@@ -290,7 +290,8 @@ func TestElevationReportsNothingForARevokedElevation(t *testing.T) {
 				t.Error("reported while the revocation lookup fails")
 			}
 			fs.failFind.Store(false)
-			if err := h.su.revoke(r.Context(), el.ID, el.Deadline); err != nil {
+			head, _ := readElevationHead(encodeElevation(&el))
+			if err := h.su.recordDrop(r.Context(), head); err != nil {
 				t.Fatal(err)
 			}
 			if _, ok := h.su.Elevation(r, "admin"); ok {
