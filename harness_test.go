@@ -296,6 +296,23 @@ func unixClaim(t testing.TB, claims map[string]any, name string) int64 {
 type flakyStore struct {
 	scs.Store
 	failFind, failCommit, failDelete atomic.Bool
+	mu                               sync.Mutex // serialises Update
+}
+
+// Update makes flakyStore a stepup.AtomicStore within this process, as
+// stepup treats scs's memstore; it fails as Find and Commit do.
+func (s *flakyStore) Update(ctx context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, found, err := s.Find(token)
+	if err != nil {
+		return err
+	}
+	next, expiry, err := update(b, found)
+	if err != nil {
+		return err
+	}
+	return s.Commit(token, next, expiry)
 }
 
 var errStoreDown = errors.New("store down")

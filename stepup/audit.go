@@ -25,6 +25,20 @@ const (
 	// EventExpired: a guarded request found an elevation past its deadline
 	// and removed it.
 	EventExpired EventType = "expired"
+	// EventRevoked: the IdP or an operator ended elevations before their
+	// deadlines: a back-channel logout, a security event, or
+	// [StepUp.RevokeSubject]. Reason is the cause; Subject, SID and TokenID
+	// say what it named. The guard then refuses each covered elevation at
+	// its next request, with a dropped event of the same reason.
+	EventRevoked EventType = "revoked"
+	// EventRevocationFailed: a valid revocation could not be recorded (the
+	// session store failed). Elevations it should have ended live on until
+	// their deadlines; an IdP does not retry. Alert on it.
+	EventRevocationFailed EventType = "revocation_failed"
+	// EventSignalRejected: a logout token or a security event was refused
+	// (bad signature, wrong issuer or audience, replayed, stale, malformed).
+	// Reason says why. Nothing was revoked.
+	EventSignalRejected EventType = "signal_rejected"
 	// EventDropped: an elevation was removed before its deadline, by
 	// [StepUp.Drop] or because it no longer matched the logged-in user or the
 	// configured issuer. Reason says which. With reason corrupt and an empty
@@ -52,6 +66,8 @@ type Event struct {
 	Remote    string    `json:"remote,omitempty"`     // the client address, from [Config.ClientIP]
 	RequestID string    `json:"request_id,omitempty"` // from [Config.RequestID], when configured
 	Elevation string    `json:"elevation,omitempty"`  // the elevation's id, linking its granted, expired and dropped events
+	SID       string    `json:"sid,omitempty"`        // the IdP session a revocation named
+	TokenID   string    `json:"jti,omitempty"`        // the jti of the logout token or security event
 }
 
 // Auditor receives audit events. Audit is called synchronously on the
@@ -67,8 +83,8 @@ type AuditorFunc func(ctx context.Context, e Event)
 // Audit calls f(ctx, e).
 func (f AuditorFunc) Audit(ctx context.Context, e Event) { f(ctx, e) }
 
-// SlogAuditor writes one log line per event: denied events at WARN, all
-// others at INFO. Empty fields are left out. The event's own time, from
+// SlogAuditor writes one log line per event: revocation_failed at ERROR,
+// denied and signal_rejected at WARN, all others at INFO. Empty fields are left out. The event's own time, from
 // [Config.Now], is the event_time attribute.
 type SlogAuditor struct {
 	Logger *slog.Logger // Default: slog.Default().
@@ -81,8 +97,11 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 		l = slog.Default()
 	}
 	level := slog.LevelInfo
-	if e.Type == EventDenied {
+	switch e.Type {
+	case EventDenied, EventSignalRejected:
 		level = slog.LevelWarn
+	case EventRevocationFailed:
+		level = slog.LevelError
 	}
 	if !l.Enabled(ctx, level) {
 		return
@@ -111,11 +130,20 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 	add("reason", string(e.Reason))
 	add("idp_error", e.IdPError)
 	add("elevation", e.Elevation)
+	add("sid", e.SID)
+	add("jti", e.TokenID)
 	add("method", e.Method)
 	add("route", e.Route)
 	add("remote", e.Remote)
 	add("request_id", e.RequestID)
 	l.LogAttrs(ctx, level, "stepup "+string(e.Type), attrs...)
+}
+
+// auditContext hands e, which concerns no request (a revocation made by
+// the application), to the Auditor.
+func (s *StepUp) auditContext(ctx context.Context, e Event) {
+	e.Time = s.now().UTC()
+	s.cfg.Auditor.Audit(ctx, e)
 }
 
 // audit fills in the request fields of e and hands it to the Auditor.

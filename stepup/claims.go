@@ -283,6 +283,7 @@ func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Re
 		Deadline:      time.Unix(deadline, 0),
 		Bound:         bound,
 		sidTag:        sidTag(rc.issuer, sid),
+		sid:           sid,
 	}
 	return el, "", e
 }

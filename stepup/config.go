@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/v2"
@@ -72,6 +74,14 @@ type Config struct {
 	// SessionManager holds elevations and pending challenges. Its
 	// LoadAndSave middleware must run before every stepup handler. Required.
 	SessionManager *scs.SessionManager
+	// InsecureNonAtomicRevocations lets New accept a SessionManager whose
+	// Store is neither an [AtomicStore] nor scs's memstore. stepup then
+	// merges revocations into a user's record with a plain read and commit,
+	// serialised only within this process: two revocations for one user
+	// written at the same moment by two replicas can lose one of them, and
+	// the lost one's elevations live on until their deadlines. Safe only
+	// with a single replica. Default: false; New refuses such a store.
+	InsecureNonAtomicRevocations bool
 	// SessionKeyPrefix prefixes every key stepup writes into the session,
 	// so several StepUp values can share one SessionManager.
 	// Default: "stepup.".
@@ -133,6 +143,11 @@ type Config struct {
 	// malformed callback, 401 when nobody is logged in, and 502 when the
 	// token endpoint failed. Session store failures go to OnError instead.
 	OnDenied func(w http.ResponseWriter, r *http.Request, d *Denial)
+	// OnLogout runs after a back-channel logout was verified and recorded,
+	// so that the application can end its own login for that IdP session
+	// (or user) too. An error makes the answer to the IdP a 400: the
+	// logout failed (Back-Channel Logout §2.8). Default: nil.
+	OnLogout func(ctx context.Context, l Logout) error
 	// OnError answers a request that failed inside stepup: a missing or
 	// broken session, a store error. err may wrap internal details: log it,
 	// never show it. Default: 500 with a generic body.
@@ -189,6 +204,9 @@ type StepUp struct {
 	pendingKey string
 	skew       int64  // Config.ClockSkew in whole seconds
 	issuerTag  string // issuerTag(Config.Issuer), as stored in elevations
+
+	subjectKeys     sync.Map // subject → key of its revocation record
+	subjectKeyCount atomic.Int64
 }
 
 // New validates cfg, discovers the IdP when cfg.Provider is nil, and
@@ -288,6 +306,11 @@ func (c *Config) validate() error {
 	}
 	if c.SessionManager == nil {
 		return bad("SessionManager", "required")
+	}
+	if c.SessionManager.Store == nil || (!atomicRevocations(c.SessionManager.Store) && !c.InsecureNonAtomicRevocations) {
+		return bad("SessionManager", fmt.Sprintf("its Store (%T) cannot update a record atomically across replicas, which revocations need: "+
+			"wrap Redis or PostgreSQL with the adapters in github.com/oidc-stepup/stepup/stores, implement stepup.AtomicStore, "+
+			"or, with a single replica only, set InsecureNonAtomicRevocations", c.SessionManager.Store))
 	}
 	if c.ClockSkew < 0 && c.ClockSkew != NoClockSkew {
 		return bad("ClockSkew", "must not be negative (use NoClockSkew for none)")

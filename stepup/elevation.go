@@ -4,10 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
+	"fmt"
 	"net/http"
 	"time"
-
-	"github.com/alexedwards/scs/v2"
 )
 
 // Elevation is an elevation as stored in the session.
@@ -32,6 +32,7 @@ type Elevation struct {
 	issuerTag  string // what the stored record keeps of Issuer
 	acrTag     string // what the stored record keeps of ACR
 	sidTag     string // what the stored record keeps of the ID token's sid
+	sid        string // the ID token's sid, at the grant only
 	generation int64  // the subject's revocation generation at the grant
 }
 
@@ -81,7 +82,7 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 	if vd != verdictElevated {
 		return Elevation{}, false
 	}
-	if revoked, err := s.revoked(r.Context(), h.id); err != nil || revoked {
+	if _, revoked, err := s.revokedBy(r.Context(), h); err != nil || revoked {
 		return Elevation{}, false
 	}
 	e, err := s.decodeElevation(v.(string), scope)
@@ -96,11 +97,11 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 // event. Call it before writing the response: scs saves the session when the
 // response starts. Dropping a scope that is not elevated does nothing.
 //
-// Drop also records the elevation's revocation in the session store until
-// its deadline, so that a request already in flight cannot write it back
-// (scs commits whole sessions, and the last commit wins). If that record
-// cannot be written, the elevation is still removed from the session and
-// the event's reason is [ReasonDropUnrevoked].
+// Drop also records the drop in the subject's revocation record until the
+// elevation's deadline, so that a request already in flight cannot write it
+// back (scs commits whole sessions, and the last commit wins). If that
+// record cannot be written, the elevation is still removed from the session
+// and the event's reason is [ReasonDropUnrevoked].
 func (s *StepUp) Drop(r *http.Request, scope string) {
 	p, ok := s.policies[scope]
 	if !ok {
@@ -112,13 +113,59 @@ func (s *StepUp) Drop(r *http.Request, scope string) {
 	}
 	reason := ReasonDropped
 	if rec, ok := v.(string); ok {
-		if h, err := readElevationHead(rec); err == nil {
-			if s.revoke(r.Context(), h.id, time.Unix(h.deadline, 0)) != nil {
+		if h, err := readElevationHead(rec); err == nil && h.issuerTag == s.issuerTag {
+			if s.recordDrop(r.Context(), h) != nil {
 				reason = ReasonDropUnrevoked
 			}
 		}
 	}
 	s.remove(r, p, EventDropped, reason)
+}
+
+// recordDrop adds the elevation h to its subject's revocation record,
+// kept until the elevation's deadline.
+func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
+	now := s.now().Unix()
+	return s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
+		rv, err := s.parseRevocations(cur, now)
+		if err != nil {
+			return "", 0, err
+		}
+		rv.drops = append(rv.drops, dropRevocation{id: h.id, until: h.deadline})
+		rv.extend(h.deadline)
+		return encodeRevocations(rv), rv.until, nil
+	})
+}
+
+// parseRevocations decodes a stored record for an update, pruned at now;
+// the empty string is a new, empty record.
+func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
+	if cur == "" {
+		return &revocations{}, nil
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil {
+		return nil, errRecordCorrupt
+	}
+	rv.prune(now)
+	return rv, nil
+}
+
+// revokedBy reports whether a revocation covers the elevation h, reading
+// its subject's record: the one store lookup the guard adds to a request.
+// A store error, or a record that does not decode, is returned, and the
+// caller fails closed.
+func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, error) {
+	cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
+	if err != nil || !found {
+		return "", false, err
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil {
+		return "", false, errRecordCorrupt
+	}
+	cause, covered := rv.covers(h)
+	return cause, covered, nil
 }
 
 // DropAll drops every elevation of the session, as [StepUp.Drop] does. Call
@@ -130,48 +177,40 @@ func (s *StepUp) DropAll(r *http.Request) {
 	}
 }
 
-// scs has no locking across requests: each request commits its whole
-// snapshot of the session, and the last commit wins. A request that loaded
-// the session before [StepUp.Drop] and commits after it writes the dropped
-// elevation back. So Drop also leaves a revocation record in the session
-// store, keyed by the elevation's id and kept until the elevation's
-// deadline, and the guard refuses an elevation whose id has one. The store
-// is the SessionManager's own, so revocations reach every replica that
-// shares sessions, in memory, Redis or Postgres alike.
-
-// newElevationID returns a random elevation id: 128 bits, base64url. It
-// starts with "E;": a semicolon never occurs in a cookie value, so no client
-// can present an id as its session token, load the revocation record as a
-// session and destroy it.
+// newElevationID returns a random elevation id: 128 bits, base64url,
+// after "E;". The prefix marks it in audit logs; like the store keys of
+// revocation records, it can never be a cookie value.
 func newElevationID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return "E;" + base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// revoke records that the elevation id must not be honoured again before
-// until. The record is an empty session in the store's codec, so that
-// SessionManager.Iterate can still decode everything in the store.
-func (s *StepUp) revoke(ctx context.Context, id string, until time.Time) error {
-	b, err := s.sm.Codec.Encode(until, map[string]interface{}{})
-	if err != nil {
-		return err
+// RevokeSubject ends every elevation of the user sub granted so far, on
+// every session, device and replica that shares the session store, at its
+// next request at the latest: for an account disabled or credentials reset
+// by support. An elevation granted after it returns is not affected. Which
+// elevations it covers does not depend on any clock: every grant records
+// the user's revocation generation, and RevokeSubject ends every earlier
+// generation. A step-up under way at the IdP whose login is more than
+// ClockSkew older than the revocation is refused when its callback
+// arrives.
+//
+// It audits a revoked event with reason revoked_by_operator. When the
+// revocation cannot be written it returns an error wrapping [ErrSession]
+// and audits revocation_failed: nothing was revoked, and the caller should
+// retry.
+func (s *StepUp) RevokeSubject(ctx context.Context, sub string) error {
+	e := Event{Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonRevokedByOperator}
+	if sub == "" || !storable(sub) {
+		return errors.New("stepup: RevokeSubject: the subject must be a non-empty printable string")
 	}
-	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
-		return cs.CommitCtx(ctx, id, b, until)
+	if err := s.revokeOperator(ctx, sub); err != nil {
+		e.Type = EventRevocationFailed
+		s.auditContext(ctx, e)
+		return fmt.Errorf("%w: %w", ErrSession, err)
 	}
-	return s.sm.Store.Commit(id, b, until)
-}
-
-// revoked reports whether the elevation id has a revocation record. A store
-// error is returned, and the caller fails closed.
-func (s *StepUp) revoked(ctx context.Context, id string) (bool, error) {
-	var found bool
-	var err error
-	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
-		_, found, err = cs.FindCtx(ctx, id)
-	} else {
-		_, found, err = s.sm.Store.Find(id)
-	}
-	return found, err
+	e.Type = EventRevoked
+	s.auditContext(ctx, e)
+	return nil
 }

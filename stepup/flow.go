@@ -309,6 +309,17 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		deny(reason, e)
 		return
 	}
+	// A logout or a revocation may have arrived while the user was at the
+	// IdP; the subject's record also hands out the elevation's generation.
+	reason, err := s.registerGrant(ctx, &el, el.sid)
+	if err != nil {
+		s.failSession(w, r, c.scope, sub, err)
+		return
+	}
+	if reason != "" {
+		deny(reason, e)
+		return
+	}
 
 	// Session fixation: a change of privilege gets a new session token
 	// (OWASP ASVS V3.2.1). Then save the session before the first byte of

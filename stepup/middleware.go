@@ -3,6 +3,7 @@ package stepup
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -88,16 +89,19 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 	vd, h := s.check(v, sub, checkSub, s.now().Unix())
 	switch vd {
 	case verdictElevated:
-		revoked, err := s.revoked(ctx, h.id)
+		cause, revoked, err := s.revokedBy(ctx, h)
 		if err != nil {
-			s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+			if !errors.Is(err, ErrCorruptElevation) {
+				err = fmt.Errorf("%w: %w", ErrSession, err)
+			}
+			s.cfg.OnError(w, r, err)
 			return
 		}
 		if !revoked {
 			next.ServeHTTP(w, r)
 			return
 		}
-		s.remove(r, p, EventDropped, ReasonRevoked)
+		s.remove(r, p, EventDropped, cause)
 	case verdictNone:
 	case verdictCorrupt:
 		s.sm.Remove(ctx, p.key)

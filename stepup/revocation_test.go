@@ -1,8 +1,13 @@
 package stepup
 
 import (
+	"context"
+	"fmt"
 	"net/http/httptest"
+	"reflect"
+	"sync"
 	"testing"
+	"time"
 )
 
 // The revocation record's races (a request in flight across Drop or
@@ -16,5 +21,220 @@ func TestElevationIDsCannotBeSessionTokens(t *testing.T) {
 	r.Header.Set("Cookie", "session="+id)
 	if c, err := r.Cookie("session"); err == nil && c.Value == id {
 		t.Errorf("the elevation id %q can be sent as a session cookie", id)
+	}
+}
+
+// TestRevocationCovers decides, on plain values, which elevations a
+// subject's revocation record ends, at each boundary.
+func TestRevocationCovers(t *testing.T) {
+	t.Parallel()
+	const at = int64(1_800_000_000)
+	sidA, sidB := sidTag(testIssuer, "session-a"), sidTag(testIssuer, "session-b")
+	rv := &revocations{
+		generation: 4, opCut: 3, opTime: at,
+		idpCut: at - 100, idpCause: ReasonCredentialChange,
+		sids:  []sidRevocation{{sidTag: sidA, cut: at, cause: ReasonBackChannelLogout, until: at + 600}},
+		drops: []dropRevocation{{id: "E;dropped", until: at + 600}},
+	}
+	for _, tc := range []struct {
+		name  string
+		h     elevationHead
+		cause Reason
+	}{
+		{"Dropped", elevationHead{id: "E;dropped", generation: 4, authTime: at + 50}, ReasonRevoked},
+		{"OtherElevationOfTheSameUser", elevationHead{id: "E;other", generation: 4, authTime: at + 50}, ""},
+		{"GrantedBeforeAnOperatorRevocation", elevationHead{id: "E;x", generation: 2, authTime: at + 50}, ReasonRevokedByOperator},
+		{"LegacyRecordWithoutGeneration", elevationHead{id: "E;x", generation: 0, authTime: at + 50}, ReasonRevokedByOperator},
+		{"GrantedAfterTheOperatorRevocation", elevationHead{id: "E;x", generation: 3, authTime: at + 50}, ""},
+		{"LoginBeforeTheCredentialChange", elevationHead{id: "E;x", generation: 4, authTime: at - 101}, ReasonCredentialChange},
+		{"LoginAtTheCredentialChange", elevationHead{id: "E;x", generation: 4, authTime: at - 100}, ReasonCredentialChange},
+		{"LoginASecondAfterTheCredentialChange", elevationHead{id: "E;x", generation: 4, authTime: at - 99}, ""},
+		{"LoggedOutSession", elevationHead{id: "E;x", generation: 4, sidTag: sidA, authTime: at - 5}, ReasonBackChannelLogout},
+		{"LoggedOutSessionAtTheLogout", elevationHead{id: "E;x", generation: 4, sidTag: sidA, authTime: at}, ReasonBackChannelLogout},
+		{"SameSidLoginASecondAfterTheLogout", elevationHead{id: "E;x", generation: 4, sidTag: sidA, authTime: at + 1}, ""},
+		{"AnotherSessionOfTheSameUser", elevationHead{id: "E;x", generation: 4, sidTag: sidB, authTime: at - 5}, ""},
+		{"NoSidIsNotASid", elevationHead{id: "E;x", generation: 4, authTime: at - 5}, ""},
+	} {
+		cause, covered := rv.covers(tc.h)
+		if cause != tc.cause || covered != (tc.cause != "") {
+			t.Errorf("%s: %q %v, want %q", tc.name, cause, covered, tc.cause)
+		}
+	}
+}
+
+func TestRevocationRecordRoundTripsAndPrunes(t *testing.T) {
+	t.Parallel()
+	rv := &revocations{
+		generation: 9, opCut: 9, opTime: 1_800_000_000, idpCut: 1_799_999_000, idpCause: ReasonAssuranceLowered,
+		sids: []sidRevocation{
+			{sidTag: sidTag(testIssuer, "a"), cut: 1_800_000_010, cause: ReasonSessionRevoked, until: 1_800_000_600},
+			{sidTag: sidTag(testIssuer, "b"), cut: 1_800_000_020, cause: ReasonBackChannelLogout, until: 1_800_009_000},
+		},
+		drops: []dropRevocation{{id: newElevationID(), until: 1_800_000_300}, {id: newElevationID(), until: 1_800_009_000}},
+		until: 1_800_009_000,
+	}
+	got, err := decodeRevocations(encodeRevocations(rv))
+	if err != nil || !reflect.DeepEqual(got, rv) {
+		t.Fatalf("round trip: %+v, %v\nwant %+v", got, err, rv)
+	}
+	got.prune(1_800_000_600)
+	if len(got.sids) != 1 || got.sids[0].cause != ReasonBackChannelLogout || len(got.drops) != 1 || got.drops[0].id != rv.drops[1].id {
+		t.Errorf("pruned at 1_800_000_600: %+v", got)
+	}
+	for _, bad := range []string{
+		"", "r2", "r1\x1f\x1f\x1f\x1f\x1f\x1f\x1f", // too few fields
+		"r1\x1f1\x1f1\x1f2\x1f\x1f\x1f\x1f\x1f",      // opCut beyond the generation
+		"r1\x1f1\x1f\x1f\x1f\x1f5\x1f\x1f\x1f",       // a cut without a cause
+		"r1\x1f1\x1f\x1f\x1f\x1f5\x1fz\x1f\x1f",      // an unknown cause
+		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1fsid:1:b\x1f", // a sid entry without until
+		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1fid-without-until",
+		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1f\x1fextra",
+	} {
+		if _, err := decodeRevocations(bad); err == nil {
+			t.Errorf("decodeRevocations(%q) accepted", bad)
+		}
+	}
+}
+
+// TestGrantRacingARevocationDoesNotSurviveIt runs grants and revocations of
+// one user concurrently on a memstore shared by two StepUp values (two
+// replicas in one process): whichever order they land in, no elevation
+// whose login preceded an IdP logout of its session, and none granted
+// before an operator revocation, is honoured afterwards; and every
+// revocation is kept (none overwrites another).
+func TestGrantRacingARevocationDoesNotSurviveIt(t *testing.T) {
+	t.Parallel()
+	a := newHarness(t)
+	b := newHarness(t, func(c *Config) { c.SessionManager = a.sm })
+	ctx := context.Background()
+	const n = 64
+	type grant struct {
+		h   elevationHead
+		sid string
+	}
+	grants := make([]grant, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			su := []*StepUp{a.su, b.su}[i%2]
+			el := a.elevation(t0.Add(time.Hour))
+			el.ID = newElevationID()
+			el.AuthTime = t0.Add(-time.Duration(i%3) * time.Second)
+			sid := fmt.Sprintf("session-%d", i%8)
+			el.sidTag = sidTag(testIssuer, sid)
+			if cause, err := su.registerGrant(ctx, &el, sid); err != nil {
+				t.Error(err)
+			} else if cause == "" {
+				h, _ := readElevationHead(encodeElevation(&el))
+				grants[i] = grant{h, sid}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			su := []*StepUp{b.su, a.su}[i%2]
+			var err error
+			switch i % 4 {
+			case 0:
+				_, err = su.revokeIdP(ctx, "", fmt.Sprintf("session-%d", i%8), t0.Unix(), ReasonBackChannelLogout)
+			case 1:
+				_, err = su.revokeIdP(ctx, "alice", fmt.Sprintf("session-%d", i%8), t0.Unix(), ReasonSessionRevoked)
+			case 2:
+				err = su.revokeOperator(ctx, "alice")
+			case 3:
+				err = su.recordDrop(ctx, elevationHead{id: fmt.Sprintf("E;drop-%d", i), subject: "alice", deadline: t0.Add(time.Hour).Unix()})
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	cur, found, err := a.su.findRecord(ctx, a.su.subjectKey("alice"))
+	if err != nil || !found {
+		t.Fatalf("no record: %v", err)
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rv.generation != n/4 || len(rv.drops) != n/4 {
+		t.Errorf("generation %d, %d drops: want %d of each (a revocation was lost)", rv.generation, len(rv.drops), n/4)
+	}
+	// Sessions 0, 1, 4 and 5 were logged out at t0, and every login was at
+	// or before t0: whatever the order, none of their grants survives. Of
+	// the others, exactly those that read the record after the last
+	// operator revocation survive.
+	loggedOut := map[string]bool{"session-0": true, "session-1": true, "session-4": true, "session-5": true}
+	for i, g := range grants {
+		if g.h.id == "" {
+			continue
+		}
+		want := loggedOut[g.sid] || g.h.generation < rv.generation
+		for _, su := range []*StepUp{a.su, b.su} {
+			if _, revoked, err := su.revokedBy(ctx, g.h); err != nil || revoked != want {
+				t.Errorf("grant %d (%s, generation %d of %d): revoked %v, want %v (%v)", i, g.sid, g.h.generation, rv.generation, revoked, want, err)
+			}
+		}
+	}
+}
+
+// TestLogoutBeforeTheGrantRefusesIt: a back-channel logout naming only
+// sid arrives while the user is still at the IdP, before any grant from
+// that session: the grant that follows is refused, and a login after the
+// logout is not.
+func TestLogoutBeforeTheGrantRefusesIt(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	if sub, err := h.su.revokeIdP(ctx, "", "sid-1", t0.Unix(), ReasonBackChannelLogout); err != nil || sub != "" {
+		t.Fatalf("revokeIdP: %q %v", sub, err)
+	}
+	el := h.elevation(t0.Add(time.Hour))
+	el.AuthTime = t0
+	if cause, err := h.su.registerGrant(ctx, &el, "sid-1"); err != nil || cause != ReasonBackChannelLogout {
+		t.Errorf("login at the logout: %q %v, want backchannel_logout", cause, err)
+	}
+	el.AuthTime = t0.Add(time.Second)
+	if cause, err := h.su.registerGrant(ctx, &el, "sid-1"); err != nil || cause != "" {
+		t.Errorf("login a second after the logout: %q %v, want granted", cause, err)
+	}
+}
+
+// TestOperatorRevocationUsesNoClock: replicas whose clocks disagree by the
+// skew revoke and grant; the generation alone decides.
+func TestOperatorRevocationUsesNoClock(t *testing.T) {
+	t.Parallel()
+	a := newHarness(t)
+	b := newHarness(t, func(c *Config) { c.SessionManager = a.sm })
+	b.setClock(t0.Add(-30 * time.Second)) // b runs 30s slow
+	ctx := context.Background()
+	before := a.elevation(t0.Add(time.Hour))
+	before.AuthTime = t0.Add(-time.Minute)
+	if cause, err := b.su.registerGrant(ctx, &before, ""); err != nil || cause != "" {
+		t.Fatalf("grant: %q %v", cause, err)
+	}
+	if err := a.su.RevokeSubject(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	after := a.elevation(t0.Add(time.Hour))
+	after.ID, after.AuthTime = newElevationID(), t0.Add(time.Second)
+	if cause, err := b.su.registerGrant(ctx, &after, ""); err != nil || cause != "" {
+		t.Fatalf("grant after: %q %v", cause, err)
+	}
+	for name, el := range map[string]Elevation{"before": before, "after": after} {
+		hd, _ := readElevationHead(encodeElevation(&el))
+		cause, revoked, err := b.su.revokedBy(ctx, hd)
+		if err != nil || revoked != (name == "before") {
+			t.Errorf("%s the revocation: %q %v %v", name, cause, revoked, err)
+		}
+	}
+	// A step-up under way whose login is more than the skew older than the
+	// revocation is refused when its callback arrives.
+	late := a.elevation(t0.Add(time.Hour))
+	late.ID, late.AuthTime = newElevationID(), t0.Add(-31*time.Second)
+	if cause, err := a.su.registerGrant(ctx, &late, ""); err != nil || cause != ReasonRevokedByOperator {
+		t.Errorf("in-flight grant: %q %v, want revoked_by_operator", cause, err)
 	}
 }

@@ -1,0 +1,281 @@
+package stepup
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// This file holds OpenID Connect Back-Channel Logout 1.0 (Final): the IdP
+// POSTs a signed logout token naming an IdP session (sid), a user (sub) or
+// both, and every elevation from that session, or of that user, ends.
+
+// backChannelLogoutEvent is the events member a logout token must carry
+// (Back-Channel Logout §2.4).
+const backChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logout"
+
+// Limits on logout requests. An honest logout token is one or two
+// kilobytes.
+const (
+	maxLogoutBody  = 16 << 10
+	maxLogoutToken = 8 << 10
+	// maxSignalAge is how old a logout token or a security event token may
+	// be by its iat: IdPs send them as the logout happens and do not retry
+	// (Back-Channel Logout §2.7). It also bounds how long a token's jti must
+	// be remembered to refuse a replay.
+	maxSignalAge = 5 * time.Minute
+)
+
+// Reasons for rejected logout tokens and security events (the reason of a
+// signal_rejected event).
+const (
+	ReasonInvalidSignal Reason = "invalid_token"  // signature, iss, aud, exp, events, nonce, typ or a claim is wrong
+	ReasonReplayedToken Reason = "replayed_token" // a token with this jti was already processed
+	ReasonStaleToken    Reason = "stale_token"    // iat is more than ClockSkew in the future, or older than five minutes
+)
+
+// Logout describes a back-channel logout stepup received and recorded. It
+// is what [Config.OnLogout] receives.
+type Logout struct {
+	Issuer    string
+	Subject   string    // the logout token's sub; empty when it named only sid
+	SessionID string    // the logout token's sid; empty when it named only sub
+	IssuedAt  time.Time // the token's iat, the IdP's instant of the logout
+	TokenID   string    // the token's jti
+}
+
+// BackChannelLogoutHandler receives OpenID Connect Back-Channel Logout 1.0
+// logout tokens. Register its URL at the IdP as the client's
+// backchannel_logout_uri, and mount it without the session middleware, CSRF
+// protection or a login requirement: the IdP calls it directly, with no
+// cookie.
+//
+// It accepts a POST of application/x-www-form-urlencoded holding one
+// logout_token (§2.5), and validates it (§2.6): go-oidc checks the
+// signature (never alg none), iss, aud, exp, the events member, the absence
+// of nonce, jti, and sub or sid; stepup adds what go-oidc leaves out: the
+// typ header when present (logout+jwt, or JWT as Keycloak sends), events
+// and its member being JSON objects, iat at most ClockSkew in the future and
+// at most five minutes old, and that no token with the same jti was
+// processed before, on any replica.
+//
+// A valid token ends, on every replica sharing the session store, every
+// elevation from the IdP session it names (sid), or, when it names only
+// sub, every elevation of that user whose login was not after the token's
+// iat. It is audited as a revoked event, then [Config.OnLogout] runs, and
+// the answer is 200 with Cache-Control: no-store (§2.8). A bad token gets
+// 400 with an OAuth error JSON body and a signal_rejected event. A token
+// that could not be recorded (a store failure) gets 400 as well, because
+// the logout failed, and a revocation_failed event an operator should
+// alert on: IdPs do not retry.
+func (s *StepUp) BackChannelLogoutHandler() http.Handler {
+	return http.HandlerFunc(s.backChannelLogout)
+}
+
+func (s *StepUp) backChannelLogout(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	reject := func(reason Reason, e Event, description string) {
+		e.Type, e.Reason, e.Issuer = EventSignalRejected, reason, s.cfg.Issuer
+		s.audit(r, e)
+		logoutError(w, "invalid_request", description)
+	}
+	raw, ok := readLogoutToken(w, r)
+	if !ok {
+		reject(ReasonBadRequest, Event{}, "expected one logout_token in an application/x-www-form-urlencoded POST")
+		return
+	}
+	ctx := r.Context()
+	lt, err := s.verifyLogoutToken(ctx, raw)
+	if err != nil {
+		e := Event{}
+		if lt != nil {
+			e.Subject, e.SID, e.TokenID = lt.Subject, lt.SessionID, lt.TokenID
+		}
+		reason := ReasonInvalidSignal
+		if errors.Is(err, errStaleSignal) {
+			reason = ReasonStaleToken
+		}
+		reject(reason, e, "the logout token is not valid")
+		return
+	}
+	e := Event{Subject: lt.Subject, SID: lt.SessionID, TokenID: lt.TokenID}
+	if err := s.rememberToken(ctx, lt.TokenID, lt.IssuedAt); err != nil {
+		if errors.Is(err, errReplayed) {
+			reject(ReasonReplayedToken, e, "this logout token was already processed")
+			return
+		}
+		s.revocationFailed(r, ReasonBackChannelLogout, e, w)
+		return
+	}
+	sub, err := s.revokeIdP(ctx, lt.Subject, lt.SessionID, lt.IssuedAt.Unix(), ReasonBackChannelLogout)
+	if err != nil {
+		s.revocationFailed(r, ReasonBackChannelLogout, e, w)
+		return
+	}
+	e.Type, e.Reason, e.Issuer, e.Subject = EventRevoked, ReasonBackChannelLogout, s.cfg.Issuer, sub
+	s.audit(r, e)
+	if s.cfg.OnLogout != nil {
+		if err := s.cfg.OnLogout(ctx, *lt); err != nil {
+			logoutError(w, "invalid_request", "the application could not end its session")
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// revocationFailed answers a valid revocation that could not be recorded.
+func (s *StepUp) revocationFailed(r *http.Request, cause Reason, e Event, w http.ResponseWriter) {
+	e.Type, e.Reason, e.Issuer = EventRevocationFailed, cause, s.cfg.Issuer
+	s.audit(r, e)
+	logoutError(w, "temporarily_unavailable", "the logout could not be recorded")
+}
+
+// logoutError writes the 400 of Back-Channel Logout §2.8: an OAuth error
+// object (RFC 6749 §5.2). The description is fixed text, never an error's.
+func logoutError(w http.ResponseWriter, code, description string) {
+	body, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}{code, description})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusBadRequest)
+	w.Write(body)
+}
+
+// readLogoutToken reads the one logout_token of a form POST (§2.5),
+// within maxLogoutBody.
+func readLogoutToken(w http.ResponseWriter, r *http.Request) (string, bool) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/x-www-form-urlencoded" {
+		return "", false
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxLogoutBody)
+	if err := r.ParseForm(); err != nil {
+		return "", false
+	}
+	v := r.PostForm["logout_token"]
+	if len(v) != 1 || v[0] == "" || len(v[0]) > maxLogoutToken {
+		return "", false
+	}
+	return v[0], true
+}
+
+var (
+	errStaleSignal = errors.New("stepup: token issued too far from now")
+	errReplayed    = errors.New("stepup: token already processed")
+)
+
+// verifyLogoutToken validates a logout token (§2.6). On failure it may
+// still return what it parsed, for the audit event; nothing of it is
+// trusted.
+func (s *StepUp) verifyLogoutToken(ctx context.Context, raw string) (*Logout, error) {
+	if err := checkJWTType(raw, "logout+jwt", true); err != nil {
+		return nil, err
+	}
+	lt, err := s.verifier.VerifyLogout(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	l := &Logout{Issuer: lt.Issuer, Subject: lt.Subject, SessionID: lt.SessionID, TokenID: lt.TokenID}
+	if !storable(lt.Subject) || !storable(lt.SessionID) || !storable(lt.TokenID) || len(lt.TokenID) > 256 {
+		return nil, errors.New("stepup: logout token claim cannot be stored")
+	}
+	var claims struct {
+		IssuedAt json.RawMessage            `json:"iat"`
+		Events   map[string]json.RawMessage `json:"events"`
+	}
+	if err := lt.Claims(&claims); err != nil {
+		return l, err
+	}
+	// §2.4: events is a JSON object whose logout member is a JSON object.
+	if ev := claims.Events[backChannelLogoutEvent]; !isJSONObject(ev) {
+		return l, errors.New("stepup: logout event is not a JSON object")
+	}
+	iat, present, err := parseUnixSeconds(claims.IssuedAt)
+	if err != nil || !present {
+		return l, errors.New("stepup: logout token iat is missing or malformed")
+	}
+	l.IssuedAt = time.Unix(iat, 0)
+	if err := s.checkSignalAge(iat); err != nil {
+		return l, err
+	}
+	return l, nil
+}
+
+// checkSignalAge applies the freshness rule to a logout token's or SET's
+// iat: at most ClockSkew in the future, and at most maxSignalAge (plus
+// ClockSkew) in the past. A token a few seconds old is fresh.
+func (s *StepUp) checkSignalAge(iat int64) error {
+	now := s.now().Unix()
+	if iat > now+s.skew || iat < now-int64(maxSignalAge/time.Second)-s.skew {
+		return errStaleSignal
+	}
+	return nil
+}
+
+// rememberToken records that the token jti was processed, atomically, on
+// every replica: a second token with the same jti gets errReplayed. The
+// record lives as long as a token issued at iat can be accepted.
+func (s *StepUp) rememberToken(ctx context.Context, jti string, iat time.Time) error {
+	until := iat.Unix() + int64(maxSignalAge/time.Second) + 2*s.skew + 1
+	return s.updateRecord(ctx, s.tokenKey(jti), func(cur string) (string, int64, error) {
+		if cur != "" {
+			return "", 0, errReplayed
+		}
+		return "j", until, nil
+	})
+}
+
+// checkJWTType refuses a JWT whose typ header names another kind of token
+// (RFC 8725 §3.11: cross-JWT confusion), such as an access token (at+jwt)
+// or a security event (secevent+jwt) presented as a logout token. want is
+// the explicit type, without "application/". lenient also accepts no typ
+// and typ JWT, which Keycloak sends on logout tokens; otherwise typ must be
+// want.
+func checkJWTType(raw, want string, lenient bool) error {
+	head, _, ok := strings.Cut(raw, ".")
+	if !ok {
+		return errors.New("stepup: not a JWT")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return errors.New("stepup: JWT header is not base64url")
+	}
+	var h struct {
+		Typ *string `json:"typ"`
+	}
+	if err := json.Unmarshal(b, &h); err != nil {
+		return errors.New("stepup: JWT header is not JSON")
+	}
+	if h.Typ == nil {
+		if lenient {
+			return nil
+		}
+		return errors.New("stepup: JWT has no typ")
+	}
+	typ := strings.TrimPrefix(strings.ToLower(*h.Typ), "application/")
+	if typ == want || (lenient && typ == "jwt") {
+		return nil
+	}
+	return errors.New("stepup: JWT typ names another kind of token")
+}
+
+func isJSONObject(raw json.RawMessage) bool {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return false
+	}
+	var m map[string]json.RawMessage
+	return json.Unmarshal(raw, &m) == nil
+}

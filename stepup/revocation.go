@@ -1,0 +1,639 @@
+package stepup
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
+)
+
+// An elevation can end before its deadline in four ways: the application
+// drops it ([StepUp.Drop]), the IdP ends the IdP session it came from
+// (back-channel logout or CAEP session-revoked, naming a sid), the IdP ends
+// every session of the user (a logout token naming only sub, CAEP
+// credential-change, session-revoked for the user, a lowered assurance
+// level), or an operator revokes the user ([StepUp.RevokeSubject]).
+//
+// All four are answered from one record per user and issuer, the subject's
+// revocation record, kept in the session store beside the sessions, so
+// that every replica sharing the store sees it. The guard reads it once per
+// request, whatever the cause. Writers merge into it with an atomic update
+// ([AtomicStore]): several revocations for one user that arrive at once
+// never lose one another.
+//
+// Which revocations cover an elevation is decided without comparing clocks
+// of different machines:
+//
+//   - An IdP revocation carries the IdP's instant (a logout token's iat, a
+//     SET's event_timestamp). It covers the elevations whose auth_time, the
+//     IdP's instant of the login, is not after it. A login one second later
+//     is not covered, whatever the skew between this server and the IdP.
+//   - An operator revocation happens on this side, where replicas' clocks
+//     differ. It uses no clock: the record counts generations. Every grant
+//     records the generation current when it read the record; RevokeSubject
+//     ends every generation before the next one. A grant that read the
+//     record before the revocation wrote it is covered, one that read it
+//     after is not.
+//   - A drop names the elevation's id.
+
+// A revocation record is kept until no elevation it can cover is still
+// alive: every grant raises the record's end to the elevation's deadline,
+// and entries for one sid or one elevation end with the last elevation
+// they cover. The store then expires the record.
+
+// Revocation causes: the reason of a revoked event, and of the dropped
+// event the guard writes when it refuses an elevation a revocation covers.
+const (
+	ReasonBackChannelLogout Reason = "backchannel_logout"  // OIDC Back-Channel Logout 1.0: the IdP ended the session (sid) or the user's sessions (sub)
+	ReasonRevokedByOperator Reason = "revoked_by_operator" // StepUp.RevokeSubject
+	ReasonSessionRevoked    Reason = "session_revoked"     // CAEP session-revoked
+	ReasonCredentialChange  Reason = "credential_change"   // CAEP credential-change
+	ReasonAssuranceLowered  Reason = "assurance_lowered"   // CAEP assurance-level-change with change_direction decrease
+)
+
+// AtomicStore is implemented by session stores that can update one record
+// atomically with respect to every other update of the same record, on
+// every replica that shares the store. stepup merges revocations into one
+// record per user with it; without it two revocations arriving together
+// could lose one another (scs stores commit whole values, and the last
+// commit wins).
+//
+// The Redis and PostgreSQL adapters of this repository implement it
+// (modules github.com/oidc-stepup/stepup/stores/redisstore and
+// .../postgresstore). For scs's memstore, which lives in one process,
+// stepup serialises updates with a lock of its own.
+type AtomicStore interface {
+	scs.Store
+	// Update reads the value stored under token (found is false when there
+	// is none, or it has expired), passes it to update, and stores what
+	// update returns, until expiry, unless another update of token
+	// happened in between: then it reads again and calls update again.
+	// An error from update is returned unchanged and nothing is stored.
+	Update(ctx context.Context, token string, update func(current []byte, found bool) (next []byte, expiry time.Time, err error)) error
+}
+
+// revocationValueKey is the key of the record inside the scs session
+// value that holds it: revocation records are stored in the store's own
+// codec, as sessions with one value, so SessionManager.Iterate can still
+// decode everything in the store.
+const revocationValueKey = "stepup.revocations"
+
+const revocationTag = "r1"
+
+// revocations is a subject's revocation record.
+type revocations struct {
+	generation int64  // the generation new grants record
+	opCut      int64  // elevations of an earlier generation were revoked by an operator
+	opTime     int64  // when (this server's clock) the last operator revocation was written
+	idpCut     int64  // elevations with auth_time up to this IdP instant were revoked by the IdP
+	idpCause   Reason // why, for idpCut
+	sids       []sidRevocation
+	drops      []dropRevocation
+	until      int64 // Unix seconds: no elevation this record covers lives beyond it
+}
+
+// sidRevocation ends the elevations from one IdP session whose auth_time
+// is not after cut.
+type sidRevocation struct {
+	sidTag string
+	cut    int64
+	cause  Reason
+	until  int64
+}
+
+// dropRevocation ends one elevation, dropped by the application.
+type dropRevocation struct {
+	id    string
+	until int64
+}
+
+// covers reports whether the record ends the elevation h, and why.
+func (rv *revocations) covers(h elevationHead) (Reason, bool) {
+	for _, d := range rv.drops {
+		if d.id == h.id {
+			return ReasonRevoked, true
+		}
+	}
+	if h.generation < rv.opCut {
+		return ReasonRevokedByOperator, true
+	}
+	if h.authTime <= rv.idpCut {
+		return rv.idpCause, true
+	}
+	if h.sidTag != "" {
+		for _, s := range rv.sids {
+			if s.sidTag == h.sidTag && h.authTime <= s.cut {
+				return s.cause, true
+			}
+		}
+	}
+	return "", false
+}
+
+// prune drops the entries whose elevations have all ended by now.
+func (rv *revocations) prune(now int64) {
+	rv.sids = slices.DeleteFunc(rv.sids, func(s sidRevocation) bool { return s.until <= now })
+	rv.drops = slices.DeleteFunc(rv.drops, func(d dropRevocation) bool { return d.until <= now })
+}
+
+// extend makes the record last at least until t.
+func (rv *revocations) extend(t int64) { rv.until = max(rv.until, t) }
+
+// The record's causes are stored as one-letter codes.
+var causeCodes = map[Reason]string{
+	ReasonBackChannelLogout: "b",
+	ReasonRevokedByOperator: "o",
+	ReasonSessionRevoked:    "s",
+	ReasonCredentialChange:  "c",
+	ReasonAssuranceLowered:  "a",
+}
+
+func causeCode(r Reason) string { return causeCodes[r] }
+
+func causeFromCode(c string) (Reason, bool) {
+	for r, code := range causeCodes {
+		if code == c {
+			return r, true
+		}
+	}
+	return "", c == ""
+}
+
+// encodeRevocations serialises rv: the scalars, then the sid entries and
+// the drops as lists of sub-records separated by the list separator, their
+// fields by a colon (tags and ids are base64url, with no colon).
+func encodeRevocations(rv *revocations) string {
+	var w writer
+	w.str(revocationTag)
+	w.int(rv.until)
+	w.int(rv.generation)
+	w.int(rv.opCut)
+	w.int(rv.opTime)
+	w.int(rv.idpCut)
+	w.str(causeCode(rv.idpCause))
+	sids := make([]string, len(rv.sids))
+	for i, s := range rv.sids {
+		sids[i] = s.sidTag + ":" + strconv.FormatInt(s.cut, 10) + ":" + causeCode(s.cause) + ":" + strconv.FormatInt(s.until, 10)
+	}
+	w.list(sids)
+	drops := make([]string, len(rv.drops))
+	for i, d := range rv.drops {
+		drops[i] = d.id + ":" + strconv.FormatInt(d.until, 10)
+	}
+	w.list(drops)
+	return string(w.b)
+}
+
+func decodeRevocations(s string) (*revocations, error) {
+	d := record{rest: s}
+	if d.str() != revocationTag {
+		return nil, errCorruptRecord
+	}
+	rv := &revocations{}
+	rv.until = d.int()
+	rv.generation = d.int()
+	rv.opCut = d.int()
+	rv.opTime = d.int()
+	rv.idpCut = d.int()
+	cause, causeOK := causeFromCode(d.str())
+	rv.idpCause = cause
+	sids, drops := d.str(), d.str()
+	if err := d.end(); err != nil || !causeOK || (rv.idpCut != 0) != (cause != "") || rv.opCut > rv.generation {
+		return nil, errCorruptRecord
+	}
+	for _, item := range splitList(sids) {
+		f := strings.Split(item, ":")
+		if len(f) != 4 || f[0] == "" {
+			return nil, errCorruptRecord
+		}
+		cut, err1 := strconv.ParseInt(f[1], 10, 64)
+		c, ok := causeFromCode(f[2])
+		until, err2 := strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil || !ok || c == "" || cut <= 0 {
+			return nil, errCorruptRecord
+		}
+		rv.sids = append(rv.sids, sidRevocation{sidTag: f[0], cut: cut, cause: c, until: until})
+	}
+	for _, item := range splitList(drops) {
+		id, u, ok := strings.Cut(item, ":")
+		until, err := strconv.ParseInt(u, 10, 64)
+		if !ok || id == "" || err != nil {
+			return nil, errCorruptRecord
+		}
+		rv.drops = append(rv.drops, dropRevocation{id: id, until: until})
+	}
+	return rv, nil
+}
+
+// A sid's index record maps an IdP session to its subject, for logout
+// tokens that name only sid (Back-Channel Logout §2.4 allows that). It
+// also remembers a logout that arrived before any grant from that session,
+// so that such a grant is refused.
+type sidIndex struct {
+	subject string
+	cut     int64  // the IdP's instant of a logout of this session, or 0
+	cause   Reason // why, for cut
+	until   int64
+}
+
+const sidIndexTag = "s1"
+
+func encodeSidIndex(x *sidIndex) string {
+	var w writer
+	w.str(sidIndexTag)
+	w.int(x.until)
+	w.str(x.subject)
+	w.int(x.cut)
+	w.str(causeCode(x.cause))
+	return string(w.b)
+}
+
+func decodeSidIndex(s string) (*sidIndex, error) {
+	d := record{rest: s}
+	if d.str() != sidIndexTag {
+		return nil, errCorruptRecord
+	}
+	x := &sidIndex{until: d.int(), subject: d.str(), cut: d.int()}
+	cause, ok := causeFromCode(d.str())
+	x.cause = cause
+	if d.end() != nil || !ok || (x.cut != 0) != (cause != "") {
+		return nil, errCorruptRecord
+	}
+	return x, nil
+}
+
+// Store keys. Each starts with a letter and a semicolon: a semicolon never
+// occurs in a cookie value, so no client can present one as its session
+// token, load the record as its session and overwrite it. Each names its
+// issuer, so that two IdPs' subjects and sessions never share a record.
+func recordKey(kind byte, issuer, value string) string {
+	sum := sha256.Sum256([]byte(issuer + "\x00" + value))
+	return string([]byte{kind, ';'}) + base64.RawURLEncoding.EncodeToString(sum[:16])
+}
+
+// subjectKey is the key of sub's revocation record. The guard needs it on
+// every request, so keys are cached: a map lookup by subject allocates
+// nothing, a SHA-256 and a new string would. The cache is emptied when it
+// holds maxSubjectKeys subjects.
+func (s *StepUp) subjectKey(sub string) string {
+	if k, ok := s.subjectKeys.Load(sub); ok {
+		return k.(string)
+	}
+	k := recordKey('R', s.cfg.Issuer, sub)
+	if s.subjectKeyCount.Add(1) > maxSubjectKeys {
+		s.subjectKeys.Clear()
+		s.subjectKeyCount.Store(1)
+	}
+	s.subjectKeys.Store(strings.Clone(sub), k)
+	return k
+}
+
+const maxSubjectKeys = 100_000
+
+func (s *StepUp) sidKey(sid string) string   { return recordKey('S', s.cfg.Issuer, sid) }
+func (s *StepUp) tokenKey(jti string) string { return recordKey('J', s.cfg.Issuer, jti) }
+
+// errRecordCorrupt is returned by the record helpers for a stored record
+// that does not decode; the callers fail closed.
+var errRecordCorrupt = fmt.Errorf("%w: revocation record does not decode", ErrCorruptElevation)
+
+// findRecord reads a record from the store. A store error is returned, and
+// the caller fails closed.
+func (s *StepUp) findRecord(ctx context.Context, key string) (string, bool, error) {
+	var b []byte
+	var found bool
+	var err error
+	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+		b, found, err = cs.FindCtx(ctx, key)
+	} else {
+		b, found, err = s.sm.Store.Find(key)
+	}
+	if err != nil || !found {
+		return "", false, err
+	}
+	v, err := s.decodeRecordValue(b)
+	return v, err == nil, err
+}
+
+func (s *StepUp) decodeRecordValue(b []byte) (string, error) {
+	_, values, err := s.sm.Codec.Decode(b)
+	if err != nil {
+		return "", errRecordCorrupt
+	}
+	v, ok := values[revocationValueKey].(string)
+	if !ok {
+		return "", errRecordCorrupt
+	}
+	return v, nil
+}
+
+// updateRecord atomically replaces the record under key with what update
+// returns from the current one ("" when there is none). update may be
+// called more than once. When update returns the empty string nothing is
+// written.
+func (s *StepUp) updateRecord(ctx context.Context, key string, update func(cur string) (next string, until int64, err error)) error {
+	errUnchanged := errors.New("unchanged")
+	apply := func(b []byte, found bool) ([]byte, time.Time, error) {
+		cur := ""
+		if found {
+			var err error
+			if cur, err = s.decodeRecordValue(b); err != nil {
+				return nil, time.Time{}, err
+			}
+		}
+		next, until, err := update(cur)
+		if err != nil {
+			return nil, time.Time{}, err
+		}
+		if next == "" {
+			return nil, time.Time{}, errUnchanged
+		}
+		expiry := time.Unix(until, 0)
+		enc, err := s.sm.Codec.Encode(expiry, map[string]interface{}{revocationValueKey: next})
+		return enc, expiry, err
+	}
+	var err error
+	if as, ok := s.sm.Store.(AtomicStore); ok {
+		err = as.Update(ctx, key, apply)
+	} else {
+		err = s.lockedUpdate(ctx, key, apply)
+	}
+	if errors.Is(err, errUnchanged) {
+		return nil
+	}
+	return err
+}
+
+// lockedUpdate is updateRecord for stores that are not an AtomicStore:
+// scs's memstore, which lives in this process, so a lock of this process
+// makes the update atomic; or any store when
+// Config.InsecureNonAtomicRevocations is set, where it is atomic only
+// among this process's own writers.
+func (s *StepUp) lockedUpdate(ctx context.Context, key string, apply func([]byte, bool) ([]byte, time.Time, error)) error {
+	mu := storeLock(s.sm.Store, key)
+	mu.Lock()
+	defer mu.Unlock()
+	var b []byte
+	var found bool
+	var err error
+	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+		b, found, err = cs.FindCtx(ctx, key)
+	} else {
+		b, found, err = s.sm.Store.Find(key)
+	}
+	if err != nil {
+		return err
+	}
+	next, expiry, err := apply(b, found)
+	if err != nil {
+		return err
+	}
+	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+		return cs.CommitCtx(ctx, key, next, expiry)
+	}
+	return s.sm.Store.Commit(key, next, expiry)
+}
+
+// storeLocks serialises lockedUpdate per store and key: one store can be
+// shared by several StepUp values in a process (several replicas in a test,
+// several SessionManagers on one memstore). Stores of a type that cannot be
+// a map key share one set of locks.
+var (
+	storeLocks    sync.Map // scs.Store → *lockStripes
+	storeLockSeed = maphash.MakeSeed()
+	sharedStripes lockStripes
+)
+
+type lockStripes [64]sync.Mutex
+
+func storeLock(store scs.Store, key string) *sync.Mutex {
+	stripes := &sharedStripes
+	if reflect.TypeOf(store).Comparable() {
+		v, _ := storeLocks.LoadOrStore(store, new(lockStripes))
+		stripes = v.(*lockStripes)
+	}
+	return &stripes[maphash.String(storeLockSeed, key)%64]
+}
+
+// atomicRevocations reports whether revocations written through store are
+// atomic across every process that shares it.
+func atomicRevocations(store scs.Store) bool {
+	switch store.(type) {
+	case AtomicStore, *memstore.MemStore:
+		return true
+	}
+	return false
+}
+
+// A subject's lifetime record holds the latest deadline of the user's
+// elevations granted so far. Grants raise it; revocations read it to keep
+// their record as long as an elevation they cover can live. It is a
+// separate record so that the revocation record, which the guard reads on
+// every request, exists only for users something was revoked for: for
+// everyone else the guard's lookup finds nothing and decodes nothing.
+const lifetimeTag = "d1"
+
+func (s *StepUp) lifetimeKey(sub string) string { return recordKey('D', s.cfg.Issuer, sub) }
+
+func decodeLifetime(cur string) (int64, error) {
+	d := record{rest: cur}
+	if d.str() != lifetimeTag {
+		return 0, errRecordCorrupt
+	}
+	until := d.int()
+	if d.end() != nil {
+		return 0, errRecordCorrupt
+	}
+	return until, nil
+}
+
+// registerGrant checks the elevation el, about to be stored, against the
+// revocations that may have arrived while the user was at the IdP, and
+// records it where later revocations will look: the subject's lifetime
+// record (its deadline), the sid's index (its subject, when the ID token
+// named a sid), and the elevation itself (the subject's current
+// revocation generation). It returns the cause of a revocation that
+// already covers el.
+//
+// The order makes a grant and a revocation that run at the same time
+// safe without a lock across records: the grant writes the lifetime record
+// before it reads the revocation record; a revocation writes the
+// revocation record before it reads the lifetime record. So either the
+// revocation reads this deadline and keeps its record for it, or the
+// grant reads the revocation and is not covered by it (it came after).
+func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (Reason, error) {
+	authTime, deadline := el.AuthTime.Unix(), el.Deadline.Unix()
+	if sid != "" {
+		var cause Reason
+		err := s.updateRecord(ctx, s.sidKey(sid), func(cur string) (string, int64, error) {
+			x := &sidIndex{}
+			if cur != "" {
+				var err error
+				if x, err = decodeSidIndex(cur); err != nil {
+					return "", 0, errRecordCorrupt
+				}
+			}
+			cause = ""
+			if x.cut != 0 && authTime <= x.cut {
+				cause = x.cause
+				return "", 0, nil
+			}
+			x.subject = el.Subject
+			x.until = max(x.until, deadline)
+			return encodeSidIndex(x), x.until, nil
+		})
+		if err != nil || cause != "" {
+			return cause, err
+		}
+	}
+	err := s.updateRecord(ctx, s.lifetimeKey(el.Subject), func(cur string) (string, int64, error) {
+		until := int64(0)
+		if cur != "" {
+			var err error
+			if until, err = decodeLifetime(cur); err != nil {
+				return "", 0, err
+			}
+		}
+		if deadline <= until {
+			return "", 0, nil
+		}
+		var w writer
+		w.str(lifetimeTag)
+		w.int(deadline)
+		return string(w.b), deadline, nil
+	})
+	if err != nil {
+		return "", err
+	}
+	cur, found, err := s.findRecord(ctx, s.subjectKey(el.Subject))
+	if err != nil || !found {
+		return "", err
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil {
+		return "", errRecordCorrupt
+	}
+	el.generation = rv.generation
+	if cause, covered := rv.covers(elevationHead{id: el.ID, generation: el.generation, sidTag: el.sidTag, authTime: authTime}); covered {
+		return cause, nil
+	}
+	// A login more than ClockSkew older than an operator revocation
+	// belongs to a step-up that was under way when it was written.
+	if rv.opTime != 0 && authTime <= rv.opTime-s.skew {
+		return ReasonRevokedByOperator, nil
+	}
+	return "", nil
+}
+
+// inFlight is how long after a revocation a step-up that was under way
+// when it arrived can still complete: a challenge's lifetime.
+func (s *StepUp) inFlight(now int64) int64 { return now + int64(challengeTTL/time.Second) + s.skew }
+
+// revise merges a revocation into sub's revocation record, then keeps the
+// record as long as the latest elevation of sub granted so far can live
+// (see registerGrant for why in this order).
+func (s *StepUp) revise(ctx context.Context, sub string, revise func(rv *revocations)) error {
+	now := s.now().Unix()
+	key := s.subjectKey(sub)
+	until := int64(0)
+	err := s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+		rv, err := s.parseRevocations(cur, now)
+		if err != nil {
+			return "", 0, err
+		}
+		revise(rv)
+		rv.extend(s.inFlight(now))
+		until = rv.until
+		return encodeRevocations(rv), rv.until, nil
+	})
+	if err != nil {
+		return err
+	}
+	cur, found, err := s.findRecord(ctx, s.lifetimeKey(sub))
+	if err != nil || !found {
+		return err
+	}
+	latest, err := decodeLifetime(cur)
+	if err != nil || latest <= until {
+		return err
+	}
+	return s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+		rv, err := s.parseRevocations(cur, now)
+		if err != nil {
+			return "", 0, err
+		}
+		rv.extend(latest)
+		for i := range rv.sids {
+			rv.sids[i].until = max(rv.sids[i].until, latest)
+		}
+		return encodeRevocations(rv), rv.until, nil
+	})
+}
+
+// revokeIdP records a revocation by the IdP: of the IdP session sid when
+// it is given, else of every elevation of sub. at is the IdP's instant of
+// the revocation: elevations whose login (auth_time) is not after it end.
+// It returns the subject it reached, which is empty for a sid no grant
+// has named yet (a later grant from that session is refused).
+func (s *StepUp) revokeIdP(ctx context.Context, sub, sid string, at int64, cause Reason) (string, error) {
+	now := s.now().Unix()
+	if sub == "" {
+		err := s.updateRecord(ctx, s.sidKey(sid), func(cur string) (string, int64, error) {
+			x := &sidIndex{}
+			if cur != "" {
+				var err error
+				if x, err = decodeSidIndex(cur); err != nil {
+					return "", 0, errRecordCorrupt
+				}
+			}
+			if at > x.cut {
+				x.cut, x.cause = at, cause
+			}
+			x.until = max(x.until, s.inFlight(now))
+			sub = x.subject
+			return encodeSidIndex(x), x.until, nil
+		})
+		if err != nil || sub == "" {
+			return sub, err
+		}
+	}
+	tag := sidTag(s.cfg.Issuer, sid)
+	return sub, s.revise(ctx, sub, func(rv *revocations) {
+		if sid == "" {
+			if at > rv.idpCut {
+				rv.idpCut, rv.idpCause = at, cause
+			}
+			return
+		}
+		i := slices.IndexFunc(rv.sids, func(e sidRevocation) bool { return e.sidTag == tag })
+		if i < 0 {
+			rv.sids = append(rv.sids, sidRevocation{sidTag: tag})
+			i = len(rv.sids) - 1
+		}
+		if e := &rv.sids[i]; at > e.cut {
+			e.cut, e.cause = at, cause
+		}
+		rv.sids[i].until = max(rv.sids[i].until, s.inFlight(now))
+	})
+}
+
+// revokeOperator records an operator's revocation of every elevation of
+// sub granted so far.
+func (s *StepUp) revokeOperator(ctx context.Context, sub string) error {
+	now := s.now().Unix()
+	return s.revise(ctx, sub, func(rv *revocations) {
+		rv.generation++
+		rv.opCut, rv.opTime = rv.generation, now
+	})
+}
