@@ -19,6 +19,9 @@ type Client struct {
 	ID, Secret             string
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
+	// BackChannelLogoutURI is where [Provider.LogOut] POSTs logout tokens
+	// (OIDC Back-Channel Logout §2.2). Default: "", none sent.
+	BackChannelLogoutURI string
 }
 
 func (c Client) clone() Client {

@@ -1,6 +1,7 @@
 package stepuptest
 
 import (
+	"crypto/rand"
 	"maps"
 	"net/http"
 	"reflect"
@@ -59,6 +60,11 @@ type Login struct {
 	// SessionExpiry, when set, is emitted as the integer Unix seconds claim
 	// "session_expiry" in the ID token. Default: zero, no claim.
 	SessionExpiry time.Time
+	// SessionID is the sid claim (OIDC Back-Channel Logout §2.1): the
+	// provider session this login belongs to. [Provider.LogOut] ends it and
+	// sends logout tokens naming it. Default: a fresh random id for each
+	// login.
+	SessionID string
 	// Claims are extra claims merged into the ID token, e.g.
 	// "acrs": []string{"c2", "c3"}. A name that zitadel already sets (iss,
 	// sub, aud, exp, iat, auth_time, nonce, acr, amr, azp, client_id,
@@ -89,6 +95,9 @@ func (l Login) withDefaults(r AuthRequest, now time.Time) Login {
 	}
 	if l.AuthTime.IsZero() {
 		l.AuthTime = now
+	}
+	if l.SessionID == "" {
+		l.SessionID = rand.Text()
 	}
 	if l.IDTokenLifetime <= 0 {
 		l.IDTokenLifetime = defaultIDTokenLifetime
@@ -153,10 +162,12 @@ func (p *Provider) Finish(w http.ResponseWriter, r *http.Request, authRequestID 
 		op.AuthRequestError(p.withIssWriter(w), r, snap, oauthError(l.Error, l.ErrorDescription), p.op)
 		return
 	}
-	if !p.store.complete(authRequestID, l.withDefaults(req, time.Now())) {
+	l = l.withDefaults(req, time.Now())
+	if !p.store.complete(authRequestID, l) {
 		http.Error(w, "stepuptest: unknown or finished authorization request", http.StatusBadRequest)
 		return
 	}
+	p.sessions.add(l.SessionID, l.Subject, req.ClientID)
 	ctx := op.ContextWithIssuer(r.Context(), p.issuer)
 	http.Redirect(w, r, op.AuthCallbackURL(p.op)(ctx, authRequestID), http.StatusFound)
 }

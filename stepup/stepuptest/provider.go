@@ -67,6 +67,8 @@ type Provider struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	sessions sessions
+
 	mu           sync.Mutex
 	authenticate func(AuthRequest) Login
 	rewrite      func(map[string]any) (string, error)

@@ -382,6 +382,9 @@ func (s *storage) SetUserinfoFromRequest(_ context.Context, ui *oidc.UserInfo, r
 	if !a.login.SessionExpiry.IsZero() {
 		ui.AppendClaims("session_expiry", a.login.SessionExpiry.Unix())
 	}
+	if _, set := a.login.Claims["sid"]; !set && a.login.SessionID != "" {
+		ui.AppendClaims("sid", a.login.SessionID)
+	}
 	return nil
 }
 
@@ -424,3 +427,11 @@ func (s *storage) ValidateJWTProfileScopes(context.Context, string, []string) ([
 }
 
 func (s *storage) Health(context.Context) error { return nil }
+
+// client returns the registered client with this ID.
+func (s *storage) client(id string) (Client, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.clients[id]
+	return c.clone(), ok
+}
