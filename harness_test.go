@@ -36,6 +36,8 @@ const (
 	pwd           = "urn:stepup:pwd"
 	sessionCookie = "app_session" // not "session": cookies do not separate ports, and the IdP shares the host
 	callbackPath  = "/stepup/callback"
+	// backChannelLogoutPath is the client's backchannel_logout_uri.
+	backChannelLogoutPath = "/backchannel-logout"
 )
 
 // advanceTo moves the application's clock to to, which must not be in its
@@ -172,7 +174,10 @@ func newApp(t testing.TB, opts appOptions) *app {
 	a := &app{url: appURL, clock: stepuptest.NewClock(time.Now()), audit: &auditLog{}, tr: &http.Transport{}}
 
 	idp, err := stepuptest.New(stepuptest.Config{
-		Clients:      []stepuptest.Client{{ID: "admin-console", Secret: "s3cret", RedirectURIs: []string{appURL + callbackPath}}},
+		Clients: []stepuptest.Client{{
+			ID: "admin-console", Secret: "s3cret", RedirectURIs: []string{appURL + callbackPath},
+			BackChannelLogoutURI: appURL + backChannelLogoutPath,
+		}},
 		IssParameter: opts.issParameter,
 	})
 	if err != nil {
@@ -370,6 +375,7 @@ func (a *app) routes(kind routerKind, extra map[string]http.Handler) http.Handle
 		mux.Handle("GET /admin/users", guard(text(http.StatusOK, "users")))
 		mux.Handle("POST /admin/users", guard(text(http.StatusCreated, "user created")))
 		mux.HandleFunc("POST /admin/drop", drop)
+		mux.Handle("POST "+backChannelLogoutPath, a.su.BackChannelLogoutHandler())
 		for pattern, h := range extra {
 			mux.Handle(pattern, h)
 		}
@@ -380,6 +386,7 @@ func (a *app) routes(kind routerKind, extra map[string]http.Handler) http.Handle
 		r.Method(http.MethodGet, "/stepup/start", a.su.StartHandler())
 		r.Method(http.MethodGet, callbackPath, a.su.CallbackHandler())
 		r.Post("/admin/drop", drop)
+		r.Method(http.MethodPost, backChannelLogoutPath, a.su.BackChannelLogoutHandler())
 		r.Group(func(r chi.Router) {
 			r.Use(guard)
 			r.Get("/admin", text(http.StatusOK, "admin ok"))
