@@ -38,6 +38,8 @@ const (
 	callbackPath  = "/stepup/callback"
 	// backChannelLogoutPath is the client's backchannel_logout_uri.
 	backChannelLogoutPath = "/backchannel-logout"
+	// ssfEventsPath is the Shared Signals push endpoint.
+	ssfEventsPath = "/ssf/events"
 )
 
 // advanceTo moves the application's clock to to, which must not be in its
@@ -137,6 +139,10 @@ type appOptions struct {
 	// the provider, so that a short one cannot fail discovery on a loaded
 	// machine. Default: 10s.
 	idpTimeout time.Duration
+	// signals makes the provider the application's Shared Signals
+	// transmitter: SETs are pushed to ssfEventsPath, with aud the
+	// application's URL. Default: false, no receiver.
+	signals bool
 	// store is the session store, under app.store's switchable faults.
 	// Default: a memstore without a cleanup goroutine.
 	store scs.Store
@@ -229,6 +235,9 @@ func newApp(t testing.TB, opts appOptions) *app {
 		Now:        a.clock.Now,
 		Auditor:    stepup.AuditorFunc(a.audit.record),
 		HTTPClient: &http.Client{Transport: idpTransport, Timeout: 10 * time.Second},
+	}
+	if opts.signals {
+		a.cfg.SharedSignals = &stepup.SharedSignals{Issuer: idp.Issuer(), Audience: appURL}
 	}
 	if opts.config != nil {
 		opts.config(&a.cfg)
@@ -376,6 +385,7 @@ func (a *app) routes(kind routerKind, extra map[string]http.Handler) http.Handle
 		mux.Handle("POST /admin/users", guard(text(http.StatusCreated, "user created")))
 		mux.HandleFunc("POST /admin/drop", drop)
 		mux.Handle("POST "+backChannelLogoutPath, a.su.BackChannelLogoutHandler())
+		mux.Handle("POST "+ssfEventsPath, a.su.SecurityEventHandler())
 		for pattern, h := range extra {
 			mux.Handle(pattern, h)
 		}
@@ -387,6 +397,7 @@ func (a *app) routes(kind routerKind, extra map[string]http.Handler) http.Handle
 		r.Method(http.MethodGet, callbackPath, a.su.CallbackHandler())
 		r.Post("/admin/drop", drop)
 		r.Method(http.MethodPost, backChannelLogoutPath, a.su.BackChannelLogoutHandler())
+		r.Method(http.MethodPost, ssfEventsPath, a.su.SecurityEventHandler())
 		r.Group(func(r chi.Router) {
 			r.Use(guard)
 			r.Get("/admin", text(http.StatusOK, "admin ok"))

@@ -39,6 +39,10 @@ const (
 	// (bad signature, wrong issuer or audience, replayed, stale, malformed).
 	// Reason says why. Nothing was revoked.
 	EventSignalRejected EventType = "signal_rejected"
+	// EventSignalIgnored: a valid security event that ends nothing here: an
+	// event type or a subject stepup does not act on, a raised assurance
+	// level, or a push the transmitter retried. Reason says which.
+	EventSignalIgnored EventType = "signal_ignored"
 	// EventDropped: an elevation was removed before its deadline, by
 	// [StepUp.Drop] or because it no longer matched the logged-in user or the
 	// configured issuer. Reason says which. With reason corrupt and an empty

@@ -143,6 +143,10 @@ type Config struct {
 	// malformed callback, 401 when nobody is logged in, and 502 when the
 	// token endpoint failed. Session store failures go to OnError instead.
 	OnDenied func(w http.ResponseWriter, r *http.Request, d *Denial)
+	// SharedSignals configures the Shared Signals receiver,
+	// [StepUp.SecurityEventHandler]. New fetches the transmitter's
+	// configuration metadata once. Default: nil, no receiver.
+	SharedSignals *SharedSignals
 	// OnLogout runs after a back-channel logout was verified and recorded,
 	// so that the application can end its own login for that IdP session
 	// (or user) too. An error makes the answer to the IdP a 400: the
@@ -205,6 +209,8 @@ type StepUp struct {
 	skew       int64  // Config.ClockSkew in whole seconds
 	issuerTag  string // issuerTag(Config.Issuer), as stored in elevations
 
+	signals *signals // nil without Config.SharedSignals
+
 	subjectKeys     sync.Map // subject → key of its revocation record
 	subjectKeyCount atomic.Int64
 }
@@ -250,6 +256,11 @@ func New(cfg Config) (*StepUp, error) {
 		pendingKey: cfg.SessionKeyPrefix + "pending",
 		issuerTag:  issuerTag(cfg.Issuer),
 		skew:       int64(cfg.ClockSkew / time.Second),
+	}
+	if cfg.SharedSignals != nil {
+		if s.signals, err = cfg.discoverSignals(); err != nil {
+			return nil, err
+		}
 	}
 	for name, sc := range cfg.Scopes {
 		sc.ACR = append([]string(nil), sc.ACR...)

@@ -170,6 +170,7 @@ func (p *Provider) routes() http.Handler {
 	mux.Handle("/", p.op)
 	mux.Handle(loginPath, login)
 	mux.Handle(oidc.DiscoveryEndpoint, p.discovery(p.op))
+	mux.HandleFunc("GET /.well-known/ssf-configuration", p.ssfConfiguration)
 	mux.Handle(authorize, p.recordAuthorizeForm(p.issRedirects(p.op)))
 	mux.Handle(authorize+"/callback", p.issRedirects(p.op))
 	mux.Handle(p.op.TokenEndpoint().Relative(), p.tokenEndpoint(p.op))

@@ -1,0 +1,457 @@
+package stepup
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// This file holds the Shared Signals receiver: RFC 8935 push delivery of
+// RFC 8417 Security Event Tokens, profiled by the OpenID Shared Signals
+// Framework 1.0 (SSF), carrying Continuous Access Evaluation Profile 1.0
+// (CAEP) events.
+
+// The CAEP event types the receiver acts on (CAEP 1.0 §3).
+const (
+	EventTypeSessionRevoked       = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+	EventTypeCredentialChange     = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
+	EventTypeAssuranceLevelChange = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+)
+
+// Reasons of a signal_ignored event: a valid security event that ends
+// nothing here.
+const (
+	ReasonUnsupportedEvent   Reason = "unsupported_event"   // an event type the receiver does not act on
+	ReasonUnsupportedSubject Reason = "unsupported_subject" // a subject format or issuer that names no user of this application
+	ReasonAssuranceRaised    Reason = "assurance_raised"    // an assurance-level-change with change_direction increase
+)
+
+// SharedSignals configures [StepUp.SecurityEventHandler], the receiver of a
+// Shared Signals transmitter's push stream.
+type SharedSignals struct {
+	// Issuer is the transmitter's issuer. New fetches its configuration
+	// metadata (SSF 1.0 §7.2: /.well-known/ssf-configuration, inserted after
+	// the host as in RFC 8414) and its jwks_uri. Every SET's iss must equal
+	// it (SSF 1.0 §4.1.6). Required.
+	Issuer string
+	// Audience is the receiver's identifier in the stream: every SET's aud
+	// must contain it (RFC 8417 §2.2). Required.
+	Audience string
+	// Authorization, when set, is the exact Authorization header value
+	// every push must carry, for example "Bearer <secret>" as configured in
+	// the stream's delivery (RFC 8935 §2.1). A push without it gets 401
+	// authentication_failed. Default: "", not required; the SET's signature
+	// is what authenticates it.
+	Authorization string
+}
+
+// signals is a SharedSignals with its keys.
+type signals struct {
+	cfg  SharedSignals
+	keys *oidc.RemoteKeySet
+}
+
+// Limits on pushed SETs. An honest SET is about a kilobyte.
+const maxSETBody = 64 << 10
+
+// ssfConfigurationURL is where the transmitter configuration metadata of
+// issuer lives (SSF 1.0 §7.2): the well-known path is inserted between the
+// host and the issuer's path.
+func ssfConfigurationURL(issuer string) (string, error) {
+	u, err := url.Parse(issuer)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		return "", errors.New("not an absolute URL without query or fragment")
+	}
+	u.Path = "/.well-known/ssf-configuration" + strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	return u.String(), nil
+}
+
+// discoverSignals fetches the transmitter's configuration metadata and
+// prepares its key set.
+func (c *Config) discoverSignals() (*signals, error) {
+	ss := c.SharedSignals
+	bad := func(field, problem string, err error) error {
+		return &ConfigError{Field: "SharedSignals." + field, Problem: problem, Err: err}
+	}
+	if ss.Audience == "" || !storable(ss.Audience) {
+		return nil, bad("Audience", "required", nil)
+	}
+	if ss.Authorization != "" && !Printable(ss.Authorization) {
+		return nil, bad("Authorization", "must be printable", nil)
+	}
+	metaURL, err := ssfConfigurationURL(ss.Issuer)
+	if err != nil {
+		return nil, bad("Issuer", "must be the transmitter's issuer URL", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metaURL, nil)
+	if err != nil {
+		return nil, bad("Issuer", "bad URL", err)
+	}
+	resp, err := c.HTTPClient.Do(req)
+	if err != nil {
+		return nil, bad("Issuer", "fetching the SSF configuration failed", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, bad("Issuer", fmt.Sprintf("the SSF configuration answered %d", resp.StatusCode), nil)
+	}
+	var meta struct {
+		Issuer  string `json:"issuer"`
+		JWKSURI string `json:"jwks_uri"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&meta); err != nil {
+		return nil, bad("Issuer", "the SSF configuration is not JSON", err)
+	}
+	if meta.Issuer != ss.Issuer {
+		return nil, bad("Issuer", fmt.Sprintf("does not match the transmitter's issuer %q", meta.Issuer), nil)
+	}
+	if u, err := url.Parse(meta.JWKSURI); err != nil || !u.IsAbs() || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
+		return nil, bad("Issuer", "the SSF configuration names no usable jwks_uri (https, or http on loopback)", err)
+	}
+	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), c.HTTPClient), meta.JWKSURI)
+	return &signals{cfg: *ss, keys: keys}, nil
+}
+
+// SecurityEventHandler receives a Shared Signals transmitter's pushed
+// Security Event Tokens (RFC 8935; SSF 1.0, CAEP 1.0). Mount it at the
+// push endpoint registered in the stream, without the session middleware,
+// CSRF protection or a login requirement. It answers 404 when
+// [Config.SharedSignals] is not set.
+//
+// A push is a POST of application/secevent+jwt. The SET must be signed by
+// a key from the transmitter's jwks_uri (never alg none or a shared
+// secret), typed secevent+jwt, with iss the transmitter's issuer, aud
+// holding [SharedSignals.Audience], an iat at most ClockSkew in the future
+// and at most five minutes old, a jti not seen before on any replica, no
+// exp and no sub (SSF 1.0 §4.1), and one event.
+//
+// The subject is the top-level sub_id (SSF 1.0 §3.1): iss_sub with iss
+// this application's OIDC issuer (a user), or complex with such a user
+// and/or a session {"format":"opaque","id":<the ID token's sid>}. The
+// events acted on, each ordered by its event_timestamp (or iat) against
+// the elevations' auth_time:
+//
+//   - session-revoked: the elevations from that IdP session when the
+//     subject names one, else every elevation of the user;
+//   - credential-change: every elevation of the user;
+//   - assurance-level-change: every elevation of the user, unless
+//     change_direction is increase (an absent direction is treated as a
+//     decrease: ending an elevation is the safe side).
+//
+// Other events and other subject formats are accepted (202) and audited as
+// signal_ignored. A bad SET gets the RFC 8935 §2.3 error JSON and a
+// signal_rejected event; a store failure a 503 (the transmitter retries)
+// and revocation_failed.
+func (s *StepUp) SecurityEventHandler() http.Handler {
+	return http.HandlerFunc(s.securityEvent)
+}
+
+// setError answers a refused push (RFC 8935 §2.3).
+func setError(w http.ResponseWriter, status int, code, description string) {
+	body, _ := json.Marshal(struct {
+		Err         string `json:"err"`
+		Description string `json:"description"`
+	}{code, description})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
+
+// setRejection is why a SET was refused: the RFC 8935 error code, the
+// audit reason, and fixed text for the transmitter.
+type setRejection struct {
+	code        string
+	reason      Reason
+	description string
+}
+
+func (e *setRejection) Error() string { return "stepup: SET refused: " + e.description }
+
+func reject(code string, reason Reason, description string) error {
+	return &setRejection{code: code, reason: reason, description: description}
+}
+
+func (s *StepUp) securityEvent(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Cache-Control", "no-store")
+	if s.signals == nil {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ss := s.signals
+	if want := ss.cfg.Authorization; want != "" {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+			s.audit(r, Event{Type: EventSignalRejected, Reason: ReasonInvalidSignal, Issuer: ss.cfg.Issuer})
+			w.Header().Set("WWW-Authenticate", "Bearer")
+			setError(w, http.StatusUnauthorized, "authentication_failed", "the push is not authorized")
+			return
+		}
+	}
+	set, err := s.readSET(w, r)
+	if err != nil {
+		var rj *setRejection
+		if !errors.As(err, &rj) {
+			rj = &setRejection{code: "invalid_request", reason: ReasonInvalidSignal, description: "the security event is not valid"}
+		}
+		e := Event{Type: EventSignalRejected, Reason: rj.reason, Issuer: ss.cfg.Issuer}
+		if set != nil {
+			e.TokenID = set.jti
+		}
+		s.audit(r, e)
+		setError(w, http.StatusBadRequest, rj.code, rj.description)
+		return
+	}
+	e := Event{Issuer: ss.cfg.Issuer, TokenID: set.jti, Subject: set.subject, SID: set.sid}
+	if set.ignore != "" {
+		e.Type, e.Reason = EventSignalIgnored, set.ignore
+		s.audit(r, e)
+		w.WriteHeader(http.StatusAccepted)
+		return
+	}
+	ctx := r.Context()
+	if err := s.rememberSET(ctx, set.jti, set.iat); err != nil {
+		if errors.Is(err, errReplayed) {
+			// A transmitter retries a push whose 202 it did not see
+			// (RFC 8935 §2.2): answer it as delivered, do nothing again.
+			e.Type, e.Reason = EventSignalIgnored, ReasonReplayedToken
+			s.audit(r, e)
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		s.setRevocationFailed(w, r, set.cause, e)
+		return
+	}
+	sub, err := s.revokeIdP(ctx, set.subject, set.sid, set.at, set.cause)
+	if err != nil {
+		s.setRevocationFailed(w, r, set.cause, e)
+		return
+	}
+	e.Type, e.Reason, e.Subject = EventRevoked, set.cause, sub
+	s.audit(r, e)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// setRevocationFailed answers a valid SET whose revocation could not be
+// recorded: 503, so that the transmitter retries (RFC 8935 §2.3 leaves
+// server errors to HTTP), and a revocation_failed event.
+func (s *StepUp) setRevocationFailed(w http.ResponseWriter, r *http.Request, cause Reason, e Event) {
+	e.Type, e.Reason = EventRevocationFailed, cause
+	s.audit(r, e)
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
+}
+
+// rememberSET records a SET's jti as rememberToken does for logout
+// tokens, in the transmitter's own namespace.
+func (s *StepUp) rememberSET(ctx context.Context, jti string, iat int64) error {
+	until := iat + int64(maxSignalAge/time.Second) + 2*s.skew + 1
+	return s.updateRecord(ctx, recordKey('J', s.signals.cfg.Issuer, jti), func(cur string) (string, int64, error) {
+		if cur != "" {
+			return "", 0, errReplayed
+		}
+		return "j", until, nil
+	})
+}
+
+// securityEventToken is what the receiver takes from a verified SET.
+type securityEventToken struct {
+	jti     string
+	iat     int64
+	subject string // the user, when the subject names one
+	sid     string // the IdP session, when the subject names one
+	at      int64  // the event's instant: event_timestamp, else iat
+	cause   Reason // what the event revokes
+	ignore  Reason // why the event ends nothing, when it does not
+}
+
+// readSET reads and verifies one pushed SET. On a failure it returns what
+// it could read, for the audit event.
+func (s *StepUp) readSET(w http.ResponseWriter, r *http.Request) (*securityEventToken, error) {
+	ss := s.signals
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/secevent+jwt" {
+		return nil, reject("invalid_request", ReasonBadRequest, "expected application/secevent+jwt")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSETBody))
+	if err != nil {
+		return nil, reject("invalid_request", ReasonBadRequest, "the body is too large")
+	}
+	raw := string(bytes.TrimSpace(body))
+	if err := checkJWTType(raw, "secevent+jwt", false); err != nil {
+		return nil, reject("invalid_request", ReasonInvalidSignal, "the SET must be typed secevent+jwt")
+	}
+	payload, err := ss.keys.VerifySignature(r.Context(), raw)
+	if err != nil {
+		return nil, reject("invalid_key", ReasonInvalidSignal, "the signature does not verify with the transmitter's keys")
+	}
+	var c struct {
+		Issuer   string                     `json:"iss"`
+		Audience json.RawMessage            `json:"aud"`
+		IssuedAt json.RawMessage            `json:"iat"`
+		JTI      string                     `json:"jti"`
+		Sub      json.RawMessage            `json:"sub"`
+		Exp      json.RawMessage            `json:"exp"`
+		SubID    json.RawMessage            `json:"sub_id"`
+		Events   map[string]json.RawMessage `json:"events"`
+	}
+	if err := json.Unmarshal(payload, &c); err != nil {
+		return nil, reject("invalid_request", ReasonInvalidSignal, "the SET's claims are not a JSON object")
+	}
+	set := &securityEventToken{jti: c.JTI}
+	if c.Issuer != ss.cfg.Issuer {
+		return set, reject("invalid_issuer", ReasonInvalidSignal, "the SET is from another issuer")
+	}
+	if !audienceContains(c.Audience, ss.cfg.Audience) {
+		return set, reject("invalid_audience", ReasonInvalidSignal, "the SET is for another audience")
+	}
+	if c.JTI == "" || len(c.JTI) > 256 || !storable(c.JTI) {
+		return nil, reject("invalid_request", ReasonInvalidSignal, "the SET has no usable jti")
+	}
+	// SSF 1.0 §4.1.3, §4.1.5: no sub and no exp, against confusion with
+	// other JWTs.
+	if !isNull(c.Sub) || !isNull(c.Exp) {
+		return set, reject("invalid_request", ReasonInvalidSignal, "a SET has neither sub nor exp")
+	}
+	iat, present, err := parseUnixSeconds(c.IssuedAt)
+	if err != nil || !present {
+		return set, reject("invalid_request", ReasonInvalidSignal, "the SET has no usable iat")
+	}
+	if s.checkSignalAge(iat) != nil {
+		return set, reject("invalid_request", ReasonStaleToken, "the SET was issued too far from now")
+	}
+	set.iat, set.at = iat, iat
+	// SSF 1.0 §4.2.1: one event (alternative URIs for one type aside,
+	// which the CAEP types here do not have).
+	if len(c.Events) != 1 {
+		return set, reject("invalid_request", ReasonInvalidSignal, "a SET carries exactly one event")
+	}
+	var eventType string
+	var event json.RawMessage
+	for eventType, event = range c.Events {
+	}
+	if !isJSONObject(event) {
+		return set, reject("invalid_request", ReasonInvalidSignal, "the event is not a JSON object")
+	}
+	var ev struct {
+		EventTimestamp  json.RawMessage `json:"event_timestamp"`
+		ChangeDirection *string         `json:"change_direction"`
+	}
+	if err := json.Unmarshal(event, &ev); err != nil {
+		return set, reject("invalid_request", ReasonInvalidSignal, "the event's claims are malformed")
+	}
+	if ts, present, err := parseUnixSeconds(ev.EventTimestamp); err != nil {
+		return set, reject("invalid_request", ReasonInvalidSignal, "event_timestamp is not whole Unix seconds")
+	} else if present {
+		set.at = ts
+	}
+	switch eventType {
+	case EventTypeSessionRevoked:
+		set.cause = ReasonSessionRevoked
+	case EventTypeCredentialChange:
+		set.cause = ReasonCredentialChange
+	case EventTypeAssuranceLevelChange:
+		set.cause = ReasonAssuranceLowered
+		if ev.ChangeDirection != nil && *ev.ChangeDirection == "increase" {
+			set.ignore = ReasonAssuranceRaised
+		}
+	default:
+		set.ignore = ReasonUnsupportedEvent
+	}
+	if set.ignore != "" {
+		return set, nil
+	}
+	if !s.readSubject(set, c.SubID) {
+		set.ignore = ReasonUnsupportedSubject
+		return set, nil
+	}
+	// Only session-revoked is about one session; the others end every
+	// elevation of the user even when a session is named.
+	if set.cause != ReasonSessionRevoked && set.subject != "" {
+		set.sid = ""
+	}
+	if set.subject == "" && set.cause != ReasonSessionRevoked {
+		set.ignore = ReasonUnsupportedSubject
+	}
+	return set, nil
+}
+
+// readSubject reads the SET's sub_id (SSF 1.0 §3, RFC 9493): an iss_sub
+// user of this application's OIDC issuer, or a complex subject with such a
+// user and/or an opaque session. It reports false for any other subject.
+func (s *StepUp) readSubject(set *securityEventToken, raw json.RawMessage) bool {
+	var id struct {
+		Format  string          `json:"format"`
+		Iss     string          `json:"iss"`
+		Sub     string          `json:"sub"`
+		User    json.RawMessage `json:"user"`
+		Session json.RawMessage `json:"session"`
+	}
+	if json.Unmarshal(raw, &id) != nil {
+		return false
+	}
+	user := func(raw json.RawMessage) bool {
+		var u struct{ Format, Iss, Sub string }
+		if json.Unmarshal(raw, &u) != nil || u.Format != "iss_sub" || u.Iss != s.cfg.Issuer || u.Sub == "" || !storable(u.Sub) {
+			return false
+		}
+		set.subject = u.Sub
+		return true
+	}
+	switch id.Format {
+	case "iss_sub":
+		return user(raw)
+	case "complex":
+		if !isNull(id.User) && !user(id.User) {
+			return false
+		}
+		if !isNull(id.Session) {
+			var sess struct {
+				Format string `json:"format"`
+				ID     string `json:"id"`
+			}
+			if json.Unmarshal(id.Session, &sess) != nil || sess.Format != "opaque" || sess.ID == "" || !storable(sess.ID) {
+				return false
+			}
+			set.sid = sess.ID
+		}
+		return set.subject != "" || set.sid != ""
+	}
+	return false
+}
+
+// audienceContains reports whether a JWT aud claim, a string or an array
+// of strings (RFC 7519 §4.1.3), contains want.
+func audienceContains(raw json.RawMessage, want string) bool {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return one == want
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) != nil {
+		return false
+	}
+	for _, a := range many {
+		if a == want {
+			return true
+		}
+	}
+	return false
+}
