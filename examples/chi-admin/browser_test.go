@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 )
 
 // The bounds of the browser test. Every chromedp call runs under one of them,
@@ -51,7 +52,7 @@ var screenshotPath = filepath.Join("..", "..", "docs", "admin-console.png")
 // shows the sign-in form and then the one-time code, even with a strong
 // IdP session. signInAtIdP also copes with an IdP that skips a form.
 func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
-	chromium := requireTool(t, "chromium", "chromium-browser")
+	chromium := testkit.RequireTool(t, "chromium", "chromium-browser")
 	in := startApp(t,
 		"-addr", "127.0.0.1:0",
 		"-dev-idp-addr", "127.0.0.1:0",
@@ -183,8 +184,8 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 
 // browser is one chromium driven by chromedp.
 type browser struct {
-	ctx    context.Context // a chromedp context whose browser is running
-	output *syncBuffer     // chromium's stdout and stderr
+	ctx    context.Context     // a chromedp context whose browser is running
+	output *testkit.SyncBuffer // chromium's stdout and stderr
 }
 
 // startBrowser starts chromium at execPath, headless, with a fresh profile,
@@ -193,7 +194,7 @@ type browser struct {
 func startBrowser(t *testing.T, execPath string) *browser {
 	t.Helper()
 	profile := t.TempDir() // removed after the browser closes: cleanups run last-in first-out
-	b := &browser{output: &syncBuffer{}}
+	b := &browser{output: &testkit.SyncBuffer{}}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
 		chromedp.Headless,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
@@ -16,9 +17,9 @@ import (
 // test holds, so that it can read the one-time codes.
 func startConsole(t *testing.T, idpCfg devidp.Config, extra ...string) (*instance, *devidp.IdP) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	base := "http://" + addr
-	idpCfg.Addr = freeAddr(t)
+	idpCfg.Addr = testkit.FreeAddr(t)
 	idpCfg.Clients = []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}}
 	idp, err := devidp.Start(idpCfg)
 	if err != nil {

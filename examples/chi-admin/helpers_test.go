@@ -1,64 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 )
-
-// requireTool returns the path of an external program a test needs. Outside
-// CI a missing program skips the test; under CI (the CI variable is set) it
-// fails it, so that CI never passes by skipping.
-func requireTool(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; .ci/run installs it", names[0])
-	}
-	t.Skipf("%s is not installed", names[0])
-	return ""
-}
-
-// syncBuffer collects a writer's output across goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // instance is one running console.
 type instance struct {
 	URL            string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.SyncBuffer
 }
 
 // startApp runs the console in-process, as main would, and stops it when
@@ -66,7 +26,7 @@ type instance struct {
 func startApp(t *testing.T, args ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	in := &instance{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -88,49 +48,6 @@ func startApp(t *testing.T, args ...string) *instance {
 		}
 	})
 	return in
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startRedis runs a throwaway redis-server on a loopback port, without
-// persistence, and returns its address.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin := requireTool(t, "redis-server")
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			fmt.Fprintf(c, "PING\r\n")
-			buf := make([]byte, 7)
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			n, _ := io.ReadFull(c, buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not answer on %s:\n%s", addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // client is a browser stand-in: a cookie jar, HTML accepted, redirects
