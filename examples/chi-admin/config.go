@@ -24,16 +24,29 @@ type config struct {
 	lifetime     time.Duration
 	sessionStore string
 
-	devIdPAddr       string
-	devIDTokenTTL    time.Duration
-	devSessionExpiry time.Duration
+	// localIdP starts an identity provider in this process when -issuer is
+	// empty; nil when none is compiled in (see devidp.go).
+	localIdP localIdP
 }
+
+// A localIdP is an identity provider the console starts itself, for a run
+// without -issuer. start fills in what cfg leaves empty (issuer, client,
+// secret, acr) and returns a function that stops the provider.
+type localIdP interface {
+	start(cfg *config, stderr io.Writer) (stop func(), err error)
+}
+
+// newLocalIdP, when not nil, registers the local identity provider's flags
+// on fs and returns it. devidp.go, the one file that wires the development
+// IdP into the console, sets it; without that file the console requires
+// -issuer.
+var newLocalIdP func(fs *flag.FlagSet) localIdP
 
 const usageHeader = `chi-admin: an admin console whose /admin pages demand an OIDC step-up.
 
-With no -issuer it starts an embedded development IdP (demo users alice and
-bob, password "password"; the admin scope needs a one-time code, which the
-dev IdP's page shows).
+With no -issuer it starts an embedded development IdP, when one is compiled
+in (demo users alice and bob, password "password"; the admin scope needs a
+one-time code, which the dev IdP's page shows).
 
 Routes:
   /                   dashboard (any logged-in user)
@@ -66,9 +79,9 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
 	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://host:port/db, or postgres://...")
-	fs.StringVar(&c.devIdPAddr, "dev-idp-addr", "127.0.0.1:8081", "listen address of the embedded IdP (loopback only)")
-	fs.DurationVar(&c.devIDTokenTTL, "dev-id-token-ttl", 5*time.Minute, "lifetime of the embedded IdP's ID tokens")
-	fs.DurationVar(&c.devSessionExpiry, "dev-session-expiry", 0, "when set, the embedded IdP sends session_expiry = login time + this")
+	if newLocalIdP != nil {
+		c.localIdP = newLocalIdP(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -105,6 +118,9 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 		c.baseURL = "http://" + c.addr
 	}
 	c.baseURL = strings.TrimSuffix(c.baseURL, "/")
+	if c.issuer == "" && c.localIdP == nil {
+		return nil, fmt.Errorf("-issuer, -client-id and -acr are required")
+	}
 	if c.issuer != "" && (c.clientID == "" || c.acr == "") {
 		return nil, fmt.Errorf("with -issuer, -client-id and -acr are required")
 	}

@@ -12,18 +12,16 @@ import (
 func TestFlagsFallBackToEnvironment(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
-		"STEPUP_ADDR":               "127.0.0.1:9090",
-		"STEPUP_SESSION_STORE":      "redis://127.0.0.1:6379/2",
-		"STEPUP_DEV_ID_TOKEN_TTL":   "5s",
-		"STEPUP_DEV_SESSION_EXPIRY": "2m",
-		"STEPUP_ACR":                "from-env",
+		"STEPUP_ADDR":          "127.0.0.1:9090",
+		"STEPUP_SESSION_STORE": "redis://127.0.0.1:6379/2",
+		"STEPUP_ACR":           "from-env",
 	}
 	c, err := parseConfig([]string{"-acr", "a, b"}, &bytes.Buffer{}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.addr != "127.0.0.1:9090" || c.baseURL != "http://127.0.0.1:9090" || c.sessionStore != "redis://127.0.0.1:6379/2" ||
-		c.devIDTokenTTL != 5*time.Second || c.devSessionExpiry != 2*time.Minute || c.skew != 30*time.Second {
+		c.skew != 30*time.Second {
 		t.Errorf("config %+v", c)
 	}
 	if got := c.acrValues(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
@@ -59,8 +57,7 @@ func TestHelpNamesRoutesFlagsAndEnvironment(t *testing.T) {
 	for _, want := range []string{
 		"/login", "/auth/callback", "/stepup/start", "/stepup/callback", "/admin", "/admin/users", "/admin/audit", "/logout",
 		"-addr (env STEPUP_ADDR)", "-base-url", "-issuer", "-client-id", "-client-secret", "-acr", "-login-acr",
-		"-max-age", "-skew", "-lifetime", "-session-store (env STEPUP_SESSION_STORE)", "-dev-idp-addr",
-		"-dev-id-token-ttl (env STEPUP_DEV_ID_TOKEN_TTL)", "-dev-session-expiry",
+		"-max-age", "-skew", "-lifetime", "-session-store (env STEPUP_SESSION_STORE)",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("-h does not mention %q", want)

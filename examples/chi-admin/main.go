@@ -5,11 +5,14 @@
 //	go run ./examples/chi-admin
 //
 // Run it with -h for the routes and flags.
+//
+// To copy the console into an application, delete devidp.go (and its
+// tests): it is the one file that wires the development IdP in, and without
+// it the console requires -issuer, -client-id and -acr.
 package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,9 +23,6 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
-
-	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 func main() {
@@ -34,7 +34,7 @@ func main() {
 	}
 }
 
-// run starts the console (and, without -issuer, the development IdP) and
+// run starts the console (and, without -issuer, the local IdP) and
 // serves until ctx ends. ready, when not nil, receives the URL the console
 // listens at (not -base-url, which may name a proxy in front of it) once it
 // is serving.
@@ -56,37 +56,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	if cfg.issuer == "" {
-		if cfg.clientID == "" {
-			cfg.clientID = "chi-admin"
-		}
-		if cfg.clientSecret == "" {
-			cfg.clientSecret = rand.Text()
-		}
-		if cfg.acr == "" {
-			cfg.acr = devidp.StrongACR
-		}
-		idp, err := devidp.Start(devidp.Config{
-			Addr: cfg.devIdPAddr,
-			Clients: []stepuptest.Client{{
-				ID: cfg.clientID, Secret: cfg.clientSecret,
-				RedirectURIs: []string{cfg.baseURL + "/auth/callback", cfg.baseURL + "/stepup/callback"},
-			}},
-			IDTokenTTL:    cfg.devIDTokenTTL,
-			SessionExpiry: cfg.devSessionExpiry,
-		})
+		stop, err := cfg.localIdP.start(cfg, stderr)
 		if err != nil {
-			return fmt.Errorf("starting the development IdP: %w", err)
+			return err
 		}
-		defer idp.Close()
-		cfg.issuer = idp.Issuer()
-		fmt.Fprintf(stderr, "chi-admin: development IdP at %s (ID tokens live %s", idp.Issuer(), cfg.devIDTokenTTL)
-		if cfg.devSessionExpiry > 0 {
-			fmt.Fprintf(stderr, ", session_expiry %s after login", cfg.devSessionExpiry)
-		}
-		fmt.Fprintln(stderr, ")")
-		for _, u := range idp.Users() {
-			fmt.Fprintf(stderr, "chi-admin:   demo user %q, password %q; its one-time code is shown on the IdP's page\n", u.Name, devidp.Password)
-		}
+		defer stop()
 	}
 
 	store, closeStore, err := openStore(cfg.sessionStore)
