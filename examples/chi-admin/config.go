@@ -78,7 +78,7 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.maxAge, "max-age", 0, "max_age for the admin step-up; non-zero also sends prompt=login and bounds the elevation by auth_time + max-age")
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
-	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://host:port/db, or postgres://...")
+	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://[user:password@]host:port/db (rediss:// for TLS), or postgres://...")
 	if newLocalIdP != nil {
 		c.localIdP = newLocalIdP(fs)
 	}
