@@ -33,10 +33,12 @@ type app struct {
 	login0     oauth2.Config // the primary login's client
 	verifier   *oidc.IDTokenVerifier
 	httpClient *http.Client
-	audit      *auditLog
-	pages      map[string]*template.Template
-	logw       io.Writer
-	now        func() time.Time
+	// loginSealer keeps unfinished primary logins in a cookie.
+	loginSealer *loginSealer
+	audit       *auditLog
+	pages       map[string]*template.Template
+	logw        io.Writer
+	now         func() time.Time
 
 	mu    sync.Mutex
 	users []string
@@ -69,6 +71,10 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 	a.sessions.Cookie.SameSite = http.SameSiteLaxMode
 	a.sessions.Cookie.Secure = strings.HasPrefix(cfg.baseURL, "https://")
 	a.sessions.ErrorFunc = a.sessionError
+	var err error
+	if a.loginSealer, err = newLoginSealer(cfg.clientSecret, a.sessions.Cookie.Secure); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), a.httpClient), 30*time.Second)
 	defer cancel()

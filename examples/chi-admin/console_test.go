@@ -177,25 +177,49 @@ func TestForgedRequestIDStaysOutOfTheAuditLog(t *testing.T) {
 	}
 }
 
+// TestSessionCookieAttributes: /login sets only the short-lived login
+// cookie, scoped to the callback; the callback clears it and sets the
+// session cookie. Both are HttpOnly and SameSite=Lax.
 func TestSessionCookieAttributes(t *testing.T) {
-	app, _ := startConsole(t, devidp.Config{})
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(app.URL + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	var found bool
-	for _, ck := range resp.Cookies() {
-		if ck.Name == "chi_admin_session" {
-			found = true
-			if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
-				t.Errorf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", ck)
-			}
+	app, idp := startConsole(t, devidp.Config{})
+	appURL, _ := url.Parse(app.URL)
+	c := newClient(t, func(*http.Request) bool { return true }) // every redirect by hand
+	// toApp follows redirects until the next one points back at the console.
+	toApp := func(p result) result {
+		for p.status/100 == 3 && p.location().Host != appURL.Host {
+			p = c.get(p.location().String())
 		}
+		return p
 	}
-	if !found {
-		t.Fatal("no session cookie set")
+	cookies := func(p result) map[string]*http.Cookie {
+		out := map[string]*http.Cookie{}
+		for _, ck := range (&http.Response{Header: p.header}).Cookies() {
+			out[ck.Name] = ck
+		}
+		return out
+	}
+
+	p := c.get(app.URL + "/login")
+	set := cookies(p)
+	if _, ok := set["chi_admin_session"]; ok {
+		t.Errorf("/login set the session cookie: an anonymous visitor must not get a session")
+	}
+	if ck := set[loginCookieName]; ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/auth/callback" ||
+		ck.MaxAge != 600 || ck.Secure {
+		t.Errorf("login cookie %+v: want HttpOnly, SameSite=Lax, Path=/auth/callback, Max-Age=600, not Secure on http", ck)
+	}
+
+	p = toApp(c.signIn(idp, toApp(c.get(p.location().String())), "alice"))
+	if p.location().Path != "/auth/callback" {
+		t.Fatalf("the IdP did not send the browser to the callback: %d %s", p.status, p.location())
+	}
+	p = c.get(p.location().String())
+	set = cookies(p)
+	if ck := set["chi_admin_session"]; ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
+		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", ck)
+	}
+	if ck := set[loginCookieName]; ck == nil || ck.MaxAge >= 0 || ck.Path != "/auth/callback" {
+		t.Errorf("the callback did not delete the login cookie: %+v", ck)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
 	"github.com/oidc-stepup/stepup/internal/testkit"
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 // instance is one running console.
@@ -148,4 +149,39 @@ func (c *client) signIn(idp *devidp.IdP, p result, user string) result {
 		p = c.do("POST", p.url.String(), f, "text/html")
 	}
 	return p
+}
+
+// newConsoleApp builds the console in-process on a development IdP the
+// test holds, from the same flags as main, for tests that call its handler
+// directly. deps.stdout and deps.stderr default to buffers.
+func newConsoleApp(t *testing.T, deps appDeps, args ...string) (*app, *devidp.IdP) {
+	t.Helper()
+	base := "http://" + testkit.FreeAddr(t)
+	idp, err := devidp.Start(devidp.Config{
+		Addr:    testkit.FreeAddr(t),
+		Clients: []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	args = append([]string{
+		"-base-url", base, "-issuer", idp.Issuer(), "-client-id", "console", "-client-secret", "console-secret",
+		"-acr", devidp.StrongACR,
+	}, args...)
+	cfg, err := parseConfig(args, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deps.stdout == nil {
+		deps.stdout = &testkit.SyncBuffer{}
+	}
+	if deps.stderr == nil {
+		deps.stderr = &testkit.SyncBuffer{}
+	}
+	a, err := newApp(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, idp
 }

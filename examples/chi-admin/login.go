@@ -5,66 +5,63 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/oidc-stepup/stepup/stepup"
 )
 
 // The primary login: an ordinary OIDC authorization-code flow at normal
 // strength. It is the app's own business, not stepup's; stepup only needs
 // its result, the subject, through Config.Subject.
 
-const (
-	keySub          = "sub"
-	keyPendingLogin = "login.pending"
-)
+const keySub = "sub"
 
 func (a *app) subject(r *http.Request) (string, bool) {
 	sub := a.sessions.GetString(r.Context(), keySub)
 	return sub, sub != ""
 }
 
-// localPath accepts only a same-origin relative path.
-func localPath(s string) string {
-	if s == "" || s[0] != '/' || strings.HasPrefix(s, "//") || strings.ContainsAny(s, "\\\x00\t\r\n") {
-		return "/"
-	}
-	if u, err := url.Parse(s); err != nil || u.Host != "" || u.Scheme != "" {
-		return "/"
-	}
-	return s
-}
-
+// login starts the primary login. It writes nothing to the session: the
+// login's state travels in a short-lived cookie (pending.go), so that an
+// anonymous visitor costs no session and no memory. A return_to that
+// stepup.SafeReturnTo refuses (another origin, control characters, over
+// 2 KiB) falls back to "/".
 func (a *app) login(w http.ResponseWriter, r *http.Request) {
-	returnTo := localPath(r.URL.Query().Get("return_to"))
+	returnTo, ok := stepup.SafeReturnTo(r.URL.Query().Get("return_to"))
+	if !ok {
+		returnTo = "/"
+	}
 	if _, ok := a.subject(r); ok {
 		http.Redirect(w, r, returnTo, http.StatusSeeOther)
 		return
 	}
-	state, nonce, verifier := rand.Text(), rand.Text(), oauth2.GenerateVerifier()
-	a.sessions.Put(r.Context(), keyPendingLogin, strings.Join([]string{state, nonce, verifier, returnTo}, "\n"))
-	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(verifier), oidc.Nonce(nonce)}
+	p := pendingLogin{
+		started: a.now().Unix(), state: rand.Text(), nonce: rand.Text(), verifier: oauth2.GenerateVerifier(), returnTo: returnTo,
+	}
+	a.loginSealer.set(w, p)
+	opts := []oauth2.AuthCodeOption{oauth2.S256ChallengeOption(p.verifier), oidc.Nonce(p.nonce)}
 	if a.cfg.loginACR != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("acr_values", a.cfg.loginACR))
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, a.login0.AuthCodeURL(state, opts...), http.StatusSeeOther)
+	http.Redirect(w, r, a.login0.AuthCodeURL(p.state, opts...), http.StatusSeeOther)
 }
 
 func (a *app) loginCallback(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	pending := strings.Split(a.sessions.PopString(ctx, keyPendingLogin), "\n")
+	pending, ok := a.loginSealer.take(w, r, a.now())
 	q := r.URL.Query()
-	if len(pending) != 4 || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(pending[0])) != 1 {
-		a.message(w, http.StatusBadRequest, "Login failed", "This login response does not belong to a login started here. Try again.")
+	if !ok || subtle.ConstantTimeCompare([]byte(q.Get("state")), []byte(pending.state)) != 1 {
+		a.message(w, http.StatusBadRequest, "Login failed", "This login response does not belong to a login started here in the last ten minutes. Try again.")
 		return
 	}
 	if q.Get("error") != "" {
 		a.message(w, http.StatusForbidden, "Login failed", "The identity provider did not log you in.")
 		return
 	}
-	tok, err := a.login0.Exchange(oidc.ClientContext(ctx, a.httpClient), q.Get("code"), oauth2.VerifierOption(pending[2]))
+	tok, err := a.login0.Exchange(oidc.ClientContext(ctx, a.httpClient), q.Get("code"), oauth2.VerifierOption(pending.verifier))
 	if err != nil {
 		a.logf("primary login: code exchange: %v", err)
 		a.message(w, http.StatusBadGateway, "Login failed", "The identity provider refused the login.")
@@ -72,7 +69,7 @@ func (a *app) loginCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := a.verifier.Verify(ctx, raw)
-	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pending[1])) != 1 {
+	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pending.nonce)) != 1 {
 		a.logf("primary login: ID token: %v", err)
 		a.message(w, http.StatusForbidden, "Login failed", "The identity provider's ID token was not valid.")
 		return
@@ -83,7 +80,7 @@ func (a *app) loginCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.sessions.Put(ctx, keySub, idt.Subject)
-	http.Redirect(w, r, pending[3], http.StatusSeeOther)
+	http.Redirect(w, r, pending.returnTo, http.StatusSeeOther)
 }
 
 func (a *app) logout(w http.ResponseWriter, r *http.Request) {
@@ -99,8 +96,9 @@ func (a *app) logout(w http.ResponseWriter, r *http.Request) {
 
 // unauthenticated sends a visitor who is not logged in through /login and
 // back, or answers 401 to anything that cannot follow a redirect.
+// It tells the two apart as the guard does, with stepup.IsNavigation.
 func (a *app) unauthenticated(w http.ResponseWriter, r *http.Request) {
-	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && strings.Contains(r.Header.Get("Accept"), "text/html") {
+	if stepup.IsNavigation(r) {
 		http.Redirect(w, r, "/login?return_to="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 		return
 	}
