@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
@@ -151,12 +153,25 @@ func (c *client) signIn(idp *devidp.IdP, p result, user string) result {
 	return p
 }
 
+// console is the console built in-process by newConsoleApp.
+type console struct {
+	*app
+	idp    *devidp.IdP
+	URL    string // where it serves, on loopback
+	stderr *testkit.SyncBuffer
+}
+
 // newConsoleApp builds the console in-process on a development IdP the
-// test holds, from the same flags as main, for tests that call its handler
-// directly. deps.stdout and deps.stderr default to buffers.
-func newConsoleApp(t *testing.T, deps appDeps, args ...string) (*app, *devidp.IdP) {
+// test holds, from the same flags as main, and serves it on loopback until
+// the test ends. Tests can also call its handler directly. deps.stdout
+// defaults to a buffer; deps.stderr is always the returned buffer.
+func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 	t.Helper()
-	base := "http://" + testkit.FreeAddr(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
 	idp, err := devidp.Start(devidp.Config{
 		Addr:    testkit.FreeAddr(t),
 		Clients: []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}},
@@ -173,15 +188,18 @@ func newConsoleApp(t *testing.T, deps appDeps, args ...string) (*app, *devidp.Id
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := &console{idp: idp, URL: base, stderr: &testkit.SyncBuffer{}}
 	if deps.stdout == nil {
 		deps.stdout = &testkit.SyncBuffer{}
 	}
-	if deps.stderr == nil {
-		deps.stderr = &testkit.SyncBuffer{}
-	}
-	a, err := newApp(cfg, deps)
-	if err != nil {
+	deps.stderr = c.stderr
+	if c.app, err = newApp(cfg, deps); err != nil {
 		t.Fatal(err)
 	}
-	return a, idp
+	srv := httptest.NewUnstartedServer(c.routes())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return c
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -62,15 +66,26 @@ func (a *app) loginCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	tok, err := a.login0.Exchange(oidc.ClientContext(ctx, a.httpClient), q.Get("code"), oauth2.VerifierOption(pending.verifier))
+	if code, refused := tokenRefusal(err); refused {
+		a.logf("primary login refused: the token endpoint refused the code: %s", code)
+		a.message(w, http.StatusForbidden, "Login failed", "The identity provider refused the login.")
+		return
+	}
 	if err != nil {
-		a.logf("primary login: code exchange: %v", err)
-		a.message(w, http.StatusBadGateway, "Login failed", "The identity provider refused the login.")
+		a.logf("primary login failed: %s", tokenEndpointFailure(err))
+		a.message(w, http.StatusBadGateway, "Login failed", "The identity provider could not be reached. Try again in a moment.")
 		return
 	}
 	raw, _ := tok.Extra("id_token").(string)
 	idt, err := a.verifier.Verify(ctx, raw)
-	if err != nil || subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pending.nonce)) != 1 {
-		a.logf("primary login: ID token: %v", err)
+	if err != nil {
+		a.logf("primary login refused: %s", idTokenProblem(raw, err))
+		a.message(w, http.StatusForbidden, "Login failed", "The identity provider's ID token was not valid.")
+		return
+	}
+	// go-oidc leaves the nonce to the caller (OIDC Core §3.1.3.7, step 11).
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(pending.nonce)) != 1 {
+		a.logf("primary login refused: the ID token's nonce is not this login's (a substituted token?)")
 		a.message(w, http.StatusForbidden, "Login failed", "The identity provider's ID token was not valid.")
 		return
 	}
@@ -105,4 +120,49 @@ func (a *app) unauthenticated(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusUnauthorized)
 	w.Write([]byte(`{"error":"login_required","login_url":"/login"}` + "\n"))
+}
+
+// tokenRefusal reports whether err is the token endpoint refusing the code:
+// an OAuth error response (RFC 6749 §5.2: invalid_grant, invalid_client,
+// ...) with a 4xx status. That is the IdP's answer, not its failure; a
+// forged or replayed code gets it. It returns the error code when it is
+// safe to log.
+func tokenRefusal(err error) (code string, refused bool) {
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode == "" || re.Response == nil || re.Response.StatusCode/100 != 4 {
+		return "", false
+	}
+	if len(re.ErrorCode) > 64 || strings.IndexFunc(re.ErrorCode, func(c rune) bool { return !(c == '_' || 'a' <= c && c <= 'z') }) >= 0 {
+		return "(an error code that is not RFC 6749's)", true
+	}
+	return re.ErrorCode, true
+}
+
+// tokenEndpointFailure says why a code exchange failed other than by a
+// refusal, without quoting the error, which may hold the response body.
+func tokenEndpointFailure(err error) string {
+	var re *oauth2.RetrieveError
+	var ue *url.Error
+	switch {
+	case errors.As(err, &re) && re.Response != nil:
+		return fmt.Sprintf("the token endpoint failed: HTTP %d", re.Response.StatusCode)
+	case errors.As(err, &ue) && ue.Timeout(), errors.Is(err, context.DeadlineExceeded):
+		return "the token endpoint timed out"
+	case errors.As(err, &ue):
+		return "the token endpoint could not be reached"
+	}
+	return "the token endpoint's answer could not be used"
+}
+
+// idTokenProblem says why Verify refused an ID token, without quoting the
+// error.
+func idTokenProblem(raw string, err error) string {
+	var expired *oidc.TokenExpiredError
+	switch {
+	case raw == "":
+		return "the token response has no ID token"
+	case errors.As(err, &expired):
+		return "the ID token has expired"
+	}
+	return "the ID token did not verify (signature, issuer, audience or algorithm)"
 }
