@@ -180,6 +180,40 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 			t.Errorf("audit events for alice's POST /admin/users = %q, want %q\n%s", postEvents, want, in.stdout)
 		}
 	})
+	if !ok {
+		return
+	}
+
+	t.Run("the audit table fits its card at 1280px", func(t *testing.T) {
+		b.do(t, "set the viewport to 1280x800", chromedp.EmulateViewport(1280, 800))
+		resp := b.load(t, "open /admin/audit", chromedp.Navigate(in.URL+"/admin/audit"))
+		if !sameOrigin(resp.URL, in.URL) { // the elevation ran out: step up again
+			b.signInAtIdP(t, in.URL, user)
+		}
+		b.requireLocation(t, in.URL+"/admin/audit")
+		b.do(t, "wait for the audit table", chromedp.WaitVisible(chromedp.ID("audit")))
+		type box struct{ Card, Table, Cells, Page, Viewport float64 }
+		got := browserRun(t, b, "measure the audit table", chromedp.Evaluate[box](`(() => {
+			const table = document.getElementById("audit");
+			const card = table.closest(".card");
+			const cells = [...table.querySelectorAll("th, td")].map(c => c.getBoundingClientRect().right);
+			return {
+				// The card's content edge: inside its padding.
+				Card: card.getBoundingClientRect().right - parseFloat(getComputedStyle(card).paddingRight),
+				Table: table.getBoundingClientRect().right,
+				Cells: Math.max(...cells),
+				Page: document.documentElement.scrollWidth,
+				Viewport: window.innerWidth,
+			};
+		})()`))
+		t.Logf("right edges at 1280px: card content %.0f, table %.0f, rightmost cell %.0f; page %.0f wide", got.Card, got.Table, got.Cells, got.Page)
+		if got.Table > got.Card || got.Cells > got.Card {
+			t.Errorf("the audit table (right edge %.0f, its cells %.0f) is wider than its card (%.0f)", got.Table, got.Cells, got.Card)
+		}
+		if got.Page > got.Viewport {
+			t.Errorf("the audit page scrolls sideways: %.0f wide in a %.0f viewport", got.Page, got.Viewport)
+		}
+	})
 }
 
 // browser is one chromium driven by chromedp.
