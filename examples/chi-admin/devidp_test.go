@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +17,10 @@ import (
 
 func TestDevIdPFlagsFallBackToEnvironment(t *testing.T) {
 	t.Parallel()
-	env := map[string]string{
+	c := parseWithEnv(t, []string{"-dev-idp-addr", "127.0.0.1:0"}, map[string]string{
 		"STEPUP_DEV_ID_TOKEN_TTL":   "5s",
 		"STEPUP_DEV_SESSION_EXPIRY": "2m",
-	}
-	c, err := parseConfig([]string{"-dev-idp-addr", "127.0.0.1:0"}, &bytes.Buffer{}, func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	d, ok := c.localIdP.(*devIdP)
 	if !ok {
 		t.Fatalf("local IdP %T, want the development IdP", c.localIdP)
@@ -38,16 +32,7 @@ func TestDevIdPFlagsFallBackToEnvironment(t *testing.T) {
 
 func TestHelpNamesDevIdPFlags(t *testing.T) {
 	t.Parallel()
-	var out bytes.Buffer
-	_, err := parseConfig([]string{"-h"}, &out, func(string) string { return "" })
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("-h: %v", err)
-	}
-	for _, want := range []string{"-dev-idp-addr", "-dev-id-token-ttl (env STEPUP_DEV_ID_TOKEN_TTL)", "-dev-session-expiry"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("-h does not mention %q", want)
-		}
-	}
+	requireHelpMentions(t, "-dev-idp-addr", "-dev-id-token-ttl (env STEPUP_DEV_ID_TOKEN_TTL)", "-dev-session-expiry")
 }
 
 // TestConsoleWithoutDevIdPRequiresIssuer builds the console as a user who
