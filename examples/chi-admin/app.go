@@ -44,6 +44,11 @@ type app struct {
 	users []string
 }
 
+// idpTimeout bounds each call to the IdP (discovery, token endpoint,
+// JWKS), here and in stepup (Config.HTTPClient). A callback makes at most
+// two: the code exchange, then a JWKS fetch for a new key.
+const idpTimeout = 10 * time.Second
+
 // appDeps are what newApp needs besides the configuration.
 type appDeps struct {
 	store  scs.Store
@@ -55,7 +60,7 @@ type appDeps struct {
 func newApp(cfg *config, deps appDeps) (*app, error) {
 	a := &app{
 		cfg:        cfg,
-		httpClient: &http.Client{Timeout: 10 * time.Second},
+		httpClient: &http.Client{Timeout: idpTimeout},
 		audit:      newAuditLog(deps.stdout, 200),
 		logw:       deps.stderr,
 		now:        deps.now,

@@ -24,6 +24,9 @@ type config struct {
 	lifetime     time.Duration
 	sessionStore string
 
+	// The server's timeouts (see newServer).
+	readTimeout, writeTimeout, idleTimeout time.Duration
+
 	// localIdP starts an identity provider in this process when -issuer is
 	// empty; nil when none is compiled in (see devidp.go).
 	localIdP localIdP
@@ -79,6 +82,9 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
 	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://[user:password@]host:port/db (rediss:// for TLS), or postgres://...")
+	fs.DurationVar(&c.readTimeout, "read-timeout", 15*time.Second, "how long a client may take to send a whole request, body included")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "how long a request may take from its headers to the end of the response; must exceed twice the 10s given to each IdP call")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", time.Minute, "how long a keep-alive connection may wait for its next request")
 	if newLocalIdP != nil {
 		c.localIdP = newLocalIdP(fs)
 	}
@@ -118,6 +124,12 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 		c.baseURL = "http://" + c.addr
 	}
 	c.baseURL = strings.TrimSuffix(c.baseURL, "/")
+	if c.readTimeout <= 0 || c.idleTimeout <= 0 {
+		return nil, fmt.Errorf("-read-timeout and -idle-timeout must be positive")
+	}
+	if c.writeTimeout <= 2*idpTimeout {
+		return nil, fmt.Errorf("-write-timeout %v: must exceed %v, or a slow IdP turns a callback's answer into a reset connection", c.writeTimeout, 2*idpTimeout)
+	}
 	if c.issuer == "" && c.localIdP == nil {
 		return nil, fmt.Errorf("-issuer, -client-id and -acr are required")
 	}

@@ -74,5 +74,6 @@ func TestHelpNamesRoutesFlagsAndEnvironment(t *testing.T) {
 		"/login", "/auth/callback", "/stepup/start", "/stepup/callback", "/admin", "/admin/users", "/admin/audit", "/logout",
 		"-addr (env STEPUP_ADDR)", "-base-url", "-issuer", "-client-id", "-client-secret", "-acr", "-login-acr",
 		"-max-age", "-skew", "-lifetime", "-session-store (env STEPUP_SESSION_STORE)",
+		"-read-timeout", "-write-timeout", "-idle-timeout",
 	)
 }

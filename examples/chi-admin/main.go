@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(a.routes(), cfg)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "chi-admin: admin console at %s (audit events go to standard output as JSON lines)\n", cfg.baseURL)
@@ -87,4 +87,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// newServer is the console's HTTP server. Every timeout is set, so that no
+// client holds a connection for long: ReadTimeout bounds a whole request,
+// body included (a body that never arrives), IdleTimeout a keep-alive
+// connection between requests. WriteTimeout bounds a request from its
+// headers to the end of its response: it must outlast a callback's calls to
+// the IdP (idpTimeout each), or a slow IdP turns the 502 page into a reset
+// connection.
+func newServer(h http.Handler, cfg *config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(10*time.Second, cfg.readTimeout),
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      cfg.writeTimeout,
+		IdleTimeout:       cfg.idleTimeout,
+	}
 }
