@@ -132,6 +132,10 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 func (a *app) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(dropInboundRequestID, middleware.RequestID, middleware.Recoverer)
+	// chi answers HEAD with 405 where only GET is routed; GetHead sends it
+	// to the GET handler, so that a HEAD navigation to a guarded page gets
+	// the guard's 303 as a GET does.
+	r.Use(middleware.GetHead)
 	r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
 	r.Use(a.sessions.LoadAndSave)
 
