@@ -35,14 +35,21 @@ type app struct {
 	httpClient *http.Client
 	// loginSealer keeps unfinished primary logins in a cookie.
 	loginSealer *loginSealer
-	audit       *auditLog
-	pages       map[string]*template.Template
-	logw        io.Writer
-	now         func() time.Time
+	// locks serialises each session's requests.
+	locks *sessionLocks
+	audit *auditLog
+	pages map[string]*template.Template
+	logw  io.Writer
+	now   func() time.Time
 
 	mu    sync.Mutex
 	users []string
 }
+
+// sessionLockWait is how long a request waits while another request of its
+// session runs. The callbacks, the longest requests, take at most two
+// idpTimeouts; a request that waits longer is told to try again.
+const sessionLockWait = 5 * time.Second
 
 // idpTimeout bounds each call to the IdP (discovery, token endpoint,
 // JWKS), here and in stepup (Config.HTTPClient). A callback makes at most
@@ -76,6 +83,7 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 	a.sessions.Cookie.SameSite = http.SameSiteLaxMode
 	a.sessions.Cookie.Secure = strings.HasPrefix(cfg.baseURL, "https://")
 	a.sessions.ErrorFunc = a.sessionError
+	a.locks = newSessionLocks(a.sessions.Cookie.Name, sessionLockWait, endsToken, http.HandlerFunc(a.sessionBusy))
 	var err error
 	if a.loginSealer, err = newLoginSealer(cfg.clientSecret, a.sessions.Cookie.Secure); err != nil {
 		return nil, err
@@ -137,7 +145,7 @@ func (a *app) routes() http.Handler {
 	// the guard's 303 as a GET does.
 	r.Use(middleware.GetHead)
 	r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
-	r.Use(a.sessions.LoadAndSave)
+	r.Use(a.locks.Handler, a.sessions.LoadAndSave) // one request per session at a time (sessionlock.go)
 
 	r.Get("/", a.dashboard)
 	r.Get("/login", a.login)
@@ -268,6 +276,23 @@ func (a *app) denied(w http.ResponseWriter, r *http.Request, d *stepup.Denial) {
 		status = http.StatusBadGateway
 	}
 	a.render(w, status, "denied", page{Title: "Step-up failed", Data: d})
+}
+
+// endsToken reports whether r may end its session's token, and so must not
+// overlap any other request of the session (sessionlock.go): the logout,
+// the two callbacks (which renew the token), and any form post.
+func endsToken(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return true
+	}
+	return r.URL.Path == "/auth/callback" || r.URL.Path == "/stepup/callback"
+}
+
+// sessionBusy answers a request that waited sessionLockWait for another
+// request of its session to finish.
+func (a *app) sessionBusy(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	a.message(w, http.StatusServiceUnavailable, "Busy", "Another request of your session is still running. Try again in a moment.")
 }
 
 // sessionError answers a request whose session could not be loaded or
