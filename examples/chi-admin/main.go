@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -45,6 +46,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 	if err != nil {
 		return err
+	}
+	if v := runtime.Version(); vulnerableToolchain(v) {
+		fmt.Fprintf(stderr, "chi-admin: warning: built with %s, whose standard library has known vulnerabilities (net/http, crypto/tls, crypto/x509, mime/multipart); build deployments with Go 1.26.10, 1.27.3 or later\n", v)
 	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
