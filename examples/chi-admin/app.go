@@ -242,9 +242,12 @@ func (a *app) usersPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) addUser(w http.ResponseWriter, r *http.Request) {
+	// stepup.Printable refuses what would make a name display as another
+	// (bidi overrides, "Trojan Source") or break a log line or a page (C0
+	// and C1 controls, U+2028/9, invalid UTF-8), as stepup does for claims.
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if name == "" || len(name) > 64 {
-		a.message(w, http.StatusBadRequest, "Users", "A user name is 1 to 64 characters.")
+	if name == "" || len(name) > 64 || !stepup.Printable(name) {
+		a.message(w, http.StatusBadRequest, "Users", "A user name is 1 to 64 printable characters.")
 		return
 	}
 	a.mu.Lock()
