@@ -1,9 +1,9 @@
 package main
 
 // This file is the one place that wires the embedded development IdP into
-// the console. Delete it when you copy the console into an application: the
-// console then has no -dev-* flags, imports neither the development IdP nor
-// stepuptest, and requires -issuer.
+// the console. Leave it out when you copy the console into an application:
+// the console then has no -dev-* flags, imports neither the development IdP
+// nor stepuptest, and requires -issuer.
 
 import (
 	"crypto/rand"

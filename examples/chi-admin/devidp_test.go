@@ -13,7 +13,7 @@ import (
 	"github.com/oidc-stepup/stepup/internal/testkit"
 )
 
-// The tests of devidp.go: delete them with it.
+// The tests of devidp.go, and of the console without it.
 
 func TestDevIdPFlagsFallBackToEnvironment(t *testing.T) {
 	t.Parallel()
