@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2/memstore"
+
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
 	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
@@ -82,6 +84,13 @@ type result struct {
 
 func (c *client) do(method, target string, form url.Values, accept string) result {
 	c.t.Helper()
+	return c.doWith(method, target, form, http.Header{"Accept": {accept}})
+}
+
+// doWith sends a request with the given headers, and a form body when form
+// is not nil.
+func (c *client) doWith(method, target string, form url.Values, header http.Header) result {
+	c.t.Helper()
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -93,7 +102,9 @@ func (c *client) do(method, target string, form url.Values, accept string) resul
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req.Header.Set("Accept", accept)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, target, err)
@@ -163,8 +174,9 @@ type console struct {
 
 // newConsoleApp builds the console in-process on a development IdP the
 // test holds, from the same flags as main, and serves it on loopback until
-// the test ends. Tests can also call its handler directly. deps.stdout
-// defaults to a buffer; deps.stderr is always the returned buffer.
+// the test ends. Tests can also call its handler directly. deps.store
+// defaults to a memory store, deps.stdout to a buffer; deps.stderr is
+// always the returned buffer.
 func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -189,6 +201,9 @@ func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 		t.Fatal(err)
 	}
 	c := &console{idp: idp, URL: base, stderr: &testkit.SyncBuffer{}}
+	if deps.store == nil {
+		deps.store = memstore.NewWithCleanupInterval(0)
+	}
 	if deps.stdout == nil {
 		deps.stdout = &testkit.SyncBuffer{}
 	}

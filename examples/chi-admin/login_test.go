@@ -146,7 +146,7 @@ func TestForgedOrStaleLoginCookieIsRefused(t *testing.T) {
 // the request can follow a redirect; anything else gets the 401.
 func TestUnauthenticatedUsesTheGuardsNavigationRule(t *testing.T) {
 	t.Parallel()
-	a := newConsoleApp(t, appDeps{store: memstore.NewWithCleanupInterval(0)})
+	a := newConsoleApp(t, appDeps{})
 	h := a.routes()
 	for _, tc := range []struct {
 		method string
@@ -213,7 +213,7 @@ func TestPrimaryLoginLogsWhyTheIDTokenWasRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			con := newConsoleApp(t, appDeps{store: memstore.NewWithCleanupInterval(0), now: tc.now})
+			con := newConsoleApp(t, appDeps{now: tc.now})
 			c, cb := loginUntilCallback(t, con, tc.edit)
 			if p := c.get(cb.String()); p.status != http.StatusForbidden {
 				t.Errorf("callback answered %d, want 403", p.status)
@@ -267,7 +267,7 @@ func (f *tokenEndpointFault) RoundTrip(r *http.Request) (*http.Response, error) 
 // with an OAuth error is an upstream failure, 502.
 func TestForgedCodeIsARefusalNotAnUpstreamFailure(t *testing.T) {
 	t.Parallel()
-	con := newConsoleApp(t, appDeps{store: memstore.NewWithCleanupInterval(0)})
+	con := newConsoleApp(t, appDeps{})
 	fault := &tokenEndpointFault{tokenURL: con.login0.Endpoint.TokenURL}
 	con.httpClient.Transport = fault // before any request uses it
 	for _, tc := range []struct {

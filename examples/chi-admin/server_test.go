@@ -13,6 +13,17 @@ import (
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
 )
 
+// dialConsole opens a raw connection to a console started by startConsole.
+func dialConsole(t *testing.T, in *instance) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(in.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // closedWithin reads c until the server closes it and returns how long that
 // took, or fails the test if it is still open after limit.
 func closedWithin(t *testing.T, c net.Conn, r io.Reader, limit time.Duration) time.Duration {
@@ -34,11 +45,7 @@ func TestBodyThatNeverArrivesIsCutOff(t *testing.T) {
 	t.Parallel()
 	const readTimeout = 300 * time.Millisecond
 	app, _ := startConsole(t, devidp.Config{}, "-read-timeout", readTimeout.String())
-	c, err := net.Dial("tcp", strings.TrimPrefix(app.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialConsole(t, app)
 	sent := time.Now()
 	io.WriteString(c, "POST /logout HTTP/1.1\r\nHost: console\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 10\r\n\r\n")
 	took := closedWithin(t, c, c, 3*time.Second)
@@ -54,11 +61,7 @@ func TestIdleKeepAliveConnectionIsClosed(t *testing.T) {
 	t.Parallel()
 	const idleTimeout = 300 * time.Millisecond
 	app, _ := startConsole(t, devidp.Config{}, "-idle-timeout", idleTimeout.String())
-	c, err := net.Dial("tcp", strings.TrimPrefix(app.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialConsole(t, app)
 	io.WriteString(c, "GET /ping HTTP/1.1\r\nHost: console\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)

@@ -1,5 +1,7 @@
 package main
 
+// Tests of app.go: its routes and handlers.
+
 import (
 	"net/http"
 	"net/http/httptest"
@@ -7,9 +9,30 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/alexedwards/scs/v2/memstore"
 )
+
+// TestHeadNavigationGetsTheChallenge: chi routes no HEAD to a GET handler
+// by itself; the console adds middleware.GetHead, so that a HEAD navigation
+// to a guarded page gets the same 303 to the IdP as a GET (RFC 9110 §9.3.2),
+// and HEAD on an open route its 200.
+func TestHeadNavigationGetsTheChallenge(t *testing.T) {
+	t.Parallel()
+	con := newConsoleApp(t, appDeps{})
+	c := newClient(t, nil)
+	if p := c.signIn(con.idp, c.get(con.URL+"/login"), "alice"); p.status != http.StatusOK {
+		t.Fatalf("login: %d %s", p.status, p.url)
+	}
+	head := newClient(t, func(*http.Request) bool { return true })
+	head.http.Jar = c.http.Jar
+
+	p := head.do("HEAD", con.URL+"/admin", nil, "text/html")
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), con.idp.Issuer()+"/authorize?") {
+		t.Errorf("HEAD /admin: %d %q, want a 303 to the IdP", p.status, p.header.Get("Location"))
+	}
+	if p := head.do("HEAD", con.URL+"/ping", nil, "text/html"); p.status != http.StatusOK || p.body != "" {
+		t.Errorf("HEAD /ping: %d %q, want 200 and no body", p.status, p.body)
+	}
+}
 
 // TestSpoofedUserNamesAreRefused: a user name that would display as
 // someone else's (a bidi override, "Trojan Source") or break lines in logs
@@ -17,7 +40,7 @@ import (
 // refuses such claims; ordinary names, accents included, are added.
 func TestSpoofedUserNamesAreRefused(t *testing.T) {
 	t.Parallel()
-	con := newConsoleApp(t, appDeps{store: memstore.NewWithCleanupInterval(0)})
+	con := newConsoleApp(t, appDeps{})
 	for name, want := range map[string]int{
 		"mallory\u202Eecila":    http.StatusBadRequest,
 		"eve\x00":               http.StatusBadRequest,
