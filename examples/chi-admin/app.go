@@ -33,14 +33,28 @@ type app struct {
 	login0     oauth2.Config // the primary login's client
 	verifier   *oidc.IDTokenVerifier
 	httpClient *http.Client
-	audit      *auditLog
-	pages      map[string]*template.Template
-	logw       io.Writer
-	now        func() time.Time
+	// loginSealer keeps unfinished primary logins in a cookie.
+	loginSealer *loginSealer
+	// locks serialises each session's requests.
+	locks *sessionLocks
+	audit *auditLog
+	pages map[string]*template.Template
+	logw  io.Writer
+	now   func() time.Time
 
 	mu    sync.Mutex
 	users []string
 }
+
+// sessionLockWait is how long a request waits while another request of its
+// session runs. The callbacks, the longest requests, take at most two
+// idpTimeouts; a request that waits longer is told to try again.
+const sessionLockWait = 5 * time.Second
+
+// idpTimeout bounds each call to the IdP (discovery, token endpoint,
+// JWKS), here and in stepup (Config.HTTPClient). A callback makes at most
+// two: the code exchange, then a JWKS fetch for a new key.
+const idpTimeout = 10 * time.Second
 
 // appDeps are what newApp needs besides the configuration.
 type appDeps struct {
@@ -53,7 +67,7 @@ type appDeps struct {
 func newApp(cfg *config, deps appDeps) (*app, error) {
 	a := &app{
 		cfg:        cfg,
-		httpClient: &http.Client{Timeout: 10 * time.Second},
+		httpClient: &http.Client{Timeout: idpTimeout},
 		audit:      newAuditLog(deps.stdout, 200),
 		logw:       deps.stderr,
 		now:        deps.now,
@@ -69,6 +83,11 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 	a.sessions.Cookie.SameSite = http.SameSiteLaxMode
 	a.sessions.Cookie.Secure = strings.HasPrefix(cfg.baseURL, "https://")
 	a.sessions.ErrorFunc = a.sessionError
+	a.locks = newSessionLocks(a.sessions.Cookie.Name, sessionLockWait, endsToken, http.HandlerFunc(a.sessionBusy))
+	var err error
+	if a.loginSealer, err = newLoginSealer(cfg.clientSecret, a.sessions.Cookie.Secure); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), a.httpClient), 30*time.Second)
 	defer cancel()
@@ -121,8 +140,12 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 func (a *app) routes() http.Handler {
 	r := chi.NewRouter()
 	r.Use(dropInboundRequestID, middleware.RequestID, middleware.Recoverer)
+	// chi answers HEAD with 405 where only GET is routed; GetHead sends it
+	// to the GET handler, so that a HEAD navigation to a guarded page gets
+	// the guard's 303 as a GET does.
+	r.Use(middleware.GetHead)
 	r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
-	r.Use(a.sessions.LoadAndSave)
+	r.Use(a.locks.Handler, a.sessions.LoadAndSave) // one request per session at a time (sessionlock.go)
 
 	r.Get("/", a.dashboard)
 	r.Get("/login", a.login)
@@ -219,9 +242,12 @@ func (a *app) usersPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) addUser(w http.ResponseWriter, r *http.Request) {
+	// stepup.Printable refuses what would make a name display as another
+	// (bidi overrides, "Trojan Source") or break a log line or a page (C0
+	// and C1 controls, U+2028/9, invalid UTF-8), as stepup does for claims.
 	name := strings.TrimSpace(r.PostFormValue("name"))
-	if name == "" || len(name) > 64 {
-		a.message(w, http.StatusBadRequest, "Users", "A user name is 1 to 64 characters.")
+	if name == "" || len(name) > 64 || !stepup.Printable(name) {
+		a.message(w, http.StatusBadRequest, "Users", "A user name is 1 to 64 printable characters.")
 		return
 	}
 	a.mu.Lock()
@@ -243,11 +269,33 @@ func (a *app) drop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) denied(w http.ResponseWriter, r *http.Request, d *stepup.Denial) {
+	// A refusal (by the IdP or by stepup's rules) is a 403; a token endpoint
+	// that could not be reached or failed is the IdP's trouble, a 502.
 	status := http.StatusForbidden
-	if d.Reason == stepup.ReasonUnauthenticated {
+	switch d.Reason {
+	case stepup.ReasonUnauthenticated:
 		status = http.StatusUnauthorized
+	case stepup.ReasonTokenExchange:
+		status = http.StatusBadGateway
 	}
 	a.render(w, status, "denied", page{Title: "Step-up failed", Data: d})
+}
+
+// endsToken reports whether r may end its session's token, and so must not
+// overlap any other request of the session (sessionlock.go): the logout,
+// the two callbacks (which renew the token), and any form post.
+func endsToken(r *http.Request) bool {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return true
+	}
+	return r.URL.Path == "/auth/callback" || r.URL.Path == "/stepup/callback"
+}
+
+// sessionBusy answers a request that waited sessionLockWait for another
+// request of its session to finish.
+func (a *app) sessionBusy(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Retry-After", "1")
+	a.message(w, http.StatusServiceUnavailable, "Busy", "Another request of your session is still running. Try again in a moment.")
 }
 
 // sessionError answers a request whose session could not be loaded or

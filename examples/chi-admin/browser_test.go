@@ -23,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 )
 
 // The bounds of the browser test. Every chromedp call runs under one of them,
@@ -51,7 +52,7 @@ var screenshotPath = filepath.Join("..", "..", "docs", "admin-console.png")
 // shows the sign-in form and then the one-time code, even with a strong
 // IdP session. signInAtIdP also copes with an IdP that skips a form.
 func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
-	chromium := requireTool(t, "chromium", "chromium-browser")
+	chromium := testkit.RequireTool(t, "chromium", "chromium-browser")
 	in := startApp(t,
 		"-addr", "127.0.0.1:0",
 		"-dev-idp-addr", "127.0.0.1:0",
@@ -179,12 +180,46 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 			t.Errorf("audit events for alice's POST /admin/users = %q, want %q\n%s", postEvents, want, in.stdout)
 		}
 	})
+	if !ok {
+		return
+	}
+
+	t.Run("the audit table fits its card at 1280px", func(t *testing.T) {
+		b.do(t, "set the viewport to 1280x800", chromedp.EmulateViewport(1280, 800))
+		resp := b.load(t, "open /admin/audit", chromedp.Navigate(in.URL+"/admin/audit"))
+		if !sameOrigin(resp.URL, in.URL) { // the elevation ran out: step up again
+			b.signInAtIdP(t, in.URL, user)
+		}
+		b.requireLocation(t, in.URL+"/admin/audit")
+		b.do(t, "wait for the audit table", chromedp.WaitVisible(chromedp.ID("audit")))
+		type box struct{ Card, Table, Cells, Page, Viewport float64 }
+		got := browserRun(t, b, "measure the audit table", chromedp.Evaluate[box](`(() => {
+			const table = document.getElementById("audit");
+			const card = table.closest(".card");
+			const cells = [...table.querySelectorAll("th, td")].map(c => c.getBoundingClientRect().right);
+			return {
+				// The card's content edge: inside its padding.
+				Card: card.getBoundingClientRect().right - parseFloat(getComputedStyle(card).paddingRight),
+				Table: table.getBoundingClientRect().right,
+				Cells: Math.max(...cells),
+				Page: document.documentElement.scrollWidth,
+				Viewport: window.innerWidth,
+			};
+		})()`))
+		t.Logf("right edges at 1280px: card content %.0f, table %.0f, rightmost cell %.0f; page %.0f wide", got.Card, got.Table, got.Cells, got.Page)
+		if got.Table > got.Card || got.Cells > got.Card {
+			t.Errorf("the audit table (right edge %.0f, its cells %.0f) is wider than its card (%.0f)", got.Table, got.Cells, got.Card)
+		}
+		if got.Page > got.Viewport {
+			t.Errorf("the audit page scrolls sideways: %.0f wide in a %.0f viewport", got.Page, got.Viewport)
+		}
+	})
 }
 
 // browser is one chromium driven by chromedp.
 type browser struct {
-	ctx    context.Context // a chromedp context whose browser is running
-	output *syncBuffer     // chromium's stdout and stderr
+	ctx    context.Context     // a chromedp context whose browser is running
+	output *testkit.SyncBuffer // chromium's stdout and stderr
 }
 
 // startBrowser starts chromium at execPath, headless, with a fresh profile,
@@ -193,7 +228,7 @@ type browser struct {
 func startBrowser(t *testing.T, execPath string) *browser {
 	t.Helper()
 	profile := t.TempDir() // removed after the browser closes: cleanups run last-in first-out
-	b := &browser{output: &syncBuffer{}}
+	b := &browser{output: &testkit.SyncBuffer{}}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(execPath),
 		chromedp.Headless,

@@ -24,16 +24,32 @@ type config struct {
 	lifetime     time.Duration
 	sessionStore string
 
-	devIdPAddr       string
-	devIDTokenTTL    time.Duration
-	devSessionExpiry time.Duration
+	// The server's timeouts (see newServer).
+	readTimeout, writeTimeout, idleTimeout time.Duration
+
+	// localIdP starts an identity provider in this process when -issuer is
+	// empty; nil when none is compiled in (see devidp.go).
+	localIdP localIdP
 }
+
+// A localIdP is an identity provider the console starts itself, for a run
+// without -issuer. start fills in what cfg leaves empty (issuer, client,
+// secret, acr) and returns a function that stops the provider.
+type localIdP interface {
+	start(cfg *config, stderr io.Writer) (stop func(), err error)
+}
+
+// newLocalIdP, when not nil, registers the local identity provider's flags
+// on fs and returns it. devidp.go, the one file that wires the development
+// IdP into the console, sets it; without that file the console requires
+// -issuer.
+var newLocalIdP func(fs *flag.FlagSet) localIdP
 
 const usageHeader = `chi-admin: an admin console whose /admin pages demand an OIDC step-up.
 
-With no -issuer it starts an embedded development IdP (demo users alice and
-bob, password "password"; the admin scope needs a one-time code, which the
-dev IdP's page shows).
+With no -issuer it starts an embedded development IdP, when one is compiled
+in (demo users alice and bob, password "password"; the admin scope needs a
+one-time code, which the dev IdP's page shows).
 
 Routes:
   /                   dashboard (any logged-in user)
@@ -65,10 +81,13 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.maxAge, "max-age", 0, "max_age for the admin step-up; non-zero also sends prompt=login and bounds the elevation by auth_time + max-age")
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
-	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://host:port/db, or postgres://...")
-	fs.StringVar(&c.devIdPAddr, "dev-idp-addr", "127.0.0.1:8081", "listen address of the embedded IdP (loopback only)")
-	fs.DurationVar(&c.devIDTokenTTL, "dev-id-token-ttl", 5*time.Minute, "lifetime of the embedded IdP's ID tokens")
-	fs.DurationVar(&c.devSessionExpiry, "dev-session-expiry", 0, "when set, the embedded IdP sends session_expiry = login time + this")
+	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://[user:password@]host:port/db (rediss:// for TLS), or postgres://...")
+	fs.DurationVar(&c.readTimeout, "read-timeout", 15*time.Second, "how long a client may take to send a whole request, body included")
+	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "how long a request may take from its headers to the end of the response; must exceed twice the 10s given to each IdP call")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", time.Minute, "how long a keep-alive connection may wait for its next request")
+	if newLocalIdP != nil {
+		c.localIdP = newLocalIdP(fs)
+	}
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHeader)
 		fs.VisitAll(func(f *flag.Flag) {
@@ -105,6 +124,15 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 		c.baseURL = "http://" + c.addr
 	}
 	c.baseURL = strings.TrimSuffix(c.baseURL, "/")
+	if c.readTimeout <= 0 || c.idleTimeout <= 0 {
+		return nil, fmt.Errorf("-read-timeout and -idle-timeout must be positive")
+	}
+	if c.writeTimeout <= 2*idpTimeout {
+		return nil, fmt.Errorf("-write-timeout %v: must exceed %v, or a slow IdP turns a callback's answer into a reset connection", c.writeTimeout, 2*idpTimeout)
+	}
+	if c.issuer == "" && c.localIdP == nil {
+		return nil, fmt.Errorf("-issuer, -client-id and -acr are required")
+	}
 	if c.issuer != "" && (c.clientID == "" || c.acr == "") {
 		return nil, fmt.Errorf("with -issuer, -client-id and -acr are required")
 	}

@@ -9,21 +9,40 @@ import (
 	"time"
 )
 
-func TestFlagsFallBackToEnvironment(t *testing.T) {
-	t.Parallel()
-	env := map[string]string{
-		"STEPUP_ADDR":               "127.0.0.1:9090",
-		"STEPUP_SESSION_STORE":      "redis://127.0.0.1:6379/2",
-		"STEPUP_DEV_ID_TOKEN_TTL":   "5s",
-		"STEPUP_DEV_SESSION_EXPIRY": "2m",
-		"STEPUP_ACR":                "from-env",
-	}
-	c, err := parseConfig([]string{"-acr", "a, b"}, &bytes.Buffer{}, func(k string) string { return env[k] })
+// parseWithEnv parses args with env as the environment, and fails the test
+// on an error.
+func parseWithEnv(t *testing.T, args []string, env map[string]string) *config {
+	t.Helper()
+	c, err := parseConfig(args, &bytes.Buffer{}, func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// requireHelpMentions checks that -h names each of want.
+func requireHelpMentions(t *testing.T, want ...string) {
+	t.Helper()
+	var out bytes.Buffer
+	if _, err := parseConfig([]string{"-h"}, &out, func(string) string { return "" }); !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	for _, w := range want {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("-h does not mention %q", w)
+		}
+	}
+}
+
+func TestFlagsFallBackToEnvironment(t *testing.T) {
+	t.Parallel()
+	c := parseWithEnv(t, []string{"-acr", "a, b"}, map[string]string{
+		"STEPUP_ADDR":          "127.0.0.1:9090",
+		"STEPUP_SESSION_STORE": "redis://127.0.0.1:6379/2",
+		"STEPUP_ACR":           "from-env",
+	})
 	if c.addr != "127.0.0.1:9090" || c.baseURL != "http://127.0.0.1:9090" || c.sessionStore != "redis://127.0.0.1:6379/2" ||
-		c.devIDTokenTTL != 5*time.Second || c.devSessionExpiry != 2*time.Minute || c.skew != 30*time.Second {
+		c.skew != 30*time.Second {
 		t.Errorf("config %+v", c)
 	}
 	if got := c.acrValues(); len(got) != 2 || got[0] != "a" || got[1] != "b" {
@@ -51,19 +70,10 @@ func TestFlagErrors(t *testing.T) {
 
 func TestHelpNamesRoutesFlagsAndEnvironment(t *testing.T) {
 	t.Parallel()
-	var out bytes.Buffer
-	_, err := parseConfig([]string{"-h"}, &out, func(string) string { return "" })
-	if !errors.Is(err, flag.ErrHelp) {
-		t.Fatalf("-h: %v", err)
-	}
-	for _, want := range []string{
+	requireHelpMentions(t,
 		"/login", "/auth/callback", "/stepup/start", "/stepup/callback", "/admin", "/admin/users", "/admin/audit", "/logout",
 		"-addr (env STEPUP_ADDR)", "-base-url", "-issuer", "-client-id", "-client-secret", "-acr", "-login-acr",
-		"-max-age", "-skew", "-lifetime", "-session-store (env STEPUP_SESSION_STORE)", "-dev-idp-addr",
-		"-dev-id-token-ttl (env STEPUP_DEV_ID_TOKEN_TTL)", "-dev-session-expiry",
-	} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("-h does not mention %q", want)
-		}
-	}
+		"-max-age", "-skew", "-lifetime", "-session-store (env STEPUP_SESSION_STORE)",
+		"-read-timeout", "-write-timeout", "-idle-timeout",
+	)
 }

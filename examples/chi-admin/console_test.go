@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
@@ -16,9 +17,9 @@ import (
 // test holds, so that it can read the one-time codes.
 func startConsole(t *testing.T, idpCfg devidp.Config, extra ...string) (*instance, *devidp.IdP) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	base := "http://" + addr
-	idpCfg.Addr = freeAddr(t)
+	idpCfg.Addr = testkit.FreeAddr(t)
 	idpCfg.Clients = []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}}
 	idp, err := devidp.Start(idpCfg)
 	if err != nil {
@@ -96,19 +97,16 @@ func TestVisitorIsSentThroughLoginAndLandsOnTheAdminPage(t *testing.T) {
 	}
 }
 
+// crossSite is what a browser sends with a form another site posts.
+var crossSite = http.Header{"Sec-Fetch-Site": {"cross-site"}}
+
 // TestCrossSiteFormPostIsRefused: the console's forms are protected by
 // http.CrossOriginProtection.
 func TestCrossSiteFormPostIsRefused(t *testing.T) {
 	app, _ := startConsole(t, devidp.Config{})
-	req, _ := http.NewRequest("POST", app.URL+"/logout", strings.NewReader(""))
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Errorf("a cross-site POST got %d, want 403", resp.StatusCode)
+	p := newClient(t, nil).doWith("POST", app.URL+"/logout", url.Values{}, crossSite)
+	if p.status != http.StatusForbidden {
+		t.Errorf("a cross-site POST got %d, want 403", p.status)
 	}
 }
 
@@ -138,16 +136,8 @@ func TestCrossSiteGuardedFormIsRefused(t *testing.T) {
 	if p := c.signIn(idp, c.get(app.URL+"/admin/users"), "alice"); p.status != 200 {
 		t.Fatalf("step-up: %d %s", p.status, p.url)
 	}
-	req, _ := http.NewRequest("POST", app.URL+"/admin/users", strings.NewReader("name=mallory"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Sec-Fetch-Site", "cross-site")
-	resp, err := c.http.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden {
-		t.Fatalf("a cross-site POST of the guarded form got %d, want 403", resp.StatusCode)
+	if p := c.doWith("POST", app.URL+"/admin/users", url.Values{"name": {"mallory"}}, crossSite); p.status != http.StatusForbidden {
+		t.Fatalf("a cross-site POST of the guarded form got %d, want 403", p.status)
 	}
 	if p := c.get(app.URL + "/admin/users"); strings.Contains(p.body, "mallory") {
 		t.Error("the cross-site POST added a user")
@@ -176,25 +166,49 @@ func TestForgedRequestIDStaysOutOfTheAuditLog(t *testing.T) {
 	}
 }
 
+// TestSessionCookieAttributes: /login sets only the short-lived login
+// cookie, scoped to the callback; the callback clears it and sets the
+// session cookie. Both are HttpOnly and SameSite=Lax.
 func TestSessionCookieAttributes(t *testing.T) {
-	app, _ := startConsole(t, devidp.Config{})
-	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := noFollow.Get(app.URL + "/login")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	var found bool
-	for _, ck := range resp.Cookies() {
-		if ck.Name == "chi_admin_session" {
-			found = true
-			if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
-				t.Errorf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", ck)
-			}
+	app, idp := startConsole(t, devidp.Config{})
+	appURL, _ := url.Parse(app.URL)
+	c := newClient(t, func(*http.Request) bool { return true }) // every redirect by hand
+	// toApp follows redirects until the next one points back at the console.
+	toApp := func(p result) result {
+		for p.status/100 == 3 && p.location().Host != appURL.Host {
+			p = c.get(p.location().String())
 		}
+		return p
 	}
-	if !found {
-		t.Fatal("no session cookie set")
+	cookies := func(p result) map[string]*http.Cookie {
+		out := map[string]*http.Cookie{}
+		for _, ck := range (&http.Response{Header: p.header}).Cookies() {
+			out[ck.Name] = ck
+		}
+		return out
+	}
+
+	p := c.get(app.URL + "/login")
+	set := cookies(p)
+	if _, ok := set["chi_admin_session"]; ok {
+		t.Errorf("/login set the session cookie: an anonymous visitor must not get a session")
+	}
+	if ck := set[loginCookieName]; ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/auth/callback" ||
+		ck.MaxAge != 600 || ck.Secure {
+		t.Errorf("login cookie %+v: want HttpOnly, SameSite=Lax, Path=/auth/callback, Max-Age=600, not Secure on http", ck)
+	}
+
+	p = toApp(c.signIn(idp, toApp(c.get(p.location().String())), "alice"))
+	if p.location().Path != "/auth/callback" {
+		t.Fatalf("the IdP did not send the browser to the callback: %d %s", p.status, p.location())
+	}
+	p = c.get(p.location().String())
+	set = cookies(p)
+	if ck := set["chi_admin_session"]; ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" {
+		t.Errorf("session cookie %+v: want HttpOnly, SameSite=Lax, Path=/", ck)
+	}
+	if ck := set[loginCookieName]; ck == nil || ck.MaxAge >= 0 || ck.Path != "/auth/callback" {
+		t.Errorf("the callback did not delete the login cookie: %+v", ck)
 	}
 }
 

@@ -12,6 +12,7 @@ require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gomodule/redigo v1.9.3
 	github.com/lib/pq v1.12.3
+	github.com/oidc-stepup/stepup v0.0.0-00010101000000-000000000000
 	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.0.0-00010101000000-000000000000
 	github.com/pquerna/otp v1.5.0
@@ -40,6 +41,7 @@ require (
 )
 
 replace (
+	github.com/oidc-stepup/stepup => ../..
 	github.com/oidc-stepup/stepup/stepup => ../../stepup
 	github.com/oidc-stepup/stepup/stepup/stepuptest => ../../stepup/stepuptest
 )

@@ -1,64 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
-	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2/memstore"
+
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
+	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
-
-// requireTool returns the path of an external program a test needs. Outside
-// CI a missing program skips the test; under CI (the CI variable is set) it
-// fails it, so that CI never passes by skipping.
-func requireTool(t *testing.T, names ...string) string {
-	t.Helper()
-	for _, n := range names {
-		if p, err := exec.LookPath(n); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is not installed; .ci/run installs it", names[0])
-	}
-	t.Skipf("%s is not installed", names[0])
-	return ""
-}
-
-// syncBuffer collects a writer's output across goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // instance is one running console.
 type instance struct {
 	URL            string
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.SyncBuffer
 }
 
 // startApp runs the console in-process, as main would, and stops it when
@@ -66,7 +31,7 @@ type instance struct {
 func startApp(t *testing.T, args ...string) *instance {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &instance{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	in := &instance{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
@@ -88,49 +53,6 @@ func startApp(t *testing.T, args ...string) *instance {
 		}
 	})
 	return in
-}
-
-// freeAddr returns a loopback address with a port nobody listens on.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// startRedis runs a throwaway redis-server on a loopback port, without
-// persistence, and returns its address.
-func startRedis(t *testing.T) string {
-	t.Helper()
-	bin := requireTool(t, "redis-server")
-	addr := freeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", t.TempDir())
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			fmt.Fprintf(c, "PING\r\n")
-			buf := make([]byte, 7)
-			c.SetReadDeadline(time.Now().Add(time.Second))
-			n, _ := io.ReadFull(c, buf)
-			c.Close()
-			if strings.HasPrefix(string(buf[:n]), "+PONG") {
-				return addr
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server did not answer on %s:\n%s", addr, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // client is a browser stand-in: a cookie jar, HTML accepted, redirects
@@ -162,6 +84,13 @@ type result struct {
 
 func (c *client) do(method, target string, form url.Values, accept string) result {
 	c.t.Helper()
+	return c.doWith(method, target, form, http.Header{"Accept": {accept}})
+}
+
+// doWith sends a request with the given headers, and a form body when form
+// is not nil.
+func (c *client) doWith(method, target string, form url.Values, header http.Header) result {
+	c.t.Helper()
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
@@ -173,7 +102,9 @@ func (c *client) do(method, target string, form url.Values, accept string) resul
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	}
-	req.Header.Set("Accept", accept)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		c.t.Fatalf("%s %s: %v", method, target, err)
@@ -231,4 +162,59 @@ func (c *client) signIn(idp *devidp.IdP, p result, user string) result {
 		p = c.do("POST", p.url.String(), f, "text/html")
 	}
 	return p
+}
+
+// console is the console built in-process by newConsoleApp.
+type console struct {
+	*app
+	idp    *devidp.IdP
+	URL    string // where it serves, on loopback
+	stderr *testkit.SyncBuffer
+}
+
+// newConsoleApp builds the console in-process on a development IdP the
+// test holds, from the same flags as main, and serves it on loopback until
+// the test ends. Tests can also call its handler directly. deps.store
+// defaults to a memory store, deps.stdout to a buffer; deps.stderr is
+// always the returned buffer.
+func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	idp, err := devidp.Start(devidp.Config{
+		Addr:    testkit.FreeAddr(t),
+		Clients: []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	args = append([]string{
+		"-base-url", base, "-issuer", idp.Issuer(), "-client-id", "console", "-client-secret", "console-secret",
+		"-acr", devidp.StrongACR,
+	}, args...)
+	cfg, err := parseConfig(args, io.Discard, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &console{idp: idp, URL: base, stderr: &testkit.SyncBuffer{}}
+	if deps.store == nil {
+		deps.store = memstore.NewWithCleanupInterval(0)
+	}
+	if deps.stdout == nil {
+		deps.stdout = &testkit.SyncBuffer{}
+	}
+	deps.stderr = c.stderr
+	if c.app, err = newApp(cfg, deps); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(c.routes())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return c
 }

@@ -5,11 +5,15 @@
 //	go run ./examples/chi-admin
 //
 // Run it with -h for the routes and flags.
+//
+// To copy the console into an application, copy its files but devidp.go
+// (and the tests, which drive the development IdP): devidp.go is the one
+// file that wires the development IdP in, and without it the console
+// requires -issuer, -client-id and -acr.
 package main
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,11 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
-
-	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 func main() {
@@ -34,7 +36,7 @@ func main() {
 	}
 }
 
-// run starts the console (and, without -issuer, the development IdP) and
+// run starts the console (and, without -issuer, the local IdP) and
 // serves until ctx ends. ready, when not nil, receives the URL the console
 // listens at (not -base-url, which may name a proxy in front of it) once it
 // is serving.
@@ -46,6 +48,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
+	if v := runtime.Version(); vulnerableToolchain(v) {
+		fmt.Fprintf(stderr, "chi-admin: warning: built with %s, whose standard library has known vulnerabilities (net/http, crypto/tls, crypto/x509, mime/multipart); build deployments with Go 1.26.10, 1.27.3 or later\n", v)
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return err
@@ -56,37 +61,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	}
 
 	if cfg.issuer == "" {
-		if cfg.clientID == "" {
-			cfg.clientID = "chi-admin"
-		}
-		if cfg.clientSecret == "" {
-			cfg.clientSecret = rand.Text()
-		}
-		if cfg.acr == "" {
-			cfg.acr = devidp.StrongACR
-		}
-		idp, err := devidp.Start(devidp.Config{
-			Addr: cfg.devIdPAddr,
-			Clients: []stepuptest.Client{{
-				ID: cfg.clientID, Secret: cfg.clientSecret,
-				RedirectURIs: []string{cfg.baseURL + "/auth/callback", cfg.baseURL + "/stepup/callback"},
-			}},
-			IDTokenTTL:    cfg.devIDTokenTTL,
-			SessionExpiry: cfg.devSessionExpiry,
-		})
+		stop, err := cfg.localIdP.start(cfg, stderr)
 		if err != nil {
-			return fmt.Errorf("starting the development IdP: %w", err)
+			return err
 		}
-		defer idp.Close()
-		cfg.issuer = idp.Issuer()
-		fmt.Fprintf(stderr, "chi-admin: development IdP at %s (ID tokens live %s", idp.Issuer(), cfg.devIDTokenTTL)
-		if cfg.devSessionExpiry > 0 {
-			fmt.Fprintf(stderr, ", session_expiry %s after login", cfg.devSessionExpiry)
-		}
-		fmt.Fprintln(stderr, ")")
-		for _, u := range idp.Users() {
-			fmt.Fprintf(stderr, "chi-admin:   demo user %q, password %q; its one-time code is shown on the IdP's page\n", u.Name, devidp.Password)
-		}
+		defer stop()
 	}
 
 	store, closeStore, err := openStore(cfg.sessionStore)
@@ -98,7 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: a.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := newServer(a.routes(), cfg)
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	fmt.Fprintf(stderr, "chi-admin: admin console at %s (audit events go to standard output as JSON lines)\n", cfg.baseURL)
@@ -113,4 +92,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdown)
+}
+
+// newServer is the console's HTTP server. Every timeout is set, so that no
+// client holds a connection for long: ReadTimeout bounds a whole request,
+// body included (a body that never arrives), IdleTimeout a keep-alive
+// connection between requests. WriteTimeout bounds a request from its
+// headers to the end of its response: it must outlast a callback's calls to
+// the IdP (idpTimeout each), or a slow IdP turns the 502 page into a reset
+// connection.
+func newServer(h http.Handler, cfg *config) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: min(10*time.Second, cfg.readTimeout),
+		ReadTimeout:       cfg.readTimeout,
+		WriteTimeout:      cfg.writeTimeout,
+		IdleTimeout:       cfg.idleTimeout,
+	}
 }

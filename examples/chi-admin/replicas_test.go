@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
@@ -83,10 +84,10 @@ func stepUpThroughReplicas(t *testing.T, lb *balancer, idp *devidp.IdP, a, b *in
 }
 
 func TestTwoReplicasShareOneRedis(t *testing.T) {
-	redisAddr := startRedis(t)
+	redisAddr := testkit.StartRedis(t)
 	lb := newBalancer(t)
 	idp, err := devidp.Start(devidp.Config{
-		Addr:       freeAddr(t),
+		Addr:       testkit.FreeAddr(t),
 		Clients:    []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"}}},
 		IDTokenTTL: 6 * time.Second,
 	})

@@ -1,10 +1,10 @@
 package main
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -24,33 +24,30 @@ func openStore(spec string) (scs.Store, func(), error) {
 		// The cleanup goroutine lives as long as the process: scs's
 		// StopCleanup races with the goroutine's start.
 		return memstore.New(), func() {}, nil
-	case strings.HasPrefix(spec, "redis://"):
+	case strings.HasPrefix(spec, "redis://"), strings.HasPrefix(spec, "rediss://"):
 		return openRedis(spec)
 	case strings.HasPrefix(spec, "postgres://"), strings.HasPrefix(spec, "postgresql://"):
 		return openPostgres(spec)
 	}
-	return nil, nil, fmt.Errorf("-session-store %q: want memory, redis://host:port/db or postgres://...", spec)
+	// Not quoted: the value may hold a password.
+	return nil, nil, fmt.Errorf("-session-store: want memory, redis://host:port/db, rediss://... or postgres://...")
 }
 
+// openRedis opens a pool on a Redis URL, which redigo's DialURL reads
+// (IANA's redis URI scheme): redis:// or rediss:// (TLS), an optional
+// user name and password (redis://user:password@host:port, or
+// redis://:password@host for requirepass), and the database as the path.
+// Errors name the URL with its password redacted.
 func openRedis(spec string) (scs.Store, func(), error) {
 	u, err := url.Parse(spec)
-	if err != nil || u.Host == "" {
+	if err != nil || u.Opaque != "" {
+		// url.Parse's error quotes the URL, password included.
 		return nil, nil, fmt.Errorf("-session-store: bad redis URL")
 	}
-	db := 0
-	if p := strings.Trim(u.Path, "/"); p != "" {
-		if db, err = strconv.Atoi(p); err != nil {
-			return nil, nil, fmt.Errorf("-session-store: redis database %q is not a number", p)
-		}
-	}
 	opts := []redis.DialOption{
-		redis.DialDatabase(db),
 		redis.DialConnectTimeout(2 * time.Second),
 		redis.DialReadTimeout(2 * time.Second),
 		redis.DialWriteTimeout(2 * time.Second),
-	}
-	if pw, ok := u.User.Password(); ok {
-		opts = append(opts, redis.DialPassword(pw))
 	}
 	// Keep as many idle connections as the console serves at once: with
 	// fewer, each burst closes and redials connections (the load test saw
@@ -58,14 +55,14 @@ func openRedis(spec string) (scs.Store, func(), error) {
 	pool := &redis.Pool{
 		MaxIdle:     128,
 		IdleTimeout: 4 * time.Minute,
-		Dial:        func() (redis.Conn, error) { return redis.Dial("tcp", u.Host, opts...) },
+		DialContext: func(ctx context.Context) (redis.Conn, error) { return redis.DialURLContext(ctx, spec, opts...) },
 	}
 	conn := pool.Get()
 	_, err = conn.Do("PING")
 	conn.Close()
 	if err != nil {
 		pool.Close()
-		return nil, nil, fmt.Errorf("-session-store: redis at %s: %w", u.Host, err)
+		return nil, nil, fmt.Errorf("-session-store: redis at %s: %w", u.Redacted(), err)
 	}
 	return redisstore.New(pool), func() { pool.Close() }, nil
 }

@@ -1,12 +1,17 @@
 // Command loadtest measures what the step-up guard costs per request. For
-// each session store it starts the chi-admin console as a separate process
-// (and, for Redis, a throwaway redis-server), logs alice in and steps her up
-// at the development IdP, then points wrk at /ping (unguarded) and
-// /admin/ping (guarded by RequireStepUp("admin")) with the same elevated
-// session cookie, and prints a Markdown table:
+// each session store it starts the chi-admin console as a separate process,
+// on its embedded development IdP (and, for Redis, a throwaway
+// redis-server), logs alice in and steps her up at that IdP over HTTP, as a
+// browser would, then points wrk at /ping (unguarded) and /admin/ping
+// (guarded by RequireStepUp("admin")) with the same elevated session
+// cookie, and prints a Markdown table. From the repository's root:
 //
-//	go run ./examples/chi-admin/loadtest
-//	go run ./examples/chi-admin/loadtest -duration 10s -stores redis -out /tmp/load.md
+//	go run ./tools/loadtest
+//	go run ./tools/loadtest -duration 10s -stores redis -out /tmp/load.md
+//
+// It drives the console only over HTTP and imports none of its code: it
+// measures the binary a user runs, and its module does not inherit the
+// example's dependencies.
 //
 // Everything listens on loopback. It needs wrk and redis-server
 // (apt-get install wrk redis-server) and the go command, which builds the

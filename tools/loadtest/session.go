@@ -11,19 +11,27 @@ import (
 	"regexp"
 	"strings"
 	"time"
-
-	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
 )
 
-// sessionCookie is the console's session cookie (scs's Cookie.Name in
-// app.go).
-const sessionCookie = "chi_admin_session"
+// What the load test knows of the console and its dev IdP, which it drives
+// over HTTP only.
+const (
+	// sessionCookie is the console's session cookie (scs's Cookie.Name in
+	// its app.go).
+	sessionCookie = "chi_admin_session"
+	// devPassword is every demo user's password, which the console prints
+	// at start and the IdP's sign-in page shows.
+	devPassword = "password"
+)
+
+// devCodeRE reads the current one-time code that the dev IdP's code page
+// shows in #dev-code.
+var devCodeRE = regexp.MustCompile(`<p id="dev-code">Current code for [^:<]+: <code>(\d{6})</code>`)
 
 // browser is a browser stand-in: a cookie jar, HTML accepted, redirects
 // followed.
 type browser struct {
 	http *http.Client
-	idp  *devidp.IdP
 }
 
 type page struct {
@@ -32,9 +40,9 @@ type page struct {
 	body   string
 }
 
-func newBrowser(idp *devidp.IdP) *browser {
+func newBrowser() *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{http: &http.Client{Jar: jar, Timeout: 20 * time.Second}, idp: idp}
+	return &browser{http: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
 }
 
 func (b *browser) do(ctx context.Context, method, target string, form url.Values) (page, error) {
@@ -71,32 +79,32 @@ func (p page) hidden() url.Values {
 }
 
 // signIn completes the dev IdP's password form on p, and its one-time-code
-// form when the IdP asks for one.
+// form, with the code the page shows, when the IdP asks for one.
 func (b *browser) signIn(ctx context.Context, p page, user string) (page, error) {
 	if !strings.Contains(p.body, `name="step" value="password"`) {
 		return p, fmt.Errorf("expected the IdP's sign-in form, got %d %s", p.status, p.url)
 	}
 	f := p.hidden()
 	f.Set("username", user)
-	f.Set("password", devidp.Password)
+	f.Set("password", devPassword)
 	p, err := b.do(ctx, http.MethodPost, p.url.String(), f)
 	if err != nil || !strings.Contains(p.body, `name="step" value="otp"`) {
 		return p, err
 	}
-	code, err := b.idp.Code(user)
-	if err != nil {
-		return p, err
+	m := devCodeRE.FindStringSubmatch(p.body)
+	if m == nil {
+		return p, fmt.Errorf("the IdP's one-time code page at %s shows no code", p.url)
 	}
 	f = p.hidden()
-	f.Set("otp", code)
+	f.Set("otp", m[1])
 	return b.do(ctx, http.MethodPost, p.url.String(), f)
 }
 
 // elevate logs user in at the console, steps the session up for the admin
 // scope with the password and the one-time code, and returns the session
 // cookie's value.
-func elevate(ctx context.Context, baseURL string, idp *devidp.IdP, user string) (string, error) {
-	b := newBrowser(idp)
+func elevate(ctx context.Context, baseURL, user string) (string, error) {
+	b := newBrowser()
 	defer b.http.CloseIdleConnections()
 	p, err := b.do(ctx, http.MethodGet, baseURL+"/login", nil)
 	if err != nil {

@@ -2,15 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
-
-	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
-	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
 
 // routes are measured in this order, each after its own warm-up, with the
@@ -62,8 +58,8 @@ func (s storeResult) ratio() float64 {
 }
 
 // measureStore starts the console on store (and redis-server for "redis")
-// with a dev IdP in this process, elevates a session and runs wrk against
-// each route. Every process it starts is stopped before it returns.
+// with its embedded dev IdP, elevates a session and runs wrk against each
+// route. Every process it starts is stopped before it returns.
 func measureStore(ctx context.Context, o *options, t tools, store, tmp string, stderr io.Writer) (storeResult, error) {
 	res := storeResult{store: store}
 	spec, redisAddr := "memory", ""
@@ -73,52 +69,30 @@ func measureStore(ctx context.Context, o *options, t tools, store, tmp string, s
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			return res, err
 		}
-		redis, addr, err := startRedis(ctx, t.redis, dir)
+		redis, err := startRedis(ctx, t.redis, dir)
 		if err != nil {
 			return res, err
 		}
-		defer redis.stop()
-		pids = append(pids, redis.pid)
-		spec, redisAddr = "redis://"+addr+"/0", addr
-		logf(stderr, "%s: redis-server on %s", store, addr)
+		defer redis.Kill()
+		pids = append(pids, redis.Pid())
+		spec, redisAddr = "redis://"+redis.Addr+"/0", redis.Addr
+		logf(stderr, "%s: redis-server on %s", store, redis.Addr)
 	}
 
-	// The console's address is fixed first: the IdP registers its redirect
-	// URIs.
-	appAddr, err := freeAddr()
-	if err != nil {
-		return res, err
-	}
-	base := "http://" + appAddr
-	const clientID = "loadtest"
-	secret := rand.Text()
-	idp, err := devidp.Start(devidp.Config{
-		Addr: "127.0.0.1:0",
-		Clients: []stepuptest.Client{{
-			ID: clientID, Secret: secret,
-			RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"},
-		}},
-		// The elevation ends with the ID token: it must outlive every run.
-		IDTokenTTL: max(10*time.Minute, 2*(o.warmup+o.duration)+5*time.Minute),
-	})
-	if err != nil {
-		return res, err
-	}
-	defer idp.Close()
-
-	// The secret goes in the environment, not on the command line, which
-	// every local user can read.
-	app, err := startApp(ctx, o.app, base, []string{"STEPUP_CLIENT_SECRET=" + secret},
-		"-addr", appAddr, "-issuer", idp.Issuer(), "-client-id", clientID,
-		"-acr", devidp.StrongACR, "-session-store", spec)
+	// Both on ports the console picks: it prints its URL, and its IdP
+	// registers the console's redirect URIs itself. The elevation ends
+	// with the ID token: it must outlive every run.
+	ttl := max(10*time.Minute, 2*(o.warmup+o.duration)+5*time.Minute)
+	app, base, err := startApp(ctx, o.app,
+		"-addr", "127.0.0.1:0", "-dev-idp-addr", "127.0.0.1:0", "-dev-id-token-ttl", ttl.String(), "-session-store", spec)
 	if err != nil {
 		return res, err
 	}
 	defer app.stop()
 	pids = append(pids, app.pid)
-	logf(stderr, "%s: chi-admin (a separate process) at %s, dev IdP at %s", store, base, idp.Issuer())
+	logf(stderr, "%s: chi-admin (a separate process, with its dev IdP) at %s", store, base)
 
-	cookie, err := elevate(ctx, base, idp, "alice")
+	cookie, err := elevate(ctx, base, "alice")
 	if err != nil {
 		return res, err
 	}

@@ -142,7 +142,7 @@ func renderReport(o *options, m machine, results []storeResult) string {
 		fmt.Fprintf(&b, "- redis-server: %s (no persistence)\n", m.redis)
 	}
 	b.WriteString("- wrk, chi-admin (its own process, default GOMAXPROCS) and redis-server share these cores; " +
-		"the dev IdP runs in the load-test process and is idle during the runs.\n")
+		"the dev IdP runs inside chi-admin and is idle during the runs.\n")
 	return b.String()
 }
 

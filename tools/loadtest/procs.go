@@ -11,11 +11,14 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/oidc-stepup/stepup/internal/testkit"
 )
 
 // child is a process the load test started. Its context is a child of the
@@ -103,131 +106,69 @@ func (w *logWriter) String() string {
 	return string(w.tail)
 }
 
-// freeAddr returns a loopback address with a port nobody listens on now.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 // buildApp builds the console into dst with the go command.
+// It runs in the repository's workspace (go.work), which holds the example's
+// module; this module does not require it.
 func buildApp(ctx context.Context, goCmd, dst string, stderr io.Writer) error {
 	cmd := exec.CommandContext(ctx, goCmd, "build", "-o", dst, "github.com/oidc-stepup/stepup/examples/chi-admin")
 	cmd.Stdout, cmd.Stderr = stderr, stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build chi-admin (run the load test from inside the module): %w", err)
+		return fmt.Errorf("go build chi-admin (run the load test inside the repository, or pass -app): %w", err)
 	}
 	return nil
 }
 
 // appEnv is this process's environment without its STEPUP_* variables,
-// which chi-admin would read as flags, plus extra.
-func appEnv(extra []string) []string {
+// which chi-admin would read as flags.
+func appEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "STEPUP_") {
 			env = append(env, kv)
 		}
 	}
-	return append(env, extra...)
+	return env
 }
 
-// startApp runs the console with extraEnv and args, and waits until it
-// answers /ping.
-func startApp(ctx context.Context, bin, baseURL string, extraEnv []string, args ...string) (*child, error) {
-	c, err := startChild(ctx, "chi-admin", bin, appEnv(extraEnv), args...)
+// consoleURLRE finds the URL in the console's "admin console at URL" line.
+var consoleURLRE = regexp.MustCompile(`chi-admin: admin console at (http://\S+)`)
+
+// startApp runs the console with args, on ports it picks itself, and waits
+// until it says where it listens and answers /ping there. It returns the
+// console's URL.
+func startApp(ctx context.Context, bin string, args ...string) (*child, string, error) {
+	c, err := startChild(ctx, "chi-admin", bin, appEnv(), args...)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		if resp, err := client.Get(baseURL + "/ping"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return c, nil
+		if m := consoleURLRE.FindStringSubmatch(c.stderr.String()); m != nil {
+			if resp, err := client.Get(m[1] + "/ping"); err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return c, m[1], nil
+				}
 			}
 		}
 		if done, err := c.exited(); done {
-			return nil, fmt.Errorf("chi-admin %v:\n%s", err, c.stderr)
+			return nil, "", fmt.Errorf("chi-admin %v:\n%s", err, c.stderr)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			c.stop()
-			return nil, fmt.Errorf("chi-admin did not answer at %s:\n%s", baseURL, c.stderr)
+			return nil, "", fmt.Errorf("chi-admin did not start and answer /ping:\n%s", c.stderr)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
 // startRedis runs a throwaway redis-server on a free loopback port, with
-// no persistence, and waits until it answers PING.
-func startRedis(ctx context.Context, bin, dir string) (*child, string, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, "", err
-	}
-	_, port, _ := net.SplitHostPort(addr)
-	c, err := startChild(ctx, "redis-server", bin, os.Environ(),
-		"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir)
-	if err != nil {
-		return nil, "", err
-	}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		if reply, err := redisCommand(addr, "PING"); err == nil && reply == "PONG" {
-			return c, addr, nil
-		}
-		if done, err := c.exited(); done {
-			return nil, "", fmt.Errorf("redis-server %v:\n%s", err, c.stdout)
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			c.stop()
-			return nil, "", fmt.Errorf("redis-server did not answer on %s:\n%s", addr, c.stdout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// redisCommand sends one command in RESP and returns a simple-string or
-// bulk-string reply.
-func redisCommand(addr string, args ...string) (string, error) {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(2 * time.Second))
-	var req strings.Builder
-	fmt.Fprintf(&req, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := io.WriteString(conn, req.String()); err != nil {
-		return "", err
-	}
-	br := bufio.NewReader(conn)
-	line, err := br.ReadString('\n')
-	if err != nil {
-		return "", err
-	}
-	line = strings.TrimRight(line, "\r\n")
-	switch {
-	case strings.HasPrefix(line, "+"):
-		return line[1:], nil
-	case strings.HasPrefix(line, "$"):
-		n, err := strconv.Atoi(line[1:])
-		if err != nil || n < 0 {
-			return "", fmt.Errorf("redis: bad reply %q", line)
-		}
-		b := make([]byte, n+2)
-		if _, err := io.ReadFull(br, b); err != nil {
-			return "", err
-		}
-		return string(b[:n]), nil
-	}
-	return "", fmt.Errorf("redis: reply %q", line)
+// no persistence, through the repository's one redis starter.
+func startRedis(ctx context.Context, bin, dir string) (*testkit.Redis, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return testkit.StartRedisServer(ctx, bin, dir, "")
 }
 
 // redisStats are counters from INFO stats.
@@ -236,7 +177,7 @@ type redisStats struct {
 }
 
 func readRedisStats(addr string) (redisStats, error) {
-	info, err := redisCommand(addr, "INFO", "stats")
+	info, err := redisInfo(addr, "stats")
 	if err != nil {
 		return redisStats{}, err
 	}
@@ -251,4 +192,33 @@ func readRedisStats(addr string) (redisStats, error) {
 		}
 	}
 	return s, nil
+}
+
+// redisInfo returns INFO section's text. INFO answers with a bulk string,
+// which testkit.RedisCommand does not read, so this sends it as an inline
+// command and reads the bulk reply itself.
+func redisInfo(addr, section string) (string, error) {
+	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := io.WriteString(conn, "INFO "+section+"\r\n"); err != nil {
+		return "", err
+	}
+	br := bufio.NewReader(conn)
+	line, err := br.ReadString('\n')
+	if err != nil {
+		return "", err
+	}
+	n, err := strconv.Atoi(strings.TrimPrefix(strings.TrimRight(line, "\r\n"), "$"))
+	if !strings.HasPrefix(line, "$") || err != nil || n < 0 {
+		return "", fmt.Errorf("redis: INFO answered %q", line)
+	}
+	b := make([]byte, n+2)
+	if _, err := io.ReadFull(br, b); err != nil {
+		return "", err
+	}
+	return string(b[:n]), nil
 }

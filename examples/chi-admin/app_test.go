@@ -1,0 +1,72 @@
+package main
+
+// Tests of app.go: its routes and handlers.
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestHeadNavigationGetsTheChallenge: chi routes no HEAD to a GET handler
+// by itself; the console adds middleware.GetHead, so that a HEAD navigation
+// to a guarded page gets the same 303 to the IdP as a GET (RFC 9110 §9.3.2),
+// and HEAD on an open route its 200.
+func TestHeadNavigationGetsTheChallenge(t *testing.T) {
+	t.Parallel()
+	con := newConsoleApp(t, appDeps{})
+	c := newClient(t, nil)
+	if p := c.signIn(con.idp, c.get(con.URL+"/login"), "alice"); p.status != http.StatusOK {
+		t.Fatalf("login: %d %s", p.status, p.url)
+	}
+	head := newClient(t, func(*http.Request) bool { return true })
+	head.http.Jar = c.http.Jar
+
+	p := head.do("HEAD", con.URL+"/admin", nil, "text/html")
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), con.idp.Issuer()+"/authorize?") {
+		t.Errorf("HEAD /admin: %d %q, want a 303 to the IdP", p.status, p.header.Get("Location"))
+	}
+	if p := head.do("HEAD", con.URL+"/ping", nil, "text/html"); p.status != http.StatusOK || p.body != "" {
+		t.Errorf("HEAD /ping: %d %q, want 200 and no body", p.status, p.body)
+	}
+}
+
+// TestSpoofedUserNamesAreRefused: a user name that would display as
+// someone else's (a bidi override, "Trojan Source") or break lines in logs
+// and pages (NUL, U+2028) is refused with a 400, as stepup.Printable
+// refuses such claims; ordinary names, accents included, are added.
+func TestSpoofedUserNamesAreRefused(t *testing.T) {
+	t.Parallel()
+	con := newConsoleApp(t, appDeps{})
+	for name, want := range map[string]int{
+		"mallory\u202Eecila":    http.StatusBadRequest,
+		"eve\x00":               http.StatusBadRequest,
+		"line\u2028break":       http.StatusBadRequest,
+		"\u2066isolate\u2069":   http.StatusBadRequest,
+		"bad\xffutf8":           http.StatusBadRequest,
+		"":                      http.StatusBadRequest,
+		strings.Repeat("a", 65): http.StatusBadRequest,
+		"carol":                 http.StatusSeeOther,
+		"Zoë Ångström-O'Brien":  http.StatusSeeOther,
+	} {
+		r := httptest.NewRequest("POST", "/admin/users", strings.NewReader(url.Values{"name": {name}}.Encode()))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		w := httptest.NewRecorder()
+		con.addUser(w, r)
+		if w.Code != want {
+			t.Errorf("name %q: %d, want %d", name, w.Code, want)
+		}
+		if want == http.StatusBadRequest && !strings.Contains(w.Body.String(), "A user name is 1 to 64 printable characters.") {
+			t.Errorf("name %q: the page does not say what a user name is:\n%s", name, w.Body)
+		}
+	}
+	con.mu.Lock()
+	users := slices.Clone(con.users)
+	con.mu.Unlock()
+	if !slices.Equal(users, []string{"alice", "bob", "carol", "Zoë Ångström-O'Brien"}) && !slices.Equal(users, []string{"alice", "bob", "Zoë Ångström-O'Brien", "carol"}) {
+		t.Errorf("users %q, want alice, bob and the two ordinary names only", users)
+	}
+}
