@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +26,26 @@ func (s slowStore) Find(token string) ([]byte, bool, error) {
 func (s slowStore) Commit(token string, b []byte, expiry time.Time) error {
 	time.Sleep(time.Duration(rand.IntN(10)) * time.Millisecond)
 	return s.MemStore.Commit(token, b, expiry)
+}
+
+// slowStoreUpdates serialises slowStore's Update: like the memstore it
+// wraps, it lives in this process, so a lock makes the update atomic.
+var slowStoreUpdates sync.Mutex
+
+// Update makes slowStore a stepup.AtomicStore, as stepup takes memstore
+// to be one.
+func (s slowStore) Update(_ context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	slowStoreUpdates.Lock()
+	defer slowStoreUpdates.Unlock()
+	b, found, err := s.Find(token)
+	if err != nil {
+		return err
+	}
+	next, expiry, err := update(b, found)
+	if err != nil {
+		return err
+	}
+	return s.Commit(token, next, expiry)
 }
 
 // TestLogoutSticksDespiteRequestsInFlight: 40 concurrent GET /stepup/start
