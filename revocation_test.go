@@ -84,8 +84,13 @@ func storedElevation(t *testing.T, a *app, token string) bool {
 
 // redisPool is a redigo pool on a throwaway redis-server for the test.
 func redisPool(t *testing.T) *redis.Pool {
-	addr := testkit.StartRedis(t)
-	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
+	return newRedisPool(t, testkit.StartRedis(t))
+}
+
+// newRedisPool is a redigo pool on the Redis at addr, closed when the test
+// ends. Each pool stands for one replica's.
+func newRedisPool(t *testing.T, addr string) *redis.Pool {
+	pool := &redis.Pool{MaxIdle: writers, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
 	t.Cleanup(func() { pool.Close() })
 	return pool
 }
