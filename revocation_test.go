@@ -8,13 +8,14 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
+	"github.com/oidc-stepup/stepup/stores/postgresstore"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // elevationKey is where stepup keeps the admin scope's elevation in the
@@ -99,13 +100,15 @@ func newRedisPool(t *testing.T, addr string) *redis.Pool {
 // scs leaves and that the revocation record closes it: a request that
 // loaded the session before Drop, and changes it, commits its stale
 // snapshot after Drop and so writes the elevation back into the store. The
-// guard must still refuse it. It runs on the memory store and on a real
-// Redis.
+// guard must still refuse it. It runs on the memory store, and on a real
+// Redis and a real PostgreSQL through the repository's store adapters,
+// whose Update writes the revocation record.
 func TestDroppedElevationIsNotResurrectedByAnInFlightRequest(t *testing.T) {
 	t.Parallel()
 	stores := map[string]func(t *testing.T) scs.Store{
-		"memory": func(*testing.T) scs.Store { return memstore.NewWithCleanupInterval(0) },
-		"redis":  func(t *testing.T) scs.Store { return redisstore.New(redisPool(t)) },
+		"memory":   func(*testing.T) scs.Store { return memstore.NewWithCleanupInterval(0) },
+		"redis":    func(t *testing.T) scs.Store { return redisstore.New(redisPool(t)) },
+		"postgres": func(t *testing.T) scs.Store { return postgresstore.NewWithCleanupInterval(postgresDB(t), 0) },
 	}
 	for name, newStore := range stores {
 		t.Run(name, func(t *testing.T) {

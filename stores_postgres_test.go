@@ -37,6 +37,16 @@ func openDB(t *testing.T, dsn string) *sql.DB {
 	return db
 }
 
+// postgresDB is a database pool on a throwaway PostgreSQL for the test,
+// with scs's sessions table.
+func postgresDB(t *testing.T) *sql.DB {
+	db := openDB(t, testkit.StartPostgres(t))
+	if _, err := db.Exec(sessionsSchema("sessions")); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // postgresKit is stores/postgresstore on table sessions of the server at
 // dsn, one pool for each replica.
 func postgresKit(t *testing.T, dsn string) (atomicStoreKit, [2]*sql.DB) {

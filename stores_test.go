@@ -3,6 +3,7 @@ package stepup_test
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +16,14 @@ import (
 	"testing"
 	"time"
 
+	scspostgres "github.com/alexedwards/scs/postgresstore"
+	scsredis "github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
+	"github.com/gomodule/redigo/redis"
 
 	"github.com/oidc-stepup/stepup/stepup"
+	"github.com/oidc-stepup/stepup/stores/postgresstore"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // The tests in this file run each stepup.AtomicStore adapter of the
@@ -351,5 +357,42 @@ func testCancelledUpdate(t *testing.T, kit atomicStoreKit) {
 	}
 	if _, found := find(t, kit.replicas[0], token); found {
 		t.Fatal("a cancelled Update stored its value")
+	}
+}
+
+// TestNewTakesTheStoreAdaptersNotScsStores: stepup.New refuses scs's
+// Redis and PostgreSQL stores, whose last Commit wins, and takes the
+// adapters that wrap them. New does not talk to the store, so neither
+// needs a server here.
+func TestNewTakesTheStoreAdaptersNotScsStores(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{})
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return nil, errors.New("not dialled") }}
+	db, err := sql.Open("postgres", "postgres://127.0.0.1:1/unused?sslmode=disable")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tc := range []struct {
+		name  string
+		store scs.Store
+		takes bool
+	}{
+		{"scs/redisstore", scsredis.New(pool), false},
+		{"stores/redisstore", redisstore.New(pool), true},
+		{"scs/postgresstore", scspostgres.NewWithCleanupInterval(db, 0), false},
+		{"stores/postgresstore", postgresstore.NewWithCleanupInterval(db, 0), true},
+	} {
+		cfg := a.cfg
+		cfg.SessionManager = scs.New()
+		cfg.SessionManager.Store = tc.store
+		_, err := stepup.New(cfg)
+		var ce *stepup.ConfigError
+		switch {
+		case tc.takes && err != nil:
+			t.Errorf("%s: New refused it: %v", tc.name, err)
+		case !tc.takes && (!errors.As(err, &ce) || ce.Field != "SessionManager"):
+			t.Errorf("%s: New returned %v, want a ConfigError on SessionManager", tc.name, err)
+		}
 	}
 }
