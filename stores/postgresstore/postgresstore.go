@@ -104,28 +104,28 @@ func NewWithConfig(db *sql.DB, config Config) *PostgresStore {
 func (s *PostgresStore) Update(ctx context.Context, token string, update func(current []byte, found bool) (next []byte, expiry time.Time, err error)) error {
 	tx, err := s.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
-		return s.fail(ctx, err)
+		return fail(ctx, err)
 	}
 	defer tx.Rollback() // after Commit, a no-op
 	if _, err := tx.ExecContext(ctx, s.lock, s.table+":"+token); err != nil {
-		return s.fail(ctx, err)
+		return fail(ctx, err)
 	}
 	var cur []byte
 	found := true
 	if err := tx.QueryRowContext(ctx, s.find, token).Scan(&cur); err == sql.ErrNoRows {
 		cur, found = nil, false
 	} else if err != nil {
-		return s.fail(ctx, err)
+		return fail(ctx, err)
 	}
 	next, expiry, err := update(cur, found)
 	if err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, s.commit, token, next, expiry); err != nil {
-		return s.fail(ctx, err)
+		return fail(ctx, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return s.fail(ctx, err)
+		return fail(ctx, err)
 	}
 	return nil
 }
@@ -133,7 +133,7 @@ func (s *PostgresStore) Update(ctx context.Context, token string, update func(cu
 // fail wraps a database error, or ctx's error when ctx ended: drivers
 // report a cancelled statement in their own words (lib/pq: "canceling
 // statement due to user request").
-func (s *PostgresStore) fail(ctx context.Context, err error) error {
+func fail(ctx context.Context, err error) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return fmt.Errorf("postgresstore: update: %w", ctxErr)
 	}
