@@ -3,14 +3,18 @@ module github.com/oidc-stepup/stepup
 go 1.26.0
 
 require (
+	github.com/alexedwards/scs/postgresstore v0.0.0-20251002162104-209de6e426de
 	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
 	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/coreos/go-oidc/v3 v3.21.0
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/gomodule/redigo v1.9.3
+	github.com/lib/pq v1.12.3
 	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup/stores/postgresstore v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup/stores/redisstore v0.0.0-00010101000000-000000000000
 	go.uber.org/goleak v1.3.0
 )
 
@@ -36,4 +40,6 @@ require (
 replace (
 	github.com/oidc-stepup/stepup/stepup => ./stepup
 	github.com/oidc-stepup/stepup/stepup/stepuptest => ./stepup/stepuptest
+	github.com/oidc-stepup/stepup/stores/postgresstore => ./stores/postgresstore
+	github.com/oidc-stepup/stepup/stores/redisstore => ./stores/redisstore
 )

@@ -313,9 +313,23 @@ type flakyStore struct {
 	mu                               sync.Mutex // serialises Update
 }
 
-// Update makes flakyStore a stepup.AtomicStore within this process, as
-// stepup treats scs's memstore; it fails as Find and Commit do.
+// Update makes flakyStore a stepup.AtomicStore: the wrapped store's
+// Update when it has one (the Redis and PostgreSQL adapters), else one
+// atomic within this process, as stepup treats scs's memstore. It fails as
+// Find and Commit do.
 func (s *flakyStore) Update(ctx context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	if as, ok := s.Store.(stepup.AtomicStore); ok {
+		if s.failFind.Load() {
+			return errStoreDown
+		}
+		return as.Update(ctx, token, func(cur []byte, found bool) ([]byte, time.Time, error) {
+			next, expiry, err := update(cur, found)
+			if err == nil && s.failCommit.Load() {
+				err = errStoreDown // an error from update stores nothing
+			}
+			return next, expiry, err
+		})
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, found, err := s.Find(token)

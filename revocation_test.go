@@ -8,13 +8,14 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
+	"github.com/oidc-stepup/stepup/stores/postgresstore"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // elevationKey is where stepup keeps the admin scope's elevation in the
@@ -84,8 +85,13 @@ func storedElevation(t *testing.T, a *app, token string) bool {
 
 // redisPool is a redigo pool on a throwaway redis-server for the test.
 func redisPool(t *testing.T) *redis.Pool {
-	addr := testkit.StartRedis(t)
-	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
+	return newRedisPool(t, testkit.StartRedis(t))
+}
+
+// newRedisPool is a redigo pool on the Redis at addr, closed when the test
+// ends. Each pool stands for one replica's.
+func newRedisPool(t *testing.T, addr string) *redis.Pool {
+	pool := &redis.Pool{MaxIdle: writers, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
 	t.Cleanup(func() { pool.Close() })
 	return pool
 }
@@ -94,13 +100,15 @@ func redisPool(t *testing.T) *redis.Pool {
 // scs leaves and that the revocation record closes it: a request that
 // loaded the session before Drop, and changes it, commits its stale
 // snapshot after Drop and so writes the elevation back into the store. The
-// guard must still refuse it. It runs on the memory store and on a real
-// Redis.
+// guard must still refuse it. It runs on the memory store, and on a real
+// Redis and a real PostgreSQL through the repository's store adapters,
+// whose Update writes the revocation record.
 func TestDroppedElevationIsNotResurrectedByAnInFlightRequest(t *testing.T) {
 	t.Parallel()
 	stores := map[string]func(t *testing.T) scs.Store{
-		"memory": func(*testing.T) scs.Store { return memstore.NewWithCleanupInterval(0) },
-		"redis":  func(t *testing.T) scs.Store { return redisstore.New(redisPool(t)) },
+		"memory":   func(*testing.T) scs.Store { return memstore.NewWithCleanupInterval(0) },
+		"redis":    func(t *testing.T) scs.Store { return redisstore.New(redisPool(t)) },
+		"postgres": func(t *testing.T) scs.Store { return postgresstore.NewWithCleanupInterval(postgresDB(t), 0) },
 	}
 	for name, newStore := range stores {
 		t.Run(name, func(t *testing.T) {

@@ -1,0 +1,34 @@
+package redisstore_test
+
+import (
+	"log"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/oidc-stepup/stepup/stepup"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
+)
+
+// The store replaces scs's redisstore.New: sessions stay where they were,
+// and stepup can merge revocations atomically across replicas.
+func Example() {
+	pool := &redis.Pool{
+		MaxIdle: 16,
+		Dial:    func() (redis.Conn, error) { return redis.Dial("tcp", "127.0.0.1:6379") },
+	}
+	sessions := scs.New()
+	sessions.Store = redisstore.New(pool)
+
+	su, err := stepup.New(stepup.Config{
+		Issuer:         "https://idp.example.com",
+		ClientID:       "admin-console",
+		RedirectURL:    "https://app.example.com/stepup/callback",
+		SessionManager: sessions,
+		Scopes:         map[string]stepup.Scope{"admin": {ACR: []string{"urn:example:mfa"}}},
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	_ = su
+}
