@@ -3,8 +3,6 @@ module github.com/oidc-stepup/stepup/examples/chi-admin
 go 1.26.0
 
 require (
-	github.com/alexedwards/scs/postgresstore v0.0.0-20251002162104-209de6e426de
-	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de
 	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
@@ -15,11 +13,15 @@ require (
 	github.com/oidc-stepup/stepup v0.0.0-00010101000000-000000000000
 	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup/stores/postgresstore v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup/stores/redisstore v0.0.0-00010101000000-000000000000
 	github.com/pquerna/otp v1.5.0
 	golang.org/x/oauth2 v0.38.0
 )
 
 require (
+	github.com/alexedwards/scs/postgresstore v0.0.0-20251002162104-209de6e426de // indirect
+	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de // indirect
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect
 	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
@@ -44,4 +46,6 @@ replace (
 	github.com/oidc-stepup/stepup => ../..
 	github.com/oidc-stepup/stepup/stepup => ../../stepup
 	github.com/oidc-stepup/stepup/stepup/stepuptest => ../../stepup/stepuptest
+	github.com/oidc-stepup/stepup/stores/postgresstore => ../../stores/postgresstore
+	github.com/oidc-stepup/stepup/stores/redisstore => ../../stores/redisstore
 )

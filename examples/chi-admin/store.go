@@ -8,12 +8,16 @@ import (
 	"strings"
 	"time"
 
-	"github.com/alexedwards/scs/postgresstore"
-	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/gomodule/redigo/redis"
 	_ "github.com/lib/pq" // the postgres driver postgresstore uses
+
+	// stepup's adapters of scs's Redis and PostgreSQL stores: the same
+	// keys and tables, plus the atomic update stepup.New asks for, so that
+	// revocations written by two replicas at once never lose one another.
+	"github.com/oidc-stepup/stepup/stores/postgresstore"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // openStore returns the scs store named by -session-store and a function
