@@ -257,6 +257,44 @@ func newApp(t testing.TB, opts appOptions) *app {
 	return a
 }
 
+// replica starts a second instance of the application, as a second
+// replica behind a load balancer: its own SessionManager and StepUp over
+// store, which must share its data with the first replica's (the same
+// memstore, or a second pool on the same Redis or PostgreSQL), with the
+// same configuration, provider, clock and audit log. Browsers send it the
+// first replica's session cookie (cookies do not separate ports), and a
+// challenge started on one completes on the other.
+func (a *app) replica(t testing.TB, store scs.Store) *app {
+	t.Helper()
+	srv := httptest.NewUnstartedServer(nil)
+	r := *a
+	r.url = "http://" + srv.Listener.Addr().String()
+	r.store = &flakyStore{Store: store}
+	r.sessions = scs.New()
+	r.sessions.Store = r.store
+	r.sessions.Cookie.Name = sessionCookie
+	r.cfg.SessionManager = r.sessions
+	r.cfg.Subject = func(req *http.Request) (string, bool) {
+		sub := r.sessions.GetString(req.Context(), "sub")
+		return sub, sub != ""
+	}
+	var err error
+	if r.su, err = stepup.New(r.cfg); err != nil {
+		t.Fatalf("stepup.New (replica): %v", err)
+	}
+	srv.Config.Handler = r.sessions.LoadAndSave(r.routes(routerChi, nil))
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return &r
+}
+
+// on returns a copy of the browser that sends its requests to replica r.
+func (b *browser) on(r *app) *browser {
+	c := *b
+	c.a = r
+	return &c
+}
+
 // setLogin decides every later login at the provider. A zero AuthTime is the
 // application's fake clock: the IdP's clock agrees with the app's, so a login
 // after the fake clock moved is not older than the challenge.
