@@ -326,16 +326,22 @@ func (d *Denial) Text() string {
 	return "Step-up authentication failed."
 }
 
-func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
-	status := http.StatusForbidden
-	switch d.Reason {
+// deniedStatus is the status of the default answer to a denial: 502 when
+// the token endpoint could not answer, 400 for a malformed callback, 401
+// when nobody is logged in, 403 for every other refusal.
+func deniedStatus(r Reason) int {
+	switch r {
 	case ReasonTokenExchange:
-		status = http.StatusBadGateway
+		return http.StatusBadGateway
 	case ReasonBadRequest:
-		status = http.StatusBadRequest
+		return http.StatusBadRequest
 	case ReasonUnauthenticated:
-		status = http.StatusUnauthorized
+		return http.StatusUnauthorized
 	}
+	return http.StatusForbidden
+}
+
+func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
 	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), status)
+	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), deniedStatus(d.Reason))
 }

@@ -208,6 +208,7 @@ type StepUp struct {
 	pendingKey string
 	skew       int64  // Config.ClockSkew in whole seconds
 	issuerTag  string // issuerTag(Config.Issuer), as stored in elevations
+	origin     string // the application's origin, from RedirectURL: a popup's target origin
 
 	signals *signals // nil without Config.SharedSignals
 
@@ -255,6 +256,7 @@ func New(cfg Config) (*StepUp, error) {
 		policies:   make(map[string]*policy, len(cfg.Scopes)),
 		pendingKey: cfg.SessionKeyPrefix + "pending",
 		issuerTag:  issuerTag(cfg.Issuer),
+		origin:     appOrigin(cfg.RedirectURL),
 		skew:       int64(cfg.ClockSkew / time.Second),
 	}
 	if cfg.SharedSignals != nil {

@@ -87,7 +87,18 @@ func (s *StepUp) StartHandler() http.Handler {
 		if !ok || len(q["return_to"]) > 1 {
 			returnTo = s.cfg.DefaultReturnTo
 		}
-		s.redirectToIdP(w, r, p, sub, returnTo)
+		// display=popup (OIDC Core §3.1.2.1): the callback answers with the
+		// page that reports to the opener, which names itself by ref.
+		var mode challengeMode
+		switch display, ref := q["display"], q.Get("ref"); {
+		case len(display) == 0 && len(q["ref"]) == 0:
+		case len(display) == 1 && display[0] == "popup" && len(q["ref"]) <= 1 && (ref == "" || validRef(ref)):
+			mode = challengeMode{popup: true, ref: ref}
+		default:
+			http.Error(w, "Unknown display mode or bad ref.", http.StatusBadRequest)
+			return
+		}
+		s.redirectToIdP(w, r, p, sub, returnTo, mode)
 	})
 }
 
@@ -95,7 +106,14 @@ func (s *StepUp) StartHandler() http.Handler {
 // browser to the IdP's authorization endpoint (OIDC Core §3.1.2.1) with PKCE
 // S256 (RFC 7636), a fresh state and nonce, and the scope's acr_values and
 // max_age (RFC 9470 §4).
-func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy, sub, returnTo string) {
+// challengeMode is how a challenge's callback answers: a redirect to
+// return_to, or the popup page.
+type challengeMode struct {
+	popup bool
+	ref   string
+}
+
+func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy, sub, returnTo string, mode challengeMode) {
 	ctx := r.Context()
 	now := s.now().Unix()
 	c := pending{
@@ -105,6 +123,8 @@ func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy
 		scope:    p.name,
 		started:  now,
 		returnTo: returnTo,
+		popup:    mode.popup,
+		ref:      mode.ref,
 	}
 	list := s.pendingList(r)
 	list = slices.DeleteFunc(list, func(old pending) bool { return now-old.started >= int64(challengeTTL/time.Second) })
@@ -128,6 +148,9 @@ func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy
 	)
 	if s.cfg.LoginHint && sub != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", sub))
+	}
+	if mode.popup {
+		opts = append(opts, oauth2.SetAuthURLParam("display", "popup"))
 	}
 	s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer})
 	w.Header().Set("Cache-Control", "no-store")
@@ -271,6 +294,10 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		e.Issuer = s.cfg.Issuer
 		s.audit(r, e)
 		d := &Denial{Scope: c.scope, Reason: reason, IdPError: e.IdPError}
+		if c.popup {
+			s.popupDenied(w, c, d)
+			return
+		}
 		s.cfg.OnDenied(w, r, d)
 	}
 	// An error response is believed only once the state and iss show it
@@ -339,6 +366,10 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		Type: EventGranted, Scope: el.Scope, Subject: el.Subject, Issuer: el.Issuer,
 		ACR: el.ACR, AMR: el.AMR, Deadline: el.Deadline, Bound: el.Bound, Elevation: el.ID,
 	})
+	if c.popup {
+		s.popupGranted(w, c)
+		return
+	}
 	http.Redirect(w, r, c.returnTo, http.StatusSeeOther)
 }
 

@@ -150,7 +150,7 @@ func (s *StepUp) challenge(w http.ResponseWriter, r *http.Request, p *policy, su
 		returnTo = s.cfg.DefaultReturnTo
 	}
 	if IsNavigation(r) {
-		s.redirectToIdP(w, r, p, sub, returnTo)
+		s.redirectToIdP(w, r, p, sub, returnTo, challengeMode{})
 		return
 	}
 	// RFC 9470 §3: tell the client what authentication it lacks, and where

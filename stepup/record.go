@@ -26,7 +26,8 @@ const (
 
 	elevationTag       = "e2"
 	legacyElevationTag = "e1" // before sid and generation were stored; still read
-	pendingTag         = "p1"
+	pendingTag         = "p2"
+	legacyPendingTag   = "p1" // before the popup mode was stored; still read
 
 	// maxField bounds any single claim value stored in the session, so that a
 	// hostile or broken IdP cannot bloat every later request's session load.
@@ -375,6 +376,8 @@ type pending struct {
 	scope    string
 	started  int64 // Unix seconds when the challenge was issued
 	returnTo string
+	popup    bool   // started with display=popup: the callback answers with the popup page
+	ref      string // the opener's reference for the popup's result message, when popup
 }
 
 func encodePending(list []pending) string {
@@ -391,6 +394,12 @@ func encodePending(list []pending) string {
 		w.str(p.scope)
 		w.int(p.started)
 		w.str(p.returnTo)
+		mode := ""
+		if p.popup {
+			mode = "p"
+		}
+		w.str(mode)
+		w.str(p.ref)
 	}
 	return string(w.b)
 }
@@ -400,7 +409,7 @@ func decodePending(s string) ([]pending, error) {
 		return nil, nil
 	}
 	head, rest, ok := strings.Cut(s, string(listSep))
-	if head != pendingTag || !ok {
+	if (head != pendingTag && head != legacyPendingTag) || !ok {
 		return nil, errCorruptRecord
 	}
 	var list []pending
@@ -414,7 +423,14 @@ func decodePending(s string) ([]pending, error) {
 			started:  d.int(),
 			returnTo: d.str(),
 		}
-		if err := d.end(); err != nil || p.state == "" || p.started <= 0 {
+		modeOK := true
+		if head == pendingTag {
+			mode := d.str()
+			p.popup, modeOK = mode == "p", mode == "" || mode == "p"
+			p.ref = d.str()
+			modeOK = modeOK && (p.popup || p.ref == "")
+		}
+		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK {
 			return nil, errCorruptRecord
 		}
 		list = append(list, p)

@@ -84,7 +84,8 @@ func TestPendingRoundTrips(t *testing.T) {
 	if s := encodePending(nil); s != "" {
 		t.Errorf("empty list encodes as %q", s)
 	}
-	for _, bad := range []string{"p1", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1e\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1eS\x1fN"} {
+	for _, bad := range []string{"p1", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1e\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1eS\x1fN",
+		"p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fq\x1f", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1fref-without-popup"} {
 		if _, err := decodePending(bad); err == nil {
 			t.Errorf("decodePending(%q) accepted damage", bad)
 		}
@@ -295,6 +296,7 @@ func FuzzDecodePending(f *testing.F) {
 			{state: "JBSWY3DPEHPK3PXPJBSWY3DPEH", nonce: "KRUGS4ZANFZSAYJAORSXG5AK", verifier: "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk", scope: "admin", started: 1_800_000_000, returnTo: "/"},
 			{state: "S2", nonce: "N2", verifier: "V2", scope: "billing ü", started: 1_800_000_005, returnTo: "/billing/ünï?a=b#c"},
 			{state: "S3", nonce: "", verifier: "", scope: "", started: 1, returnTo: ""},
+			{state: "S4", nonce: "N4", verifier: "V4", scope: "admin", started: 1_800_000_009, returnTo: "/admin/users", popup: true, ref: "r-9_x"},
 		},
 	} {
 		s := encodePending(list)
@@ -303,7 +305,8 @@ func FuzzDecodePending(f *testing.F) {
 		f.Add(s[:len(s)-1])
 	}
 	for _, s := range []string{
-		"", "p1", "p1\x1e", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1e\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1eS\x1fN",
+		"", "p1", "p1\x1e", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p3\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1f", "p1\x1e\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1eS\x1fN",
+		"p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fp\x1fref-1", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fq\x1f", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1fref",
 		"p1\x1eS\x1fN\x1fV\x1fa\x1f0\x1f/", "p1\x1eS\x1fN\x1fV\x1fa\x1f-1\x1f/", "p1\x1eS\x1fN\x1fV\x1fa\x1f+1\x1f/",
 		"p1\x1eS\x1fN\x1fV\x1fa\x1f007\x1f/", "p1\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fx",
 		"p1\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1e\x1e", "p1\x1fS\x1fN\x1fV\x1fa\x1f1\x1f/",
@@ -326,13 +329,20 @@ func FuzzDecodePending(f *testing.F) {
 			return
 		}
 		items := strings.Split(s, string(listSep))
-		if items[0] != pendingTag || len(items)-1 != len(list) || len(list) == 0 {
+		current := items[0] == pendingTag
+		if (!current && items[0] != legacyPendingTag) || len(items)-1 != len(list) || len(list) == 0 {
 			t.Fatalf("accepted %q as %d challenges", s, len(list))
 		}
-		canonical := true
+		// A legacy list (p1) re-encodes in the current format, so only a
+		// current one is compared byte for byte.
+		canonical := current
 		for i, p := range list {
 			fields := strings.Split(items[i+1], string(fieldSep))
-			if len(fields) != 6 || p.state == "" || p.started <= 0 {
+			want := 6
+			if current {
+				want = 8
+			}
+			if len(fields) != want || p.state == "" || p.started <= 0 || (!p.popup && p.ref != "") {
 				t.Errorf("accepted item %q as %+v", items[i+1], p)
 				continue
 			}
