@@ -51,7 +51,9 @@ func TestPopupStepUpReportsToTheOpener(t *testing.T) {
 	if res.header.Get("Content-Security-Policy") == "" || res.header.Get("Referrer-Policy") != "no-referrer" {
 		t.Errorf("headers %v", res.header)
 	}
-	a.audit.wantReason(t, stepup.EventGranted, "")
+	if e := a.audit.wantReason(t, stepup.EventGranted, ""); e.ChallengeStarted.IsZero() || e.ChallengeStarted.After(e.Time) {
+		t.Errorf("granted event: challenge started %v, granted %v", e.ChallengeStarted, e.Time)
+	}
 	if !b.elevated(t) {
 		t.Fatal("the popup step-up did not elevate the session")
 	}

@@ -70,8 +70,12 @@ type Event struct {
 	Remote    string    `json:"remote,omitempty"`     // the client address, from [Config.ClientIP]
 	RequestID string    `json:"request_id,omitempty"` // from [Config.RequestID], when configured
 	Elevation string    `json:"elevation,omitempty"`  // the elevation's id, linking its granted, expired and dropped events
-	SID       string    `json:"sid,omitempty"`        // the IdP session a revocation named
-	TokenID   string    `json:"jti,omitempty"`        // the jti of the logout token or security event
+	// ChallengeStarted is when the challenge a callback answers was issued,
+	// on granted and denied events whose challenge was found: the grant's
+	// Time less it is how long the user took to step up.
+	ChallengeStarted time.Time `json:"challenge_started,omitzero"`
+	SID              string    `json:"sid,omitempty"` // the IdP session a revocation named
+	TokenID          string    `json:"jti,omitempty"` // the jti of the logout token or security event
 }
 
 // Auditor receives audit events. Audit is called synchronously on the
@@ -134,6 +138,9 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 	add("reason", string(e.Reason))
 	add("idp_error", e.IdPError)
 	add("elevation", e.Elevation)
+	if !e.ChallengeStarted.IsZero() {
+		attrs = append(attrs, slog.Time("challenge_started", e.ChallengeStarted))
+	}
 	add("sid", e.SID)
 	add("jti", e.TokenID)
 	add("method", e.Method)

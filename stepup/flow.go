@@ -292,6 +292,9 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 			e.Subject = sub
 		}
 		e.Issuer = s.cfg.Issuer
+		if found {
+			e.ChallengeStarted = time.Unix(c.started, 0)
+		}
 		s.audit(r, e)
 		d := &Denial{Scope: c.scope, Reason: reason, IdPError: e.IdPError}
 		if c.popup {
@@ -365,6 +368,7 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 	s.audit(r, Event{
 		Type: EventGranted, Scope: el.Scope, Subject: el.Subject, Issuer: el.Issuer,
 		ACR: el.ACR, AMR: el.AMR, Deadline: el.Deadline, Bound: el.Bound, Elevation: el.ID,
+		ChallengeStarted: time.Unix(c.started, 0),
 	})
 	if c.popup {
 		s.popupGranted(w, c)
