@@ -37,6 +37,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/oidc-stepup/stepup/tools/internal/console"
 )
 
 func main() {
@@ -155,7 +157,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if o.app == "" {
 		o.app = tmp + "/chi-admin"
 		logf(stderr, "building chi-admin into %s", o.app)
-		if err := buildApp(ctx, t.goCmd, o.app, stderr); err != nil {
+		if err := console.BuildApp(ctx, t.goCmd, o.app, stderr); err != nil {
 			return err
 		}
 	}

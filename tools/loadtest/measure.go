@@ -7,6 +7,9 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/oidc-stepup/stepup/internal/testkit"
+	"github.com/oidc-stepup/stepup/tools/internal/console"
 )
 
 // routes are measured in this order, each after its own warm-up, with the
@@ -28,7 +31,7 @@ type routeResult struct {
 	// an elevated request prints nothing, a challenge or a dropped elevation
 	// prints an audit event, a session error a log line.
 	auditEvents, logLines int64
-	redis                 *redisStats // deltas during the run; nil for the memory store
+	redis                 *console.RedisStats // deltas during the run; nil for the memory store
 	// othersCPU is the share of the machine's CPU that processes other than
 	// the load test's used during the run; valid when othersKnown.
 	othersCPU   float64
@@ -83,21 +86,21 @@ func measureStore(ctx context.Context, o *options, t tools, store, tmp string, s
 	// registers the console's redirect URIs itself. The elevation ends
 	// with the ID token: it must outlive every run.
 	ttl := max(10*time.Minute, 2*(o.warmup+o.duration)+5*time.Minute)
-	app, base, err := startApp(ctx, o.app,
-		"-addr", "127.0.0.1:0", "-dev-idp-addr", "127.0.0.1:0", "-dev-id-token-ttl", ttl.String(), "-session-store", spec)
+	app, base, err := console.StartApp(ctx, console.Command{Path: o.app, Args: []string{
+		"-addr", "127.0.0.1:0", "-dev-idp-addr", "127.0.0.1:0", "-dev-id-token-ttl", ttl.String(), "-session-store", spec}})
 	if err != nil {
 		return res, err
 	}
-	defer app.stop()
-	pids = append(pids, app.pid)
+	defer app.Stop()
+	pids = append(pids, app.Pid)
 	logf(stderr, "%s: chi-admin (a separate process, with its dev IdP) at %s", store, base)
 
-	cookie, err := elevate(ctx, base, "alice")
+	cookie, err := console.Elevate(ctx, base, "alice")
 	if err != nil {
 		return res, err
 	}
 	for _, r := range routes {
-		if err := checkPong(ctx, base+r.path, cookie); err != nil {
+		if err := console.CheckPong(ctx, base+r.path, cookie); err != nil {
 			return res, fmt.Errorf("before the runs: %w", err)
 		}
 	}
@@ -115,29 +118,29 @@ func measureStore(ctx context.Context, o *options, t tools, store, tmp string, s
 		}
 
 		rr := routeResult{path: r.path, guarded: r.guarded}
-		audit0, log0 := app.stdout.count(), app.stderr.count()
-		var redis0 redisStats
+		audit0, log0 := app.Stdout.Count(), app.Stderr.Count()
+		var redis0 console.RedisStats
 		if redisAddr != "" {
-			if redis0, err = readRedisStats(redisAddr); err != nil {
+			if redis0, err = console.ReadRedisStats(redisAddr); err != nil {
 				return res, err
 			}
 		}
 		logf(stderr, "%s: %s", store, wrkCommand(o, o.duration, target))
-		cpu0 := sampleCPU(pids...)
+		cpu0 := console.SampleCPU(pids...)
 		w, wrkCPU, err := runWrk(ctx, t.wrk, o, o.duration, cookie, target)
 		if err != nil {
 			return res, err
 		}
 		rr.wrk = w
-		rr.othersCPU, rr.othersKnown = othersShare(cpu0, sampleCPU(pids...), wrkCPU)
-		rr.auditEvents, rr.logLines = app.stdout.count()-audit0, app.stderr.count()-log0
+		rr.othersCPU, rr.othersKnown = console.OthersShare(cpu0, console.SampleCPU(pids...), wrkCPU)
+		rr.auditEvents, rr.logLines = app.Stdout.Count()-audit0, app.Stderr.Count()-log0
 		if redisAddr != "" {
-			redis1, err := readRedisStats(redisAddr)
+			redis1, err := console.ReadRedisStats(redisAddr)
 			if err != nil {
 				return res, err
 			}
 			// Less this INFO's own connection and command.
-			rr.redis = &redisStats{commands: redis1.commands - redis0.commands - 1, connections: redis1.connections - redis0.connections - 1}
+			rr.redis = &console.RedisStats{Commands: redis1.Commands - redis0.Commands - 1, Connections: redis1.Connections - redis0.Connections - 1}
 		}
 		logf(stderr, "%s: %s: %.0f req/s, p50 %v, p99 %v, non-2xx %d, socket errors %s; other processes' CPU %s",
 			store, r.path, rr.wrk.RequestsPerSec, rr.wrk.P50, rr.wrk.P99, rr.wrk.Non2xx, rr.wrk.Socket, rr.othersString())
@@ -159,14 +162,14 @@ func measureStore(ctx context.Context, o *options, t tools, store, tmp string, s
 			fail("the console printed %d audit events during the run (a challenge or a dropped elevation)", rr.auditEvents)
 		}
 		if rr.logLines > 0 {
-			fail("the console logged %d lines during the run:\n%s", rr.logLines, lastLines(app.stderr.String(), 5))
+			fail("the console logged %d lines during the run:\n%s", rr.logLines, lastLines(app.Stderr.String(), 5))
 		}
-		if err := checkPong(ctx, target, cookie); err != nil {
+		if err := console.CheckPong(ctx, target, cookie); err != nil {
 			fail("after the run: %v", err)
 		}
 	}
-	if done, err := app.exited(); done {
-		res.failures = append(res.failures, fmt.Sprintf("%s: chi-admin %v:\n%s", store, err, app.stderr))
+	if done, err := app.Exited(); done {
+		res.failures = append(res.failures, fmt.Sprintf("%s: chi-admin %v:\n%s", store, err, app.Stderr))
 	}
 	return res, nil
 }
@@ -184,4 +187,12 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// startRedis runs a throwaway redis-server on a free loopback port, with
+// no persistence, through the repository's one redis starter.
+func startRedis(ctx context.Context, bin, dir string) (*testkit.Redis, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	return testkit.StartRedisServer(ctx, bin, dir, "")
 }

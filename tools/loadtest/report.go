@@ -104,8 +104,8 @@ func renderReport(o *options, m machine, results []storeResult) string {
 		for _, r := range s.routes {
 			perReq, opened := "-", "-"
 			if r.redis != nil && r.wrk.Requests > 0 {
-				perReq = fmt.Sprintf("%.2f", float64(r.redis.commands)/float64(r.wrk.Requests))
-				opened = fmt.Sprint(r.redis.connections)
+				perReq = fmt.Sprintf("%.2f", float64(r.redis.Commands)/float64(r.wrk.Requests))
+				opened = fmt.Sprint(r.redis.Connections)
 			}
 			fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s |\n", s.store, r.path, r.wrk.Requests, r.othersString(), perReq, opened)
 			if r.othersKnown && r.othersCPU > busyMachine {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/oidc-stepup/stepup/tools/internal/console"
 )
 
 // wrkResult is what the load test reads from wrk's report.
@@ -96,7 +98,7 @@ func wrkArgs(o *options, d time.Duration, cookie, target string) []string {
 		"-c" + strconv.Itoa(o.connections),
 		"-d" + strconv.Itoa(int(d/time.Second)) + "s",
 		"--latency",
-		"-H", "Cookie: " + sessionCookie + "=" + cookie,
+		"-H", "Cookie: " + console.SessionCookie + "=" + cookie,
 		target,
 	}
 }

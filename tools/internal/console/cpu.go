@@ -1,4 +1,4 @@
-package main
+package console
 
 import (
 	"os"
@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// The load test shares the machine with whatever else runs on it. To tell
-// a slow console from a busy machine, it compares the CPU time the whole
+// A tool shares the machine with whatever else runs on it. To tell a slow
+// console from a busy machine, it compares the CPU time the whole
 // machine spent during a run (/proc/stat) with the time its own processes
 // spent (/proc/PID/stat for the console, redis-server and itself; wrk's
 // rusage). Linux only; elsewhere the share is unknown.
@@ -74,14 +74,16 @@ func processCPU(pid int) (time.Duration, bool) {
 	return time.Duration(u+s) * clockTick, true
 }
 
-// cpuSample is a snapshot before or after a run.
-type cpuSample struct {
+// CPUSample is a snapshot before or after a run.
+type CPUSample struct {
 	busy, total, ours time.Duration
 	ok                bool
 }
 
-func sampleCPU(pids ...int) cpuSample {
-	var s cpuSample
+// SampleCPU reads the machine's CPU times and those of pids and of this
+// process. The sample is valid only while every pid is alive.
+func SampleCPU(pids ...int) CPUSample {
+	var s CPUSample
 	s.busy, s.total, s.ok = machineCPU()
 	for _, pid := range append(pids, 0) {
 		d, ok := processCPU(pid)
@@ -91,14 +93,14 @@ func sampleCPU(pids ...int) cpuSample {
 	return s
 }
 
-// othersShare is the share of the machine's CPU capacity that processes
-// other than the load test's used between a and b, wrk's time (which ends
-// with the run, so /proc no longer has it) given separately. It returns
-// false when it is unknown.
-func othersShare(a, b cpuSample, wrk time.Duration) (float64, bool) {
+// OthersShare is the share of the machine's CPU capacity that processes
+// other than the sampled ones used between a and b, the time of a child
+// that ended before b (wrk's: /proc no longer has it) given separately as
+// ended. It returns false when it is unknown.
+func OthersShare(a, b CPUSample, ended time.Duration) (float64, bool) {
 	if !a.ok || !b.ok || b.total <= a.total {
 		return 0, false
 	}
-	others := (b.busy - a.busy) - (b.ours - a.ours) - wrk
+	others := (b.busy - a.busy) - (b.ours - a.ours) - ended
 	return max(0, float64(others)/float64(b.total-a.total)), true
 }
