@@ -71,7 +71,7 @@ func isFile(p string) bool {
 func StartPostgresServer(ctx context.Context, bin, dir, addr string) (*Postgres, error) {
 	if addr == "" {
 		var err error
-		if addr, err = freeAddr(); err != nil {
+		if addr, err = FreeLoopbackAddr(); err != nil {
 			return nil, err
 		}
 	}

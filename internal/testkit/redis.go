@@ -13,37 +13,56 @@ import (
 )
 
 // Redis is a redis-server child process on a loopback port, without
-// persistence. Drills stop and restart it on the same address.
+// persistence unless [RedisAppendOnly] asks for it. Drills kill and
+// restart it on the same address.
 type Redis struct {
-	Addr string
-	bin  string
-	dir  string
-	cmd  *exec.Cmd
-	out  *SyncBuffer
+	Addr       string
+	bin        string
+	dir        string
+	appendOnly bool
+	cmd        *exec.Cmd
+	out        *SyncBuffer
 }
+
+// A RedisOption changes how [StartRedisServer] runs redis-server.
+type RedisOption func(*Redis)
+
+// RedisAppendOnly makes the server write every change to its append-only
+// file and fsync it before it answers (appendonly yes, appendfsync always),
+// so that whatever a client saw stored survives SIGKILL: [Redis.Start]
+// reloads it from the file in the server's directory.
+func RedisAppendOnly() RedisOption { return func(r *Redis) { r.appendOnly = true } }
 
 // StartRedisServer starts bin (a redis-server) on addr, or on a free
 // loopback port when addr is empty, keeping its files in dir, and waits
 // until it answers PING.
-func StartRedisServer(ctx context.Context, bin, dir, addr string) (*Redis, error) {
+func StartRedisServer(ctx context.Context, bin, dir, addr string, opts ...RedisOption) (*Redis, error) {
 	if addr == "" {
 		var err error
-		if addr, err = freeAddr(); err != nil {
+		if addr, err = FreeLoopbackAddr(); err != nil {
 			return nil, err
 		}
 	}
 	r := &Redis{Addr: addr, bin: bin, dir: dir}
+	for _, o := range opts {
+		o(r)
+	}
 	return r, r.Start(ctx)
 }
 
-// Start starts the server again after [Redis.Kill], on the same address.
+// Start starts the server again after [Redis.Kill], on the same address
+// and directory.
 func (r *Redis) Start(ctx context.Context) error {
 	_, port, err := net.SplitHostPort(r.Addr)
 	if err != nil {
 		return err
 	}
 	r.out = &SyncBuffer{}
-	r.cmd = exec.Command(r.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", r.dir)
+	persist := []string{"--appendonly", "no"}
+	if r.appendOnly {
+		persist = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	r.cmd = exec.Command(r.bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--dir", r.dir}, persist...)...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	if err := r.cmd.Start(); err != nil {
 		return err

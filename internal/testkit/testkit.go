@@ -40,14 +40,16 @@ func RequireTool(t testing.TB, names ...string) string {
 // FreeAddr returns a loopback address with a port nobody listens on now.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := freeAddr()
+	addr, err := FreeLoopbackAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return addr
 }
 
-func freeAddr() (string, error) {
+// FreeLoopbackAddr is [FreeAddr] for callers without a test, such as the
+// drills, which restart a process on the address it had.
+func FreeLoopbackAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
