@@ -1,62 +1,29 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"debug/buildinfo"
 	"fmt"
-	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 	"time"
+
+	"github.com/oidc-stepup/stepup/tools/internal/console"
 )
 
 // machine describes where the numbers come from.
 type machine struct {
-	started   time.Time
-	cpuModel  string // /proc/cpuinfo "model name"; empty elsewhere
-	nproc     string // nproc's output; empty without it
-	numCPU    int
-	kernel    string // /proc/sys/kernel/osrelease
-	goVersion string // of the load test; the console's is read from its binary
-	wrk       string
-	redis     string
+	console.Machine
+	wrk   string
+	redis string
 }
 
 func describeMachine(ctx context.Context, t tools) machine {
-	m := machine{
-		started:   time.Now(),
-		numCPU:    runtime.NumCPU(),
-		goVersion: runtime.Version(),
-		nproc:     firstLine(ctx, "nproc"),
-		wrk:       firstLine(ctx, t.wrk, "-v"),
-	}
+	m := machine{Machine: console.DescribeMachine(ctx), wrk: console.FirstLine(ctx, t.wrk, "-v")}
 	if t.redis != "" {
-		m.redis = firstLine(ctx, t.redis, "--version")
-	}
-	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
-		m.kernel = strings.TrimSpace(string(b))
-	}
-	if f, err := os.Open("/proc/cpuinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(sc.Text(), ":"); ok && strings.TrimSpace(k) == "model name" {
-				m.cpuModel = strings.TrimSpace(v)
-				break
-			}
-		}
-		f.Close()
+		m.redis = console.FirstLine(ctx, t.redis, "--version")
 	}
 	return m
-}
-
-// firstLine runs a command and returns the first line of its output, or ""
-// when there is none. (wrk -v prints its version and exits 1.)
-func firstLine(ctx context.Context, name string, args ...string) string {
-	out, _ := exec.CommandContext(ctx, name, args...).CombinedOutput()
-	line, _, _ := strings.Cut(string(out), "\n")
-	return strings.TrimSpace(line)
 }
 
 // busyMachine is the share of the CPU that other processes may use during a
@@ -125,30 +92,23 @@ func renderReport(o *options, m machine, results []storeResult) string {
 		wrkCommand(o, o.duration, "http://127.0.0.1:$PORT/$ROUTE"), o.warmup, "`urn:stepup:dev:mfa`")
 
 	b.WriteString("\nMachine:\n\n")
-	fmt.Fprintf(&b, "- date: %s\n", m.started.UTC().Format(time.RFC3339))
-	cpu := m.cpuModel
+	fmt.Fprintf(&b, "- date: %s\n", m.Started.UTC().Format(time.RFC3339))
+	cpu := m.CPUModel
 	if cpu == "" {
 		cpu = "unknown model"
 	}
-	fmt.Fprintf(&b, "- CPU: %s; nproc %s, runtime.NumCPU %d\n", cpu, orUnknown(m.nproc), m.numCPU)
-	fmt.Fprintf(&b, "- OS: %s/%s, kernel %s\n", runtime.GOOS, runtime.GOARCH, orUnknown(m.kernel))
+	fmt.Fprintf(&b, "- CPU: %s; nproc %s, runtime.NumCPU %d\n", cpu, console.OrUnknown(m.Nproc), m.NumCPU)
+	fmt.Fprintf(&b, "- OS: %s/%s, kernel %s\n", runtime.GOOS, runtime.GOARCH, console.OrUnknown(m.Kernel))
 	appGo := "unknown"
 	if bi, err := buildinfo.ReadFile(o.app); err == nil {
 		appGo = bi.GoVersion
 	}
-	fmt.Fprintf(&b, "- Go: %s (chi-admin), %s (load test)\n", appGo, m.goVersion)
-	fmt.Fprintf(&b, "- wrk: %s\n", orUnknown(m.wrk))
+	fmt.Fprintf(&b, "- Go: %s (chi-admin), %s (load test)\n", appGo, m.GoVersion)
+	fmt.Fprintf(&b, "- wrk: %s\n", console.OrUnknown(m.wrk))
 	if m.redis != "" {
 		fmt.Fprintf(&b, "- redis-server: %s (no persistence)\n", m.redis)
 	}
 	b.WriteString("- wrk, chi-admin (its own process, default GOMAXPROCS) and redis-server share these cores; " +
 		"the dev IdP runs inside chi-admin and is idle during the runs.\n")
 	return b.String()
-}
-
-func orUnknown(s string) string {
-	if s == "" {
-		return "unknown"
-	}
-	return s
 }

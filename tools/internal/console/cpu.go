@@ -104,3 +104,29 @@ func OthersShare(a, b CPUSample, ended time.Duration) (float64, bool) {
 	others := (b.busy - a.busy) - (b.ours - a.ours) - ended
 	return max(0, float64(others)/float64(b.total-a.total)), true
 }
+
+// ChildPids returns the live processes whose parent is pid: PostgreSQL's
+// backends, for one.
+func ChildPids(pid int) []int {
+	entries, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range entries {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		i := strings.LastIndexByte(string(b), ')')
+		if i < 0 {
+			continue
+		}
+		// After the command name: state, then the parent's pid.
+		if f := strings.Fields(string(b[i+1:])); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, child)
+		}
+	}
+	return out
+}
