@@ -108,7 +108,7 @@ const storeConnections = 64
 func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error) {
 	before, outage, after := storeTiming(e.short)
 	r := &result{
-		load: fmt.Sprintf("%d connections, closed loop, spread over /ping and /admin/ping with 4 elevated sessions, /admin/ping with a logged-in session and with none; chi-admin on %s", storeConnections, st.kind),
+		load:  fmt.Sprintf("%d connections, closed loop, spread over /ping and /admin/ping with 4 elevated sessions, /admin/ping with a logged-in session and with none; chi-admin on %s", storeConnections, st.kind),
 		fault: fmt.Sprintf("%s, for %v after %v of load; %v of load after", st.fault, outage, before, after),
 	}
 	c, err := startConsole(ctx, e, consoleArgs(st.spec)...)

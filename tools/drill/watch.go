@@ -16,12 +16,12 @@ import (
 // auditEvent is what a drill reads of one audit event: the console's JSON
 // line on standard output, or an in-process app's stepup.Event.
 type auditEvent struct {
-	Type      string    `json:"type"`
-	Reason    string    `json:"reason"`
-	Subject   string    `json:"subject"`
-	Time      time.Time `json:"time"`
-	Deadline  time.Time `json:"deadline"`
-	Elevation string    `json:"elevation"`
+	Type      string        `json:"type"`
+	Reason    string        `json:"reason"`
+	Subject   string        `json:"subject"`
+	Time      time.Time     `json:"time"`
+	Deadline  time.Time     `json:"deadline"`
+	Elevation string        `json:"elevation"`
 	replica   int8          // which in-process replica emitted it; 0 for the console
 	at        time.Duration // when it arrived, on the load's clock; -1 before the load started
 }
