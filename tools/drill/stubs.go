@@ -4,5 +4,3 @@ import "context"
 
 func idpSlowDead(ctx context.Context, e *env) (*result, error)      { return &result{}, nil }
 func clockSkew(ctx context.Context, e *env) (*result, error)        { return &result{}, nil }
-func restartMidStepUp(ctx context.Context, e *env) (*result, error) { return &result{}, nil }
-func slowStore(ctx context.Context, e *env) (*result, error)        { return &result{}, nil }
