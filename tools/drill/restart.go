@@ -30,7 +30,7 @@ const restartClients = 16
 // consoles under test use it with -issuer and the same client secret.
 func restartMidStepUp(ctx context.Context, e *env) (*result, error) {
 	r := &result{
-		load: fmt.Sprintf("%d connections, closed loop, over /ping and /admin/ping with 2 elevated sessions, /admin/ping with a logged-in session and with none; chi-admin on Redis, then on PostgreSQL, its dev IdP in a process of its own", restartClients),
+		load:  fmt.Sprintf("%d connections, closed loop, over /ping and /admin/ping with 2 elevated sessions, /admin/ping with a logged-in session and with none; chi-admin on Redis, then on PostgreSQL, its dev IdP in a process of its own", restartClients),
 		fault: "chi-admin killed (SIGKILL) once it has challenged a session and redirected it to the IdP; the user signs in at the IdP meanwhile; a new chi-admin on the same address and store receives the callback",
 	}
 	var statuses, recoveries []string
