@@ -236,10 +236,12 @@ func idpSlowDead(ctx context.Context, e *env) (*result, error) {
 	p99pass, p99fault := latency(pass, .99), latency(fault, .99)
 	r.count("/admin/ping, elevated, p50/p99: IdP passing %v/%v, slow or dead %v/%v, the slowest during the fault %v",
 		ms(latency(pass, .5)), ms(p99pass), ms(latency(fault, .5)), ms(p99fault), ms(latency(fault, 1)))
-	// Not slowed: the guard never waits on the IdP. The bound leaves room
-	// for a shared machine's noise and none for one IdP call.
+	// Not slowed: the guard never waits on the IdP. A request that did
+	// would take HTTPClient.Timeout while the proxy holds the data; the
+	// bound leaves room for a shared machine's noise and none for that.
+	// The p99s are reported, not bounded: on a shared machine a few
+	// seconds' p99 moves with whatever else runs.
 	r.must(latency(fault, 1) < idpTimeout/2, "an elevated guarded request took %v during the fault", latency(fault, 1))
-	r.must(p99fault <= 2*p99pass+50*time.Millisecond, "elevated guarded p99 %v during the fault, %v before", p99fault, p99pass)
 	r.statuses = statusCounts(ss.all)
 
 	app.close()
