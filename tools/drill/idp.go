@@ -246,10 +246,7 @@ func idpSlowDead(ctx context.Context, e *env) (*result, error) {
 
 	app.close()
 	idpTransport.CloseIdleConnections()
-	g := goroutinesSettled(before, goroutineSlack)
-	r.count("goroutines of this process after the load, with the app closed: %d, serving a request %d (before the app started: %d)", g.total, g.inRequests, before)
-	r.must(g.inRequests == 0, "%d goroutines still serving a request:\n%s", g.inRequests, g.first)
-	r.must(g.total <= before+goroutineSlack, "%d goroutines after the drill, %d before", g.total, before)
+	checkOwnGoroutines(r, before)
 	return r, nil
 }
 

@@ -222,18 +222,23 @@ func stepUp(ctx context.Context, base, user string) (cookie string, err error) {
 	return b.Cookie(base), nil
 }
 
-// goroutinesSettled waits until this process has at most baseline+slack
-// goroutines, for up to 5s, and returns what its stacks say then.
-func goroutinesSettled(baseline, slack int) goroutines {
+// checkOwnGoroutines compares this process's goroutines, once the
+// in-process apps are closed, with before, counted before they started:
+// the library runs in this process, so its goroutines are this process's.
+// It waits up to 5s for connections to wind down.
+func checkOwnGoroutines(r *result, before int) {
 	var g goroutines
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		buf := make([]byte, 8<<20)
 		g = readDump(string(buf[:runtime.Stack(buf, true)]))
-		if (g.total <= baseline+slack && g.inRequests == 0) || time.Now().After(deadline) {
-			return g
+		if (g.total <= before+goroutineSlack && g.inRequests == 0) || time.Now().After(deadline) {
+			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	r.count("goroutines of this process after the load, with the apps closed: %d, serving a request %d (before they started: %d)", g.total, g.inRequests, before)
+	r.must(g.inRequests == 0, "%d goroutines still serving a request:\n%s", g.inRequests, g.first)
+	r.must(g.total <= before+goroutineSlack, "%d goroutines after the drill, %d before", g.total, before)
 }
 
 // countGoroutines counts this process's goroutines as readDump does.
