@@ -153,7 +153,7 @@ func clockSkew(ctx context.Context, e *env) (*result, error) {
 	}
 	l := startLoad(ctx, clients)
 	audit.setClock(l.now)
-	r.others, err = cpuShare([]int{redis.Pid()}, func() error { return sleep(ctx, time.Until(lastDeadline.Add(2*time.Second))) })
+	r.others, err = cpuShare(func() []int { return []int{redis.Pid()} }, func() error { return sleep(ctx, time.Until(lastDeadline.Add(2*time.Second))) })
 	ss := samples{clients: clients, all: l.stop()}
 	if err != nil {
 		return nil, err

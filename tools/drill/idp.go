@@ -128,7 +128,7 @@ func idpSlowDead(ctx context.Context, e *env) (*result, error) {
 		}()
 	}
 
-	r.others, err = cpuShare([]int{redis.Pid()}, func() error { return sleep(ctx, phase) })
+	r.others, err = cpuShare(func() []int { return []int{redis.Pid()} }, func() error { return sleep(ctx, phase) })
 	slowAt := l.now()
 	px.setDelay(idpDelay)
 	if err == nil {

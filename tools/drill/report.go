@@ -50,13 +50,14 @@ func (r *result) verdict() string {
 	return fmt.Sprintf("FAIL (%d)", len(r.failures))
 }
 
-// cpuShare measures the share of the CPU that processes other than pids
-// (and this one) use while fn runs, for the report: the machine may be
-// shared.
-func cpuShare(pids []int, fn func() error) (string, error) {
-	a := console.SampleCPU(pids...)
+// cpuShare measures the share of the CPU that processes other than the
+// drill's use while fn runs, for the report: the machine may be shared.
+// pids lists the drill's processes besides this one, and is called before
+// and after fn.
+func cpuShare(pids func() []int, fn func() error) (string, error) {
+	a := console.SampleCPU(pids()...)
 	err := fn()
-	share, ok := console.OthersShare(a, console.SampleCPU(pids...), 0)
+	share, ok := console.OthersShare(a, console.SampleCPU(pids()...))
 	if !ok {
 		return "unknown", err
 	}

@@ -36,21 +36,21 @@ func restartMidStepUp(ctx context.Context, e *env) (*result, error) {
 	var statuses, recoveries []string
 	for _, kind := range []string{"Redis", "PostgreSQL"} {
 		var spec string
-		var pids []int
+		var pids func() []int
 		if kind == "Redis" {
 			redis, err := startRedisStore(ctx, e, "restart-redis", false)
 			if err != nil {
 				return nil, err
 			}
 			defer redis.Kill()
-			spec, pids = "redis://"+redis.Addr+"/0", []int{redis.Pid()}
+			spec, pids = "redis://"+redis.Addr+"/0", func() []int { return []int{redis.Pid()} }
 		} else {
 			pg, err := startPostgresStore(ctx, e, "restart-postgres")
 			if err != nil {
 				return nil, err
 			}
 			defer pg.Stop()
-			spec, pids = pg.DSN, []int{pg.Pid()}
+			spec, pids = pg.DSN, func() []int { return append([]int{pg.Pid()}, console.ChildPids(pg.Pid())...) }
 		}
 		st, rec, err := restartOn(ctx, e, r, kind, spec, pids)
 		if err != nil {
@@ -64,7 +64,7 @@ func restartMidStepUp(ctx context.Context, e *env) (*result, error) {
 	return r, nil
 }
 
-func restartOn(ctx context.Context, e *env, r *result, kind, spec string, storePids []int) (statuses, recovery string, err error) {
+func restartOn(ctx context.Context, e *env, r *result, kind, spec string, storePids func() []int) (statuses, recovery string, err error) {
 	phase := 4 * time.Second
 	if e.short {
 		phase = time.Second
@@ -96,7 +96,7 @@ func restartOn(ctx context.Context, e *env, r *result, kind, spec string, storeP
 	clients := mixedClients(restartClients, p1.url, s)
 	l := startLoad(ctx, clients)
 	p1.audit.setClock(l.now)
-	others, err := cpuShare(append([]int{p1.Pid}, storePids...), func() error { return sleep(ctx, phase) })
+	others, err := cpuShare(func() []int { return append([]int{p1.Pid}, storePids()...) }, func() error { return sleep(ctx, phase) })
 	if err != nil {
 		l.stop()
 		return "", "", err

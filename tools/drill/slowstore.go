@@ -49,7 +49,7 @@ func slowStore(ctx context.Context, e *env) (*result, error) {
 	l := startLoad(ctx, clients)
 	c.audit.setClock(l.now)
 	pw := watchProc(c.Pid, redis.Addr, l.now, 250*time.Millisecond)
-	r.others, err = cpuShare([]int{c.Pid, redis.Pid()}, func() error { return sleep(ctx, phase) })
+	r.others, err = cpuShare(func() []int { return []int{c.Pid, redis.Pid()} }, func() error { return sleep(ctx, phase) })
 	slowFrom := l.now()
 	px.setDelay(storeLatency / 2)
 	if err == nil {

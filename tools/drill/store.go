@@ -3,8 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/oidc-stepup/stepup/internal/testkit"
@@ -20,6 +24,9 @@ type storeUnderTest struct {
 	brk       func() error
 	mend      func(ctx context.Context) error
 	pids      func() []int // the store's processes, for the CPU share
+	// connections, when set, returns how many connections the store has
+	// accepted so far.
+	connections func() (int64, error)
 }
 
 // startRedisStore runs redis-server in a directory of its own under the
@@ -85,8 +92,21 @@ func postgresStop(ctx context.Context, e *env) (*result, error) {
 			defer cancel()
 			return pg.Start(ctx)
 		},
-		pids: func() []int { return append([]int{pg.Pid()}, console.ChildPids(pg.Pid())...) },
+		pids:        func() []int { return append([]int{pg.Pid()}, console.ChildPids(pg.Pid())...) },
+		connections: func() (int64, error) { return postgresSessions(ctx, e, pg) },
 	})
+}
+
+// postgresSessions is how many sessions (connections) the server has had
+// since it started, from pg_stat_database, through psql.
+func postgresSessions(ctx context.Context, e *env, pg *testkit.Postgres) (int64, error) {
+	host, port, _ := net.SplitHostPort(pg.Addr)
+	out, err := exec.CommandContext(ctx, filepath.Join(e.pgBin, "psql"), "-h", host, "-p", port, "-U", "postgres", "-d", "postgres",
+		"-Atc", "SELECT sum(sessions) FROM pg_stat_database").Output()
+	if err != nil {
+		return 0, fmt.Errorf("psql: %w", err)
+	}
+	return strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64)
 }
 
 // storeTiming is how long a store drill loads before, during and after
@@ -126,11 +146,19 @@ func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error
 	l := startLoad(ctx, clients)
 	c.audit.setClock(l.now)
 	pw := watchProc(c.Pid, st.redisAddr, l.now, 250*time.Millisecond)
-	r.others, err = cpuShare(append([]int{c.Pid}, st.pids()...), func() error { return sleep(ctx, before) })
+	r.others, err = cpuShare(func() []int { return append([]int{c.Pid}, st.pids()...) }, func() error { return sleep(ctx, before) })
 	if err != nil {
 		l.stop()
 		pw.stop()
 		return nil, err
+	}
+	var storeConns int64 = -1
+	if st.connections != nil {
+		if storeConns, err = st.connections(); err != nil {
+			l.stop()
+			pw.stop()
+			return nil, err
+		}
 	}
 	breakStart := l.now()
 	if err := st.brk(); err != nil {
@@ -223,6 +251,10 @@ func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error
 		idle.Threads, idle.FDs, quiet.Threads, quiet.FDs, sessionErrors)
 	if st.redisAddr != "" {
 		r.count("Redis clients, peak: before %d, after %d", p.redisClients, pa.redisClients)
+	}
+	if storeConns >= 0 {
+		withSession := count(ss.all, func(x sample) bool { return x.sent < breakStart && ss.of(x).cookie != "" })
+		r.count("%s connections opened before the fault: %d, for %d requests with a session cookie", st.kind, storeConns, withSession)
 	}
 	if err := checkGoroutines(ctx, e, r, c); err != nil {
 		return nil, err

@@ -110,7 +110,7 @@ func measureStore(ctx context.Context, o *options, t tools, store, tmp string, s
 		target := base + r.path
 		if o.warmup > 0 {
 			logf(stderr, "%s: warm-up %s for %v", store, r.path, o.warmup)
-			w, _, err := runWrk(ctx, t.wrk, o, o.warmup, cookie, target)
+			w, err := runWrk(ctx, t.wrk, o, o.warmup, cookie, target)
 			if err != nil {
 				return res, err
 			}
@@ -127,12 +127,12 @@ func measureStore(ctx context.Context, o *options, t tools, store, tmp string, s
 		}
 		logf(stderr, "%s: %s", store, wrkCommand(o, o.duration, target))
 		cpu0 := console.SampleCPU(pids...)
-		w, wrkCPU, err := runWrk(ctx, t.wrk, o, o.duration, cookie, target)
+		w, err := runWrk(ctx, t.wrk, o, o.duration, cookie, target)
 		if err != nil {
 			return res, err
 		}
 		rr.wrk = w
-		rr.othersCPU, rr.othersKnown = console.OthersShare(cpu0, console.SampleCPU(pids...), wrkCPU)
+		rr.othersCPU, rr.othersKnown = console.OthersShare(cpu0, console.SampleCPU(pids...))
 		rr.auditEvents, rr.logLines = app.Stdout.Count()-audit0, app.Stderr.Count()-log0
 		if redisAddr != "" {
 			redis1, err := console.ReadRedisStats(redisAddr)

@@ -10,8 +10,9 @@ import (
 // A tool shares the machine with whatever else runs on it. To tell a slow
 // console from a busy machine, it compares the CPU time the whole
 // machine spent during a run (/proc/stat) with the time its own processes
-// spent (/proc/PID/stat for the console, redis-server and itself; wrk's
-// rusage). Linux only; elsewhere the share is unknown.
+// spent (/proc/PID/stat for the console, redis-server and itself, each
+// with the children it has waited for: wrk, a killed console, PostgreSQL's
+// ended backends). Linux only; elsewhere the share is unknown.
 
 // clockTick is USER_HZ, the unit of /proc's CPU times: 100 on every Linux
 // architecture Go supports.
@@ -46,7 +47,8 @@ func machineCPU() (busy, total time.Duration, ok bool) {
 	return time.Duration(running) * clockTick, time.Duration(all) * clockTick, true
 }
 
-// processCPU returns the user and system time of a live process; pid 0 is
+// processCPU returns the user and system time of a live process and of
+// the children it has waited for (utime, stime, cutime, cstime); pid 0 is
 // this process.
 func processCPU(pid int) (time.Duration, bool) {
 	p := "/proc/self/stat"
@@ -63,15 +65,18 @@ func processCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 { // utime and stime are fields 14 and 15, f[11] and f[12]
+	if len(f) < 15 { // utime, stime, cutime, cstime are fields 14 to 17, f[11] to f[14]
 		return 0, false
 	}
-	u, err1 := strconv.ParseInt(f[11], 10, 64)
-	s, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err1 != nil || err2 != nil {
-		return 0, false
+	var ticks int64
+	for _, v := range f[11:15] {
+		t, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, false
+		}
+		ticks += t
 	}
-	return time.Duration(u+s) * clockTick, true
+	return time.Duration(ticks) * clockTick, true
 }
 
 // CPUSample is a snapshot before or after a run.
@@ -81,27 +86,30 @@ type CPUSample struct {
 }
 
 // SampleCPU reads the machine's CPU times and those of pids and of this
-// process. The sample is valid only while every pid is alive.
+// process. A pid that has ended is left out: the process that waited for
+// it counts its time from then on, so a server that forks a process per
+// connection is measured whole when each sample names the server and its
+// live children ([ChildPids]).
 func SampleCPU(pids ...int) CPUSample {
 	var s CPUSample
 	s.busy, s.total, s.ok = machineCPU()
-	for _, pid := range append(pids, 0) {
-		d, ok := processCPU(pid)
+	self, ok := processCPU(0)
+	s.ours, s.ok = self, s.ok && ok
+	for _, pid := range pids {
+		d, _ := processCPU(pid)
 		s.ours += d
-		s.ok = s.ok && ok
 	}
 	return s
 }
 
 // OthersShare is the share of the machine's CPU capacity that processes
-// other than the sampled ones used between a and b, the time of a child
-// that ended before b (wrk's: /proc no longer has it) given separately as
-// ended. It returns false when it is unknown.
-func OthersShare(a, b CPUSample, ended time.Duration) (float64, bool) {
+// other than the sampled ones used between a and b. It returns false when
+// it is unknown.
+func OthersShare(a, b CPUSample) (float64, bool) {
 	if !a.ok || !b.ok || b.total <= a.total {
 		return 0, false
 	}
-	others := (b.busy - a.busy) - (b.ours - a.ours) - ended
+	others := (b.busy - a.busy) - (b.ours - a.ours)
 	return max(0, float64(others)/float64(b.total-a.total)), true
 }
 
