@@ -201,8 +201,8 @@ func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error
 	errDuring := count(ss.all, func(x sample) bool { return x.failed() })
 	firstErr, _ := first(ss.all, func(x sample) bool { return x.failed() })
 	lastErr, _ := last(ss.all, func(x sample) bool { return x.failed() })
-	r.count("errors (5xx, reset, refused, timeout): %d, the first answered %v after the %s, the last sent %v after it answered again (before the fault %d, from %v after it %d)",
-		errDuring, ms(firstErr.done-breakStart), verbOf(st.kind), ms(lastErr.sent-mended), errBefore, errorGrace, errAfter)
+	r.count("errors (5xx, reset, refused, timeout): %d, the first answered %s the %s, the last sent %s %s answered again (before the fault: %d; sent %v or more after it answered: %d)",
+		errDuring, relative(firstErr.done-breakStart), verbOf(st.kind), relative(lastErr.sent-mended), st.kind, errBefore, errorGrace, errAfter)
 	r.must(errBefore == 0, "%d errors before the fault", errBefore)
 	r.must(errAfter == 0, "%d errors for requests sent more than %v after %s answered again", errAfter, errorGrace, st.kind)
 	timeouts := count(ss.all, func(x sample) bool { return x.errKind == errTimeout })
@@ -210,7 +210,8 @@ func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error
 
 	// Recovery, without restarting the app.
 	if good, ok := first(ge, func(x sample) bool { return x.status == 200 && x.sent >= mendStart }); ok {
-		r.recovery = fmt.Sprintf("%v after the %s started again (%v after it answered PING/pg_isready)", ms(good.done-mendStart), st.kind, ms(good.done-mended))
+		r.recovery = fmt.Sprintf("%v from starting %s again to the first 200 on /admin/ping (%s the drill saw %s answer)",
+			ms(good.done-mendStart), st.kind, relative(good.done-mended), st.kind)
 	} else {
 		r.recovery = "never"
 		r.must(false, "no guarded request succeeded after %s came back", st.kind)
