@@ -36,16 +36,11 @@ func slowStore(ctx context.Context, e *env) (*result, error) {
 			storeLatency, storeLatency/2, phase, phase, phase),
 		recovery: "none needed",
 	}
-	c, err := startConsole(ctx, e, consoleArgs("redis://"+px.addr+"/0")...)
+	c, s, clients, err := storeConsole(ctx, e, "redis://"+px.addr+"/0")
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	s, err := newSessions(ctx, c.url, 4)
-	if err != nil {
-		return nil, err
-	}
-	clients := mixedClients(storeConnections, c.url, s)
 	l := startLoad(ctx, clients)
 	c.audit.setClock(l.now)
 	pw := watchProc(c.Pid, redis.Addr, l.now, 250*time.Millisecond)

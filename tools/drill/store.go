@@ -123,6 +123,21 @@ func storeTiming(short bool) (before, outage, after time.Duration) {
 // once by default.
 const storeConnections = 64
 
+// storeConsole starts the console on the session store spec, elevates
+// four sessions and logs one in, and returns the store drills' clients.
+func storeConsole(ctx context.Context, e *env, spec string) (*consoleRun, sessions, []client, error) {
+	c, err := startConsole(ctx, e, consoleArgs(spec)...)
+	if err != nil {
+		return nil, sessions{}, nil, err
+	}
+	s, err := newSessions(ctx, c.url, 4)
+	if err != nil {
+		c.Stop()
+		return nil, s, nil, err
+	}
+	return c, s, mixedClients(storeConnections, c.url, s), nil
+}
+
 // storeOutage runs the console on st under load, breaks st for a while,
 // mends it, and counts.
 func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error) {
@@ -131,17 +146,12 @@ func storeOutage(ctx context.Context, e *env, st storeUnderTest) (*result, error
 		load:  fmt.Sprintf("%d connections, closed loop, spread over /ping and /admin/ping with 4 elevated sessions, /admin/ping with a logged-in session and with none; chi-admin on %s", storeConnections, st.kind),
 		fault: fmt.Sprintf("%s, for %v after %v of load; %v of load after", st.fault, outage, before, after),
 	}
-	c, err := startConsole(ctx, e, consoleArgs(st.spec)...)
+	c, s, clients, err := storeConsole(ctx, e, st.spec)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Stop()
-	s, err := newSessions(ctx, c.url, 4)
-	if err != nil {
-		return nil, err
-	}
 	idle, _ := console.ReadProcStats(c.Pid)
-	clients := mixedClients(storeConnections, c.url, s)
 
 	l := startLoad(ctx, clients)
 	c.audit.setClock(l.now)
