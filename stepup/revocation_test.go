@@ -238,3 +238,96 @@ func TestOperatorRevocationUsesNoClock(t *testing.T) {
 		t.Errorf("in-flight grant: %q %v, want revoked_by_operator", cause, err)
 	}
 }
+
+// storedUntil returns the expiry the store holds for key, as the codec
+// wrote it, or false when there is none.
+func storedUntil(t *testing.T, h *harness, key string) (time.Time, bool) {
+	t.Helper()
+	b, found, err := h.sm.Store.Find(key)
+	if err != nil || !found {
+		return time.Time{}, false
+	}
+	until, _, err := h.sm.Codec.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return until, true
+}
+
+// TestRevocationRecordsExpireWithTheirLastElevation: every record a
+// revocation or a grant writes is stored with an expiry, at the deadline
+// of the last elevation it can cover (or, for a step-up that may still be
+// at the IdP, a challenge's lifetime plus the skew), so the store does not
+// grow without bound.
+func TestRevocationRecordsExpireWithTheirLastElevation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	inFlight := t0.Add(challengeTTL + DefaultClockSkew)
+
+	el := h.elevation(t0.Add(2 * time.Hour))
+	el.ID, el.AuthTime = newElevationID(), t0
+	if cause, err := h.su.registerGrant(ctx, &el, "sid-1"); err != nil || cause != "" {
+		t.Fatalf("grant: %q %v", cause, err)
+	}
+	if until, ok := storedUntil(t, h, h.su.lifetimeKey("alice")); !ok || !until.Equal(el.Deadline) {
+		t.Errorf("lifetime record until %v, want the deadline %v", until, el.Deadline)
+	}
+	if until, ok := storedUntil(t, h, h.su.sidKey("sid-1")); !ok || !until.Equal(el.Deadline) {
+		t.Errorf("sid index until %v, want the deadline %v", until, el.Deadline)
+	}
+	if _, ok := storedUntil(t, h, h.su.subjectKey("alice")); ok {
+		t.Error("a grant wrote a revocation record: the guard would decode it on every request")
+	}
+
+	if _, err := h.su.revokeIdP(ctx, "alice", "sid-1", t0.Unix(), ReasonBackChannelLogout); err != nil {
+		t.Fatal(err)
+	}
+	if until, ok := storedUntil(t, h, h.su.subjectKey("alice")); !ok || !until.Equal(el.Deadline) {
+		t.Errorf("revocation record until %v, want the covered elevation's deadline %v", until, el.Deadline)
+	}
+
+	// A revocation for a user with no elevation lives only as long as a
+	// step-up under way could.
+	if err := h.su.revokeOperator(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if until, ok := storedUntil(t, h, h.su.subjectKey("bob")); !ok || !until.Equal(inFlight) {
+		t.Errorf("bob's record until %v, want %v", until, inFlight)
+	}
+	if _, err := h.su.revokeIdP(ctx, "", "sid-never-granted", t0.Unix(), ReasonBackChannelLogout); err != nil {
+		t.Fatal(err)
+	}
+	if until, ok := storedUntil(t, h, h.su.sidKey("sid-never-granted")); !ok || !until.Equal(inFlight) {
+		t.Errorf("unknown sid's index until %v, want %v", until, inFlight)
+	}
+
+	// A processed token's jti is kept as long as the token could be
+	// accepted: five minutes after its iat, plus twice the skew.
+	if err := h.su.rememberToken(ctx, "jti-1", t0); err != nil {
+		t.Fatal(err)
+	}
+	want := t0.Add(maxSignalAge + 2*DefaultClockSkew + time.Second)
+	if until, ok := storedUntil(t, h, h.su.tokenKey("jti-1")); !ok || !until.Equal(want) {
+		t.Errorf("jti record until %v, want %v", until, want)
+	}
+
+	// Entries for one session or one drop are pruned with their last
+	// elevation, at the next write.
+	head, _ := readElevationHead(encodeElevation(&el))
+	if err := h.su.recordDrop(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	h.setClock(el.Deadline.Add(time.Second))
+	if err := h.su.revokeOperator(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := h.su.findRecord(ctx, h.su.subjectKey("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil || len(rv.sids) != 0 || len(rv.drops) != 0 {
+		t.Errorf("after the last deadline: %+v, %v; want the sid and drop entries pruned", rv, err)
+	}
+}
