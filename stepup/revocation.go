@@ -93,13 +93,13 @@ const revocationTag = "r1"
 
 // revocations is a subject's revocation record.
 type revocations struct {
-	opCut      int64  // elevations of an earlier generation were revoked by an operator
-	opTime     int64  // when (this server's clock) the last operator revocation was written
-	idpCut     int64  // elevations with auth_time up to this IdP instant were revoked by the IdP
-	idpCause   Reason // why, for idpCut
-	sids       []sidRevocation
-	drops      []dropRevocation
-	until      int64 // Unix seconds: no elevation this record covers lives beyond it
+	opCut    int64  // elevations of an earlier generation were revoked by an operator
+	opTime   int64  // when (this server's clock) the last operator revocation was written
+	idpCut   int64  // elevations with auth_time up to this IdP instant were revoked by the IdP
+	idpCause Reason // why, for idpCut
+	sids     []sidRevocation
+	drops    []dropRevocation
+	until    int64 // Unix seconds: no elevation this record covers lives beyond it
 }
 
 // sidRevocation ends the elevations from one IdP session whose auth_time
