@@ -203,7 +203,7 @@ func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 	}
 	base := "http://" + ln.Addr().String()
 	idp, err := devidp.Start(devidp.Config{
-		Addr:    testkit.FreeAddr(t),
+		Addr: testkit.FreeAddr(t),
 		Clients: []stepuptest.Client{{
 			ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"},
 			BackChannelLogoutURI: base + "/backchannel-logout",
