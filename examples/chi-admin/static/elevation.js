@@ -45,6 +45,7 @@
     var badge = document.getElementById("admin-badge");
     if (badge) {
       badge.textContent = "admin mode ended";
+      badge.className = "badge ended";
     }
   }
 
