@@ -83,13 +83,19 @@ func stepUpThroughReplicas(t *testing.T, lb *balancer, idp *devidp.IdP, a, b *in
 	return c
 }
 
-func TestTwoReplicasShareOneRedis(t *testing.T) {
-	redisAddr := testkit.StartRedis(t)
-	lb := newBalancer(t)
+// startReplicas starts an IdP whose client is the console behind lb
+// (redirect and back-channel logout URIs at lb), with ID tokens of ttl (0:
+// the default), and two replicas of the console on the session store at
+// storeURL.
+func startReplicas(t *testing.T, lb *balancer, ttl time.Duration, storeURL string) (idp *devidp.IdP, a, b *instance) {
+	t.Helper()
 	idp, err := devidp.Start(devidp.Config{
-		Addr:       testkit.FreeAddr(t),
-		Clients:    []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"}}},
-		IDTokenTTL: 6 * time.Second,
+		Addr: testkit.FreeAddr(t),
+		Clients: []stepuptest.Client{{
+			ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"},
+			BackChannelLogoutURI: lb.URL + "/backchannel-logout",
+		}},
+		IDTokenTTL: ttl,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +104,15 @@ func TestTwoReplicasShareOneRedis(t *testing.T) {
 	args := []string{
 		"-addr", "127.0.0.1:0", "-base-url", lb.URL, "-issuer", idp.Issuer(),
 		"-client-id", "console", "-client-secret", "console-secret", "-acr", devidp.StrongACR,
-		"-skew", "1s", "-session-store", "redis://" + redisAddr + "/0",
+		"-skew", "1s", "-session-store", storeURL,
 	}
-	a, b := startApp(t, args...), startApp(t, args...)
+	return idp, startApp(t, args...), startApp(t, args...)
+}
+
+func TestTwoReplicasShareOneRedis(t *testing.T) {
+	redisAddr := testkit.StartRedis(t)
+	lb := newBalancer(t)
+	idp, a, b := startReplicas(t, lb, 6*time.Second, "redis://"+redisAddr+"/0")
 
 	// Two browsers, each stepped up through both replicas.
 	first := stepUpThroughReplicas(t, lb, idp, a, b)
@@ -171,23 +183,7 @@ func TestLogoutTokenReceivedByOneReplicaEndsTheElevationUsedOnTheOther(t *testin
 		t.Run(tc.name, func(t *testing.T) {
 			store := tc.store(t)
 			lb := newBalancer(t)
-			idp, err := devidp.Start(devidp.Config{
-				Addr: testkit.FreeAddr(t),
-				Clients: []stepuptest.Client{{
-					ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"},
-					BackChannelLogoutURI: lb.URL + "/backchannel-logout",
-				}},
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { idp.Close() })
-			args := []string{
-				"-addr", "127.0.0.1:0", "-base-url", lb.URL, "-issuer", idp.Issuer(),
-				"-client-id", "console", "-client-secret", "console-secret", "-acr", devidp.StrongACR,
-				"-skew", "1s", "-session-store", store,
-			}
-			a, b := startApp(t, args...), startApp(t, args...)
+			idp, a, b := startReplicas(t, lb, 0, store)
 			c := stepUpThroughReplicas(t, lb, idp, a, b)
 			lb.to(b)
 			if p := c.do("GET", lb.URL+"/admin/users", nil, "application/json"); p.status != http.StatusOK {

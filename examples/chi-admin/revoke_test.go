@@ -35,6 +35,17 @@ func (c *client) revoke(appURL, subject string, header http.Header) result {
 	return stop.doWith("POST", appURL+"/admin/elevations/revoke", url.Values{"subject": {subject}}, h)
 }
 
+// aliceAndBob starts a console on a development IdP the test holds, and
+// steps up alice and bob, each in a browser of their own.
+func aliceAndBob(t *testing.T) (app *instance, idp *devidp.IdP, alice, bob *client) {
+	t.Helper()
+	app, idp = startConsole(t, devidp.Config{})
+	alice, bob = newClient(t, nil), newClient(t, nil)
+	alice.stepUp(idp, app.URL, "alice")
+	bob.stepUp(idp, app.URL, "bob")
+	return app, idp, alice, bob
+}
+
 // requireElevated checks that c's admin page answers, elevated.
 func (c *client) requireElevated(appURL string) {
 	c.t.Helper()
@@ -47,10 +58,7 @@ func (c *client) requireElevated(appURL string) {
 // bob; bob's next admin request is challenged, alice's elevation lives on.
 func TestRevokeFormEndsAnotherUsersAdminMode(t *testing.T) {
 	t.Parallel()
-	app, idp := startConsole(t, devidp.Config{})
-	alice, bob := newClient(t, nil), newClient(t, nil)
-	alice.stepUp(idp, app.URL, "alice")
-	bob.stepUp(idp, app.URL, "bob")
+	app, idp, alice, bob := aliceAndBob(t)
 
 	page := alice.get(app.URL + "/admin")
 	for _, want := range []string{`<form method="post" action="/admin/elevations/revoke" id="revoke-form">`, `id="revoke-subject" name="subject"`, `id="revoke"`} {
@@ -75,10 +83,7 @@ func TestRevokeFormEndsAnotherUsersAdminMode(t *testing.T) {
 // the form with an administrator's elevated session (CSRF).
 func TestRevokeFormIsRefusedCrossOrigin(t *testing.T) {
 	t.Parallel()
-	app, idp := startConsole(t, devidp.Config{})
-	alice, bob := newClient(t, nil), newClient(t, nil)
-	alice.stepUp(idp, app.URL, "alice")
-	bob.stepUp(idp, app.URL, "bob")
+	app, _, alice, bob := aliceAndBob(t)
 	for name, h := range map[string]http.Header{
 		"Sec-Fetch-Site cross-site": crossSite,
 		"Sec-Fetch-Site same-site":  {"Sec-Fetch-Site": {"same-site"}},
@@ -144,17 +149,7 @@ func (s *failingUpdates) Update(_ context.Context, token string, update func([]b
 	if s.fail.Load() {
 		return errors.New("store unreachable")
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	b, found, err := s.Find(token)
-	if err != nil {
-		return err
-	}
-	next, expiry, err := update(b, found)
-	if err != nil {
-		return err
-	}
-	return s.Commit(token, next, expiry)
+	return updateLocked(&s.mu, s.MemStore, token, update)
 }
 
 // TestRevokeFormShowsAnErrorPageWhenTheStoreFails: a revocation that could

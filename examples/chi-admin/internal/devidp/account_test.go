@@ -78,16 +78,17 @@ func jwtClaims(t *testing.T, raw string) map[string]any {
 	return c
 }
 
-// newAccountEnv is newEnv with the test client's back-channel logout URI
-// and a Shared Signals receiver at rp.
-func newAccountEnv(t *testing.T, rp *relyingParty) *env {
+// newAccountEnv is newEnv with a relying party's back channel: the test
+// client's back-channel logout URI and a Shared Signals receiver.
+func newAccountEnv(t *testing.T) (*env, *relyingParty) {
 	t.Helper()
+	rp := newRelyingParty(t)
 	e := newEnv(t, devidp.Config{Receivers: []devidp.Receiver{{URL: rp.URL + "/ssf/events", Audience: "https://rp.example"}}})
 	e.idp.Provider().AddClient(stepuptest.Client{
 		ID: clientID, Secret: clientSecret, RedirectURIs: []string{redirectURI},
 		BackChannelLogoutURI: rp.URL + "/backchannel-logout",
 	})
-	return e
+	return e, rp
 }
 
 // account opens the account page in b.
@@ -106,8 +107,7 @@ func (b *browser) act(t *testing.T, page result, step string) result {
 
 func TestSignOutEverywhereSendsALogoutTokenForEachSessionAndEndsThem(t *testing.T) {
 	t.Parallel()
-	rp := newRelyingParty(t)
-	e := newAccountEnv(t, rp)
+	e, rp := newAccountEnv(t)
 	laptop, phone, other := newBrowser(t), newBrowser(t), newBrowser(t)
 	first := e.login(t, laptop, strong, "alice")
 	second := e.login(t, phone, basic, "alice")
@@ -157,8 +157,7 @@ func TestSignOutEverywhereSendsALogoutTokenForEachSessionAndEndsThem(t *testing.
 
 func TestResetOneTimeCodeInvalidatesTheOldCodeAndPushesCredentialChange(t *testing.T) {
 	t.Parallel()
-	rp := newRelyingParty(t)
-	e := newAccountEnv(t, rp)
+	e, rp := newAccountEnv(t)
 	br := newBrowser(t)
 	e.login(t, br, strong, "alice")
 	old := e.code(t, "alice")
@@ -197,8 +196,7 @@ func TestResetOneTimeCodeInvalidatesTheOldCodeAndPushesCredentialChange(t *testi
 
 func TestLockedAccountIsRefusedEverySignInUntilUnlocked(t *testing.T) {
 	t.Parallel()
-	rp := newRelyingParty(t)
-	e := newAccountEnv(t, rp)
+	e, rp := newAccountEnv(t)
 	br := newBrowser(t)
 	e.login(t, br, strong, "alice")
 
@@ -250,8 +248,7 @@ func TestLockedAccountIsRefusedEverySignInUntilUnlocked(t *testing.T) {
 
 func TestAccountPageSignInLetsALockedUserUnlock(t *testing.T) {
 	t.Parallel()
-	rp := newRelyingParty(t)
-	e := newAccountEnv(t, rp)
+	e, _ := newAccountEnv(t)
 	br := newBrowser(t)
 	e.login(t, br, basic, "alice")
 	br.act(t, e.account(t, br), "lock")
@@ -277,8 +274,7 @@ func TestAccountPageSignInLetsALockedUserUnlock(t *testing.T) {
 
 func TestAccountFormsRefuseCrossOriginPostsAndVisitorsWithoutASession(t *testing.T) {
 	t.Parallel()
-	rp := newRelyingParty(t)
-	e := newAccountEnv(t, rp)
+	e, rp := newAccountEnv(t)
 	br := newBrowser(t)
 	e.login(t, br, basic, "alice")
 	page := e.account(t, br)
