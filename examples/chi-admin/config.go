@@ -58,7 +58,9 @@ const usageHeader = `chi-admin: an admin console whose /admin pages demand an OI
 
 With no -issuer it starts an embedded development IdP, when one is compiled
 in (demo users alice and bob, password "password"; the admin scope needs a
-one-time code, which the dev IdP's page shows).
+one-time code, which the dev IdP's page shows). Its account page ends admin
+mode the ways an IdP does: Sign out everywhere (a back-channel logout),
+Reset my one-time code and Lock account (CAEP events to /ssf/events).
 
 Routes:
   /                   dashboard (any logged-in user)
