@@ -310,7 +310,7 @@ func TestDeniedStatusByReason(t *testing.T) {
 	for reason, want := range map[stepup.Reason]int{
 		stepup.ReasonUnauthenticated:   http.StatusUnauthorized,
 		stepup.ReasonTokenExchange:     http.StatusBadGateway,
-		stepup.Reason("token_refused"): http.StatusForbidden, // the library's coming reason for an OAuth error response
+		stepup.ReasonTokenRefused:      http.StatusForbidden, // the token endpoint answered an OAuth error
 		stepup.ReasonIdPError:          http.StatusForbidden,
 		stepup.ReasonNonceMismatch:     http.StatusForbidden,
 		stepup.ReasonACRNotSatisfied:   http.StatusForbidden,
