@@ -427,3 +427,26 @@ func TestRevokeSubjectReportsAStoreFailure(t *testing.T) {
 		t.Error("RevokeSubject accepted a subject with a line break")
 	}
 }
+
+// TestALogoutWhoseRevocationFailedIsNotTakenForAReplay: the store accepts
+// the token's jti but fails the revocation itself. The token must not be
+// remembered as processed, or the sender's second attempt would be refused
+// as a replay and the logout lost.
+func TestALogoutWhoseRevocationFailedIsNotTakenForAReplay(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{})
+	b, sid := elevatedAs(t, a, "alice")
+	revocations := "R;"
+	a.store.failCommitPrefix.Store(&revocations)
+	token := logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid})
+	if status, body := postLogout(t, a, token); status != http.StatusBadRequest || !strings.Contains(body, "temporarily_unavailable") {
+		t.Fatalf("with the revocation record failing: %d %s", status, body)
+	}
+	a.store.failCommitPrefix.Store(nil)
+	if status, body := postLogout(t, a, token); status != http.StatusOK {
+		t.Fatalf("the same token again: %d %s, want 200 (not a replay)", status, body)
+	}
+	if b.elevated(t) {
+		t.Fatal("the logout sent again did not end the elevation")
+	}
+}

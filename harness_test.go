@@ -348,6 +348,9 @@ func unixClaim(t testing.TB, claims map[string]any, name string) int64 {
 type flakyStore struct {
 	scs.Store
 	failFind, failCommit, failDelete atomic.Bool
+	// failCommitPrefix, when set, makes Commit fail for the keys that
+	// start with it only: "R;" fails revocation records and nothing else.
+	failCommitPrefix atomic.Pointer[string]
 }
 
 // innerStoreLocks serialises flakyStore.Update per wrapped store.
@@ -397,6 +400,9 @@ func (s *flakyStore) Find(token string) ([]byte, bool, error) {
 
 func (s *flakyStore) Commit(token string, b []byte, expiry time.Time) error {
 	if s.failCommit.Load() {
+		return errStoreDown
+	}
+	if p := s.failCommitPrefix.Load(); p != nil && strings.HasPrefix(token, *p) {
 		return errStoreDown
 	}
 	return s.Store.Commit(token, b, expiry)

@@ -400,3 +400,25 @@ func TestNewRefusesAnUnusableTransmitter(t *testing.T) {
 		}
 	}
 }
+
+// TestASecurityEventWhoseRevocationFailedIsRetried: as for logout tokens,
+// a SET whose revocation failed is not remembered as processed, so the
+// transmitter's retry takes effect.
+func TestASecurityEventWhoseRevocationFailedIsRetried(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{signals: true})
+	b, _ := elevatedAs(t, a, "alice")
+	revocations := "R;"
+	a.store.failCommitPrefix.Store(&revocations)
+	set := securityEvent(t, a, stepuptest.SecurityEvent{Subject: stepuptest.UserSubject(a.idp.Issuer(), "alice"), Type: stepuptest.CAEPCredentialChange})
+	if status, _ := pushEvent(t, a, set, ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("with the revocation record failing: %d", status)
+	}
+	a.store.failCommitPrefix.Store(nil)
+	if status, _ := pushEvent(t, a, set, ""); status != http.StatusAccepted {
+		t.Fatalf("the retry: %d", status)
+	}
+	if a.audit.count(stepup.EventSignalIgnored) != 0 || b.elevated(t) {
+		t.Fatal("the retry was taken for a replay, and the elevation survived")
+	}
+}

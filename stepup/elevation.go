@@ -213,9 +213,11 @@ func newElevationID() string {
 // arrives.
 //
 // It audits a revoked event with reason revoked_by_operator. When the
-// revocation cannot be written it returns an error wrapping [ErrSession]
-// and audits revocation_failed: nothing was revoked, and the caller should
-// retry.
+// store fails it returns an error wrapping [ErrSession] and audits
+// revocation_failed: the revocation was not recorded, or not kept for as
+// long as the elevations it covers can live (it then lapses with the
+// step-ups in flight, ten minutes and ClockSkew after it). Either way the
+// caller should retry; a retry revokes again, to the same effect.
 func (s *StepUp) RevokeSubject(ctx context.Context, sub string) error {
 	e := Event{Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonRevokedByOperator}
 	if sub == "" || !storable(sub) {
