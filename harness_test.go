@@ -348,8 +348,10 @@ func unixClaim(t testing.TB, claims map[string]any, name string) int64 {
 type flakyStore struct {
 	scs.Store
 	failFind, failCommit, failDelete atomic.Bool
-	mu                               sync.Mutex // serialises Update
 }
+
+// innerStoreLocks serialises flakyStore.Update per wrapped store.
+var innerStoreLocks sync.Map // scs.Store → *sync.Mutex
 
 // Update makes flakyStore a stepup.AtomicStore: the wrapped store's
 // Update when it has one (the Redis and PostgreSQL adapters), else one
@@ -368,8 +370,11 @@ func (s *flakyStore) Update(ctx context.Context, token string, update func([]byt
 			return next, expiry, err
 		})
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Replicas in one process wrap one memstore each in a flakyStore of
+	// their own, so the lock belongs to the wrapped store, not to s.
+	mu, _ := innerStoreLocks.LoadOrStore(s.Store, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	b, found, err := s.Find(token)
 	if err != nil {
 		return err

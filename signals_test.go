@@ -221,6 +221,9 @@ func TestSecurityEventRules(t *testing.T) {
 		{name: "EventNotAnObject", claims: func(_ *app, c map[string]any) {
 			c["events"] = map[string]any{stepuptest.CAEPCredentialChange: "now"}
 		}, code: "invalid_request", reason: stepup.ReasonInvalidSignal},
+		{name: "EventTimestampAfterTheSETWasIssued", event: func(a *app, e *stepuptest.SecurityEvent) {
+			e.EventTime = a.clock.Now().Add(time.Hour)
+		}, code: "invalid_request", reason: stepup.ReasonInvalidSignal},
 		{name: "EventTimestampAsString", event: func(_ *app, e *stepuptest.SecurityEvent) {
 			e.Event = map[string]any{"event_timestamp": "1800000000"}
 		}, code: "invalid_request", reason: stepup.ReasonInvalidSignal},

@@ -123,18 +123,26 @@ func (s *StepUp) Drop(r *http.Request, scope string) {
 }
 
 // recordDrop adds the elevation h to its subject's revocation record,
-// kept until the elevation's deadline.
+// kept until the elevation's deadline, and keeps the lifetime record at
+// least as long.
 func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
 	now := s.now().Unix()
-	return s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
+	until := int64(0)
+	err := s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
 		rv, err := s.parseRevocations(cur, now)
 		if err != nil {
 			return "", 0, err
 		}
 		rv.drops = append(rv.drops, dropRevocation{id: h.id, until: h.deadline})
 		rv.extend(h.deadline)
+		until = rv.until
 		return encodeRevocations(rv), rv.until, nil
 	})
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLifetime(ctx, h.subject, func(l *lifetime) { l.until = max(l.until, until) })
+	return err
 }
 
 // parseRevocations decodes a stored record for an update, pruned at now;
@@ -156,6 +164,14 @@ func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
 // A store error, or a record that does not decode, is returned, and the
 // caller fails closed.
 func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, error) {
+	if h.legacy {
+		// Before format e2, Drop recorded a dropped elevation under its own
+		// id, until its deadline. Honour those records for elevations of
+		// that format: one more lookup, for them only.
+		if _, dropped, err := s.findRecordRaw(ctx, h.id); err != nil || dropped {
+			return ReasonRevoked, dropped, err
+		}
+	}
 	cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
 	if err != nil || !found {
 		return "", false, err

@@ -24,6 +24,7 @@ import (
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
 	"github.com/oidc-stepup/stepup/internal/testkit"
+	"github.com/oidc-stepup/stepup/stepup"
 )
 
 // The bounds of the browser test. Every chromedp call runs under one of them,
@@ -214,6 +215,91 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 			t.Errorf("the audit page scrolls sideways: %.0f wide in a %.0f viewport", got.Page, got.Viewport)
 		}
 	})
+}
+
+// TestBrowserSignOutEverywhereEndsAdminModeInTheOpenConsole: with the
+// users page open and a name typed into its Add-user form, "Sign out
+// everywhere" on the dev IdP's account page, in a second tab, makes the
+// first tab's elevation card say within a few seconds that admin mode
+// ended: the page polls GET /elevation (static/elevation.js, under the
+// page's script-src 'self' CSP), and is not reloaded, so the typed name is
+// still in the input. The next admin navigation goes to the IdP.
+func TestBrowserSignOutEverywhereEndsAdminModeInTheOpenConsole(t *testing.T) {
+	chromium := testkit.RequireTool(t, "chromium", "chromium-browser")
+	in := startApp(t, "-addr", "127.0.0.1:0", "-dev-idp-addr", "127.0.0.1:0")
+	b := startBrowser(t, chromium) // closed before the app stops: cleanups run last-in first-out
+	const user, typed = "alice", "dave, typed before the logout"
+
+	resp := b.load(t, "open /admin/users", chromedp.Navigate(in.URL+"/admin/users"))
+	b.requireIdP(t, in.URL, resp)
+	b.signInAtIdP(t, in.URL, user)
+	resp = b.load(t, "open /admin/users, elevated", chromedp.Navigate(in.URL+"/admin/users"))
+	if resp.Status != 200 || resp.URL != in.URL+"/admin/users" {
+		t.Fatalf("the users page after the step-up: %d %s\n%s", resp.Status, resp.URL, b.describe())
+	}
+	if csp := headerValue(resp.Headers, "Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q, want script-src 'self'", csp)
+	}
+	b.do(t, "type a new user's name", chromedp.SendKeys(chromedp.ID("new-user"), typed))
+	browserRun(t, b, "mark the document", chromedp.Evaluate[bool](`window.notReloaded = true`))
+	if text := browserRun(t, b, "read the countdown", chromedp.Text(chromedp.ID("countdown"))); strings.HasPrefix(text, "ended") || text == "…" {
+		t.Fatalf("the countdown says %q, want it running", text)
+	}
+	account := browserRun(t, b, "read the IdP account link", chromedp.Evaluate[string](`document.getElementById("idp-account").href`))
+
+	// A second tab of the same browser. Its first Run opens it, with no
+	// per-step timeout: the context of that Run owns the tab.
+	tabCtx, closeTab := chromedp.NewContext(b.ctx)
+	defer closeTab()
+	if err := chromedp.Do(tabCtx); err != nil {
+		t.Fatalf("opening a second tab: %v", err)
+	}
+	tab := &browser{ctx: tabCtx, output: b.output}
+	tab.load(t, "open the IdP's account page", chromedp.Navigate(account))
+	tab.do(t, "wait for Sign out everywhere", chromedp.WaitVisible(chromedp.ID("sign-out-everywhere")))
+	clicked := time.Now()
+	tab.load(t, "click Sign out everywhere", chromedp.Click(chromedp.ID("sign-out-everywhere")))
+	if notice := browserRun(t, tab, "read the IdP's notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(notice, "Logout token to chi-admin: 200 OK.") {
+		t.Fatalf("the IdP's notice after Sign out everywhere: %q", notice)
+	}
+
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("elevation").classList.contains("ended")`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	took := time.Since(clicked)
+	if err != nil {
+		t.Fatalf("the card did not say that admin mode ended within 10s of the click: %v\n%s", err, b.describe())
+	}
+	t.Logf("the card said admin mode ended %s after the click on Sign out everywhere", took.Round(time.Millisecond))
+	if took > 6*time.Second {
+		t.Errorf("the card took %s, want a few seconds (one 2s poll, and the logout)", took)
+	}
+	type state struct {
+		NotReloaded                         bool
+		Typed, Title, Countdown, Visibility string
+	}
+	got := browserRun(t, b, "read the page", chromedp.Evaluate[state](`({
+		NotReloaded: window.notReloaded === true,
+		Typed: document.getElementById("new-user").value,
+		Title: document.getElementById("elevation-title").textContent,
+		Countdown: document.getElementById("countdown").textContent,
+		Visibility: document.visibilityState,
+	})`))
+	t.Logf("the console's tab was %s while the other tab signed out", got.Visibility)
+	if !got.NotReloaded || got.Typed != typed {
+		t.Errorf("the page was reloaded (%v) or lost the typed name: input %q, want %q", !got.NotReloaded, got.Typed, typed)
+	}
+	if got.Title != "Admin mode ended" || !strings.HasPrefix(got.Countdown, "ended: admin mode was ended elsewhere") {
+		t.Errorf("the card says %q / %q", got.Title, got.Countdown)
+	}
+
+	// The next admin navigation is challenged, and the IdP, whose session
+	// ended too, asks for the password again.
+	resp = b.load(t, "open /admin", chromedp.Navigate(in.URL+"/admin"))
+	b.requireIdP(t, in.URL, resp)
+	requireAudited(t, in, stepup.EventRevoked, stepup.ReasonBackChannelLogout, user)
+	requireAudited(t, in, stepup.EventDropped, stepup.ReasonBackChannelLogout, user)
 }
 
 // browser is one chromium driven by chromedp.
