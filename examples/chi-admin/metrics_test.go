@@ -30,27 +30,32 @@ var metricLine = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\
 // labelPair matches one label of a sample.
 var labelPair = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 
-// TestMetricsCountAStepUpADenialAndADropWithoutNamingAnyone: after alice
-// steps up, ends admin mode, and has a second step-up refused by the IdP,
-// /metrics shows the grant, the drop and the denial with their scope,
-// bound and reason, and the step-up's duration; the JSON audit lines keep
-// flowing to standard output with her subject, and no subject, elevation,
-// request id or address from them appears in the metrics, nor any label
-// other than scope, bound, reason and cause.
-func TestMetricsCountAStepUpADenialAndADropWithoutNamingAnyone(t *testing.T) {
+// TestMetricsCountAStepUpARevocationAndADenialWithoutNamingAnyone: alice
+// steps up, revokes her own elevations with the revoke form, is refused
+// at her next admin request, and has a second step-up refused by the IdP.
+// /metrics shows the grant, the revocation with its cause, the drop and
+// the denial with their reasons, all with their scope, and the step-up's
+// duration; the JSON audit lines keep flowing to standard output with her
+// subject, and no subject, elevation, request id, address or issuer from
+// them appears in the metrics, nor any label other than scope, bound,
+// reason and cause.
+func TestMetricsCountAStepUpARevocationAndADenialWithoutNamingAnyone(t *testing.T) {
 	app, idp := startConsole(t, devidp.Config{}, "-metrics-token", testMetricsToken)
 	c := newClient(t, nil)
 	c.signIn(idp, c.get(app.URL+"/login"), "alice")
 	if p := c.signIn(idp, c.get(app.URL+"/admin/users"), "alice"); p.status != http.StatusOK || p.url.Path != "/admin/users" {
 		t.Fatalf("step-up: %d %s", p.status, p.url)
 	}
-	if p := c.do("POST", app.URL+"/stepup/drop", url.Values{}, "text/html"); p.status != http.StatusOK {
-		t.Fatalf("drop: %d %s", p.status, p.url)
+	stop := newClient(t, func(*http.Request) bool { return true })
+	stop.http.Jar = c.http.Jar
+	if p := stop.do("POST", app.URL+"/admin/elevations/revoke", url.Values{"subject": {"alice"}}, "text/html"); p.status != http.StatusSeeOther {
+		t.Fatalf("revoke: %d\n%s", p.status, p.body)
+	}
+	if p := stop.do("GET", app.URL+"/admin", nil, "application/json"); p.status != http.StatusUnauthorized {
+		t.Fatalf("/admin after the revocation: %d, want 401", p.status)
 	}
 	// A second step-up, which the IdP refuses: the callback carries the
 	// challenge's state and the IdP's error.
-	stop := newClient(t, func(*http.Request) bool { return true })
-	stop.http.Jar = c.http.Jar
 	p := stop.get(app.URL + "/stepup/start?scope=admin&return_to=/admin")
 	state := p.location().Query().Get("state")
 	if p.status != http.StatusSeeOther || state == "" {
@@ -68,7 +73,8 @@ func TestMetricsCountAStepUpADenialAndADropWithoutNamingAnyone(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^stepup_grants_total\{bound="[a-z_]+",scope="admin"\} 1$`),
 		regexp.MustCompile(`(?m)^stepup_challenges_total\{scope="admin"\} [1-9]`),
-		regexp.MustCompile(`(?m)^stepup_drops_total\{reason="drop",scope="admin"\} 1$`),
+		regexp.MustCompile(`(?m)^stepup_revocations_total\{cause="revoked_by_operator"\} 1$`),
+		regexp.MustCompile(`(?m)^stepup_drops_total\{reason="revoked_by_operator",scope="admin"\} 1$`),
 		regexp.MustCompile(`(?m)^stepup_denials_total\{reason="idp_error",scope="admin"\} 1$`),
 		regexp.MustCompile(`(?m)^stepup_step_up_duration_seconds_count\{scope="admin"\} 1$`),
 		regexp.MustCompile(`(?m)^stepup_elevation_length_seconds_bucket\{bound="[a-z_]+",scope="admin",le="\+Inf"\} 1$`),
@@ -81,7 +87,7 @@ func TestMetricsCountAStepUpADenialAndADropWithoutNamingAnyone(t *testing.T) {
 
 	// The audit log still has its lines, with the ids the metrics leave out.
 	var ids []string
-	for _, typ := range []stepup.EventType{stepup.EventChallenge, stepup.EventGranted, stepup.EventDropped, stepup.EventDenied} {
+	for _, typ := range []stepup.EventType{stepup.EventChallenge, stepup.EventGranted, stepup.EventRevoked, stepup.EventDropped, stepup.EventDenied} {
 		events := auditEvents(t, app, typ)
 		if len(events) == 0 {
 			t.Errorf("no %s event on standard output", typ)
