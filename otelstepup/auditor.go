@@ -77,6 +77,9 @@ var stepUpDurationBoundaries = []float64{2, 5, 10, 15, 20, 30, 45, 60, 90, 120, 
 // idp_error) ever becomes an attribute: they are unbounded, and some are
 // personal data. They stay in the audit log.
 //
+// The series whose labels do not depend on a scope (revocations, their
+// failures, rejected and ignored signals) exist from [New] on, at 0.
+//
 // It is safe for concurrent use, and it does not block: the instruments
 // aggregate in memory, and exporting is the MeterProvider's business. The
 // histograms' buckets are chosen for what they measure (see
@@ -145,7 +148,30 @@ func New(cfg Config) (*Auditor, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
+	a.startAtZero()
 	return a, nil
+}
+
+// startAtZero records 0 on every series whose labels do not depend on
+// the scope, so that they exist before their first event: Prometheus's
+// increase() and rate() need a sample before an increment to see it, and
+// the first revocation failure is the one an alert must not miss.
+func (a *Auditor) startAtZero() {
+	ctx := context.Background()
+	for _, c := range []struct {
+		counter metric.Int64Counter
+		key     string
+		values  known
+	}{
+		{a.revocations, keyCause, knownCauses},
+		{a.revocationFails, keyCause, knownCauses},
+		{a.rejected, keyReason, knownRejections},
+		{a.ignored, keyReason, knownIgnored},
+	} {
+		for v := range c.values {
+			c.counter.Add(ctx, 0, metric.WithAttributes(attribute.String(c.key, v)))
+		}
+	}
 }
 
 // Audit implements [stepup.Auditor]: it counts e, then passes it to

@@ -477,3 +477,41 @@ func knownUnion() map[string]bool {
 	}
 	return u
 }
+
+// TestScopeFreeSeriesStartAtZero: before any event, every revocation,
+// revocation failure, rejected and ignored signal series exists at 0, so
+// that an alert on increase() fires on the very first revocation failure;
+// no other series exists yet.
+func TestScopeFreeSeriesStartAtZero(t *testing.T) {
+	t.Parallel()
+	_, reader := newTestAuditor(t, Config{})
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if !ok {
+				t.Errorf("%s exists before any event", m.Name)
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				if dp.Value != 0 {
+					t.Errorf("%s{%s} = %d before any event", m.Name, attrString(dp.Attributes), dp.Value)
+				}
+				got[m.Name]++
+			}
+		}
+	}
+	want := map[string]int{
+		"stepup_revocations":         len(knownCauses),
+		"stepup_revocation_failures": len(knownCauses),
+		"stepup_signals_rejected":    len(knownRejections),
+		"stepup_signals_ignored":     len(knownIgnored),
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("series before any event: %v, want %v", got, want)
+	}
+}

@@ -63,6 +63,9 @@ func ExampleNew() {
 		switch d := m.Data.(type) {
 		case metricdata.Sum[int64]:
 			for _, dp := range d.DataPoints {
+				if dp.Value == 0 {
+					continue // a series New starts at zero (revocations, signals)
+				}
 				lines = append(lines, fmt.Sprintf("%s%s %d", m.Name, labels(dp.Attributes), dp.Value))
 			}
 		case metricdata.Histogram[float64]:
