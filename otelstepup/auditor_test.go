@@ -143,6 +143,8 @@ func TestEachEventIsCountedOnItsInstrument(t *testing.T) {
 			[]string{"stepup_denials{reason=acr_not_satisfied,scope=admin} 1"}},
 		{"denied token exchange", stepup.Event{Type: stepup.EventDenied, Scope: "payments", Reason: stepup.ReasonTokenExchange},
 			[]string{"stepup_denials{reason=token_exchange_failed,scope=payments} 1"}},
+		{"denied because a logout covered the login", stepup.Event{Type: stepup.EventDenied, Scope: "admin", Reason: stepup.ReasonBackChannelLogout},
+			[]string{"stepup_denials{reason=backchannel_logout,scope=admin} 1"}},
 		{"denied with no challenge found", stepup.Event{Type: stepup.EventDenied, Reason: stepup.ReasonUnknownState},
 			[]string{"stepup_denials{reason=unknown_state,scope=} 1"}},
 		{"expired", stepup.Event{Type: stepup.EventExpired, Scope: "admin", Bound: stepup.BoundMaxAge, Deadline: t0},

@@ -55,7 +55,10 @@ var (
 	// A challenge that could not be saved, and so was not issued.
 	knownChallengeFailures = knownOf(stepup.ReasonSessionError)
 
-	knownDenials = knownOf(
+	// A denied callback: a failed check, a session that could not be
+	// saved, or a revocation (its cause) that covered the login while the
+	// user was at the IdP.
+	knownDenials = knownOf(append([]stepup.Reason{
 		stepup.ReasonBadRequest, stepup.ReasonUnknownState, stepup.ReasonIssuerMismatch,
 		stepup.ReasonMissingIssuer, stepup.ReasonIdPError, stepup.ReasonChallengeExpired,
 		stepup.ReasonUnauthenticated, stepup.ReasonMissingCode, stepup.ReasonTokenRefused,
@@ -64,8 +67,8 @@ var (
 		stepup.ReasonInvalidClaims, stepup.ReasonACRNotSatisfied, stepup.ReasonMissingAuthTime,
 		stepup.ReasonInvalidAuthTime, stepup.ReasonStaleAuthTime, stepup.ReasonAuthTimeInFuture,
 		stepup.ReasonSubjectMismatch, stepup.ReasonInvalidSessionExpiry, stepup.ReasonCeilingInPast,
-		stepup.ReasonSessionError,
-	)
+		stepup.ReasonSessionError, stepup.ReasonRevoked,
+	}, causes...)...)
 
 	// A dropped elevation: by Drop, by a revocation (with its cause), or
 	// because it no longer fits the session.
