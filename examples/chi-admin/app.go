@@ -45,6 +45,9 @@ type app struct {
 	// locks serialises each session's requests.
 	locks *sessionLocks
 	audit *auditLog
+	// metrics counts the audit events for GET /metrics (metrics.go).
+	metrics *metrics
+
 	pages map[string]*template.Template
 	logw  io.Writer
 	now   func() time.Time
@@ -95,6 +98,9 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 	if a.loginSealer, err = newLoginSealer(cfg.clientSecret, a.sessions.Cookie.Secure); err != nil {
 		return nil, err
 	}
+	if a.metrics, err = newMetrics(cfg.metricsToken, a.audit); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), a.httpClient), 30*time.Second)
 	defer cancel()
@@ -133,7 +139,7 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		LoginHint:       true,
 		ClockSkew:       skew,
 		Now:             a.now,
-		Auditor:         a.audit,
+		Auditor:         a.metrics.auditor, // counts, then writes the JSON line
 		RequestID:       func(r *http.Request) string { return middleware.GetReqID(r.Context()) },
 		HTTPClient:      a.httpClient,
 		Unauthenticated: http.HandlerFunc(a.unauthenticated),
@@ -198,7 +204,7 @@ func (a *app) routes() http.Handler {
 			r.Get("/admin/ping", pong)
 		})
 	})
-	return r
+	return a.metrics.endpoint(r) // GET /metrics, outside the session middleware
 }
 
 // pong is the smallest handler: /ping and /admin/ping compare the same

@@ -31,6 +31,9 @@ type config struct {
 
 	// The server's timeouts (see newServer).
 	readTimeout, writeTimeout, idleTimeout time.Duration
+	// metricsToken is the bearer token GET /metrics demands; none: no
+	// /metrics (metrics.go).
+	metricsToken string
 
 	// localIdP starts an identity provider in this process when -issuer is
 	// empty; nil when none is compiled in (see devidp.go).
@@ -66,6 +69,8 @@ Routes:
   /                   dashboard (any logged-in user)
   /login              primary login (OIDC code flow, normal strength)
   /auth/callback      primary login callback
+  /metrics            stepup's metrics (Prometheus text format), with the
+                      bearer token -metrics-token; 404 without one
   /stepup/start       starts a step-up: ?scope=admin&return_to=/admin
   /stepup/callback    step-up callback
   /stepup/drop        POST: ends admin mode
@@ -107,6 +112,7 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.readTimeout, "read-timeout", 15*time.Second, "how long a client may take to send a whole request, body included")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "how long a request may take from its headers to the end of the response; must exceed twice the 10s given to each IdP call")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", time.Minute, "how long a keep-alive connection may wait for its next request")
+	fs.StringVar(&c.metricsToken, "metrics-token", "", "bearer token (16 characters or more) that GET /metrics demands; set it with STEPUP_METRICS_TOKEN, not on the command line (default: none, no /metrics)")
 	if newLocalIdP != nil {
 		c.localIdP = newLocalIdP(fs)
 	}
