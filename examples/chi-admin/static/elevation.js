@@ -117,17 +117,6 @@
       .catch(function () {});
   }
 
-  // randomRef names one step-up, so that only its own result counts.
-  // crypto.getRandomValues, unlike crypto.randomUUID, also works on a page
-  // that is not a secure context.
-  function randomRef() {
-    var b = crypto.getRandomValues(new Uint8Array(16)), s = "";
-    for (var i = 0; i < b.length; i++) {
-      s += (b[i] < 16 ? "0" : "") + b[i].toString(16);
-    }
-    return s;
-  }
-
   // "Extend admin mode": a fresh step-up in a popup opened within the
   // click, as stepup.js does for a form. The callback's popup page posts
   // the result to this window; only a message from that popup, from this
@@ -136,18 +125,24 @@
   // grant, GET /elevation gives the card its new end. A blocked popup falls
   // back to the link itself: the full-page step-up, back to this page.
   var extend = document.getElementById("extend-admin");
-  var extending = null; // the open popup
+  var current = null; // the step-up under way: its popup, and how to stop listening
   function extendStatus(text) {
     setText("extend-status", text);
   }
   if (extend) {
     extend.addEventListener("click", function (e) {
       e.preventDefault();
-      if (extending && !extending.closed) {
-        extending.focus();
+      if (current && !current.popup.closed) {
+        current.popup.focus();
         return;
       }
-      var ref = randomRef();
+      if (current) {
+        current.stop(); // closed by the user a moment ago
+      }
+      // Names this step-up, so that only its own result counts. The page
+      // is a secure context (stepup requires https, or plain http on
+      // loopback), where crypto.randomUUID exists.
+      var ref = crypto.randomUUID();
       var url = new URL(extend.href);
       url.searchParams.set("display", "popup");
       url.searchParams.set("ref", ref);
@@ -156,21 +151,24 @@
         location.assign(extend.href);
         return;
       }
-      extending = popup;
-      extendStatus("Step up in the new window to extend admin mode.");
       var bc = null, shut = 0, watch;
-      function done(m) {
+      function stop() {
         clearInterval(watch);
         window.removeEventListener("message", onMessage);
         if (bc) {
           bc.close();
         }
-        extending = null;
+        current = null;
+      }
+      function done(m) {
+        stop();
         if (!m) {
           extendStatus("The step-up window was closed; admin mode was not extended.");
         } else if (m.type === "stepup:granted") {
           extendStatus("");
           poll(true);
+          // Once more, in case that poll found the session busy.
+          setTimeout(function () { poll(true); }, pollEvery);
         } else {
           extendStatus("The step-up failed (" + m.reason + "); admin mode was not extended.");
         }
@@ -198,6 +196,8 @@
           done(null);
         }
       }, 300);
+      current = {popup: popup, stop: stop};
+      extendStatus("Step up in the new window to extend admin mode.");
     });
   }
 
