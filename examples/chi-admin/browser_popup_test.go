@@ -33,24 +33,16 @@ const popupUser = "alice"
 // two POSTs in all (401, then 303), the guard challenged one, and the user
 // is in the list once.
 func TestBrowserAddUserStepsUpInAPopupAndPostsOnce(t *testing.T) {
-	in, b := elevatedOnUsersPage(t)
 	const newUser = "erin-added-through-the-popup"
-	posts := b.recordPosts(t, in.URL+"/admin/users")
-
-	b.endAdminModeElsewhere(t)
-	b.do(t, "type a new user's name", chromedp.SendKeys(chromedp.ID("new-user"), newUser))
-	browserRun(t, b, "mark the document", chromedp.Evaluate[bool](`window.beforeAdd = true`))
-	nextPopup := b.expectPopup(t)
+	in, b, posts := typedAfterAdminModeEnded(t, newUser)
 	clicked := time.Now()
-	b.do(t, "click Add", chromedp.Click(chromedp.ID("add-user")))
-	pop, _ := nextPopup()
-	pop.waitAtIdP(t, in.URL)
+	pop, _ := b.clickForPopup(t, in.URL, "add-user")
 	if seen := pop.signInAtIdP(t, in.URL, popupUser); !slices.Equal(seen, []string{"password", "otp"}) {
 		t.Errorf("IdP pages in the popup = %q, want the password, then the one-time code", seen)
 	}
 	closed := time.Now()
 
-	b.waitFor(t, "the page after the retried POST", `!window.beforeAdd && location.pathname === "/admin/users" && document.readyState === "complete"`, browserStepTimeout)
+	b.waitFor(t, "the page after the retried POST", `!window.notReloaded && location.pathname === "/admin/users" && document.readyState === "complete"`, browserStepTimeout)
 	t.Logf("click to popup closed %s; popup closed to the users page %s", closed.Sub(clicked).Round(time.Millisecond), time.Since(closed).Round(time.Millisecond))
 	b.requireLocation(t, in.URL+"/admin/users")
 	if n := b.countUser(t, newUser); n != 1 {
@@ -76,17 +68,9 @@ func TestBrowserAddUserStepsUpInAPopupAndPostsOnce(t *testing.T) {
 // says that the step-up window was closed, and nothing was added. Add
 // again then opens a new popup, and that step-up adds the user once.
 func TestBrowserClosingTheStepUpPopupKeepsTheForm(t *testing.T) {
-	in, b := elevatedOnUsersPage(t)
 	const typed = "frank, typed before the popup was closed"
-	posts := b.recordPosts(t, in.URL+"/admin/users")
-
-	b.endAdminModeElsewhere(t)
-	b.do(t, "type a new user's name", chromedp.SendKeys(chromedp.ID("new-user"), typed))
-	browserRun(t, b, "mark the document", chromedp.Evaluate[bool](`window.notReloaded = true`))
-	nextPopup := b.expectPopup(t)
-	b.do(t, "click Add", chromedp.Click(chromedp.ID("add-user")))
-	pop, closePopup := nextPopup()
-	pop.waitAtIdP(t, in.URL)
+	in, b, posts := typedAfterAdminModeEnded(t, typed)
+	pop, closePopup := b.clickForPopup(t, in.URL, "add-user")
 	closed := time.Now()
 	closePopup()
 
@@ -122,10 +106,7 @@ func TestBrowserClosingTheStepUpPopupKeepsTheForm(t *testing.T) {
 	}
 
 	// The form still works: Add again, this time through to the end.
-	nextPopup = b.expectPopup(t)
-	b.do(t, "click Add again", chromedp.Click(chromedp.ID("add-user")))
-	pop, _ = nextPopup()
-	pop.waitAtIdP(t, in.URL)
+	pop, _ = b.clickForPopup(t, in.URL, "add-user")
 	pop.signInAtIdP(t, in.URL, popupUser)
 	b.waitFor(t, "the page after the retried POST", `!window.notReloaded && location.pathname === "/admin/users" && document.readyState === "complete"`, browserStepTimeout)
 	if n := b.countUser(t, typed); n != 1 {
@@ -172,7 +153,7 @@ func TestBrowserBlockedPopupFallsBackToTheFullPageStepUp(t *testing.T) {
 // TestBrowserExtendAdminModeInAPopup: "Extend admin mode" on the elevation
 // card steps up again in a popup opened within the click; the card then
 // shows the later end, without a reload. After admin mode ended
-// elsewhere, the same button turns the card back on.
+// elsewhere, the same button, now "Step up again", turns the card back on.
 func TestBrowserExtendAdminModeInAPopup(t *testing.T) {
 	in, b := elevatedOnUsersPage(t)
 	type card struct {
@@ -193,11 +174,8 @@ func TestBrowserExtendAdminModeInAPopup(t *testing.T) {
 	}
 	extend := func(what string) {
 		t.Helper()
-		nextPopup := b.expectPopup(t)
 		clicked := time.Now()
-		b.do(t, "click Extend admin mode", chromedp.Click(chromedp.ID("extend-admin")))
-		pop, _ := nextPopup()
-		pop.waitAtIdP(t, in.URL)
+		pop, _ := b.clickForPopup(t, in.URL, "extend-admin")
 		if seen := pop.signInAtIdP(t, in.URL, popupUser); !slices.Equal(seen, []string{"password", "otp"}) {
 			t.Errorf("IdP pages in the popup = %q, want the password, then the one-time code", seen)
 		}
@@ -220,13 +198,17 @@ func TestBrowserExtendAdminModeInAPopup(t *testing.T) {
 	}
 
 	b.endAdminModeElsewhere(t)
+	if text := browserRun(t, b, "read the button", chromedp.Text(chromedp.ID("extend-admin"))); text != "Step up again" {
+		t.Errorf("the button says %q once admin mode ended, want Step up again", text)
+	}
 	extend("after admin mode ended")
 	b.waitFor(t, "the card turned back on", `document.getElementById("elevation").className === "card elevated"`, 5*time.Second)
 	b.waitFor(t, "the countdown running", `/^(\d+ min )?\d+ s$/.test(document.getElementById("countdown").textContent)`, 3*time.Second)
 	again := readCard()
 	badge := browserRun(t, b, "read the badge", chromedp.Text(chromedp.ID("admin-badge")))
-	if !again.NotReloaded || again.Title != "Admin mode is on" || badge != "admin mode" || again.Ends < after.Ends {
-		t.Errorf("the card after Extend once admin mode had ended: %+v, badge %q", again, badge)
+	button := browserRun(t, b, "read the button", chromedp.Text(chromedp.ID("extend-admin")))
+	if !again.NotReloaded || again.Title != "Admin mode is on" || badge != "admin mode" || button != "Extend admin mode" || again.Ends < after.Ends {
+		t.Errorf("the card after Extend once admin mode had ended: %+v, badge %q, button %q", again, badge, button)
 	}
 	if resp := b.load(t, "open /admin", chromedp.Navigate(in.URL+"/admin")); resp.Status != 200 || resp.URL != in.URL+"/admin" {
 		t.Errorf("/admin after the extension: %d %s, want 200 without a step-up", resp.Status, resp.URL)
@@ -249,6 +231,21 @@ func elevatedOnUsersPage(t *testing.T) (*instance, *browser) {
 	return in, b
 }
 
+// typedAfterAdminModeEnded is the users page after admin mode ended in
+// another tab, with name typed into the Add-user form: elevatedOnUsersPage,
+// then endAdminModeElsewhere. It marks the document (window.notReloaded),
+// and records the answers to POST /admin/users from before admin mode
+// ended (recordPosts).
+func typedAfterAdminModeEnded(t *testing.T, name string) (*instance, *browser, func() []int64) {
+	t.Helper()
+	in, b := elevatedOnUsersPage(t)
+	posts := b.recordPosts(t, in.URL+"/admin/users")
+	b.endAdminModeElsewhere(t)
+	b.do(t, "type a new user's name", chromedp.SendKeys(chromedp.ID("new-user"), name))
+	browserRun(t, b, "mark the document", chromedp.Evaluate[bool](`window.notReloaded = true`))
+	return in, b, posts
+}
+
 // endAdminModeElsewhere ends admin mode as "End admin mode" in another tab
 // would, and waits until the page's card says so.
 func (b *browser) endAdminModeElsewhere(t *testing.T) {
@@ -259,50 +256,44 @@ func (b *browser) endAdminModeElsewhere(t *testing.T) {
 	b.waitFor(t, "the card says admin mode ended", `document.getElementById("elevation").classList.contains("ended")`, 10*time.Second)
 }
 
-// expectPopup starts watching for the popup that the tab opens next, a new
-// target. The func it returns waits for that popup and attaches to it; its
-// second result closes the popup as the user would.
-func (b *browser) expectPopup(t *testing.T) func() (*browser, func()) {
+// clickForPopup clicks the element with this id, which opens the step-up
+// popup (a new target), attaches to that popup and waits until it shows
+// the IdP's sign-in form; it was opened blank, or at appURL's
+// /stepup/start. The func it also returns closes the popup as the user
+// would.
+func (b *browser) clickForPopup(t *testing.T, appURL, id string) (*browser, func()) {
 	t.Helper()
 	ch := chromedp.WaitNewTarget(b.ctx, func(info *target.Info) bool { return info.Type == "page" })
-	return func() (*browser, func()) {
-		t.Helper()
-		var id target.ID
-		select {
-		case id = <-ch:
-		case <-time.After(browserStepTimeout):
-		}
-		if id == "" {
-			t.Fatalf("no popup opened within %s\n%s", browserStepTimeout, b.describe())
-		}
-		// The popup lives as long as the context of its first Run: this
-		// one, which has no per-step timeout.
-		ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithTargetID(id))
-		t.Cleanup(cancel)
-		if err := chromedp.Do(ctx); err != nil {
-			t.Fatalf("attaching to the popup: %v", err)
-		}
-		closed, err := chromedp.Detached(ctx)
-		if err != nil {
-			t.Fatalf("watching the popup: %v", err)
-		}
-		pop := &browser{ctx: ctx, output: b.output, closed: closed}
-		return pop, func() {
-			t.Helper()
-			if err := chromedp.Cancel(ctx); err != nil {
-				t.Fatalf("closing the popup: %v", err)
-			}
-		}
+	b.do(t, "click #"+id, chromedp.Click(chromedp.ID(id)))
+	var popupID target.ID
+	select {
+	case popupID = <-ch:
+	case <-time.After(browserStepTimeout):
 	}
-}
-
-// waitAtIdP waits until the popup, opened blank, shows the IdP's sign-in
-// form.
-func (b *browser) waitAtIdP(t *testing.T, appURL string) {
-	t.Helper()
-	if !b.waitFor(t, "the popup at the IdP's sign-in form",
+	if popupID == "" {
+		t.Fatalf("no popup opened within %s of the click on #%s\n%s", browserStepTimeout, id, b.describe())
+	}
+	// The popup lives as long as the context of its first Run: this one,
+	// which has no per-step timeout.
+	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithTargetID(popupID))
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("attaching to the popup: %v", err)
+	}
+	closed, err := chromedp.Detached(ctx)
+	if err != nil {
+		t.Fatalf("watching the popup: %v", err)
+	}
+	pop := &browser{ctx: ctx, output: b.output, closed: closed}
+	if !pop.waitFor(t, "the popup at the IdP's sign-in form",
 		fmt.Sprintf(`location.origin !== %q && location.pathname === "/login" && !!document.getElementById("password")`, appURL), browserStepTimeout) {
 		t.Fatal("the popup closed before it reached the IdP")
+	}
+	return pop, func() {
+		t.Helper()
+		if err := chromedp.Cancel(ctx); err != nil {
+			t.Fatalf("closing the popup: %v", err)
+		}
 	}
 }
 

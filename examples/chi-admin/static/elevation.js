@@ -47,6 +47,7 @@
     card.className = "card ended";
     setText("elevation-title", "Admin mode ended");
     countdown.textContent = "ended: " + why + "your next admin action asks you to step up again";
+    setText("extend-admin", "Step up again");
     var badge = document.getElementById("admin-badge");
     if (badge) {
       badge.textContent = "admin mode ended";
@@ -74,6 +75,7 @@
     ended = false;
     card.className = "card elevated";
     setText("elevation-title", "Admin mode is on");
+    setText("extend-admin", "Extend admin mode");
     var badge = document.getElementById("admin-badge");
     if (badge) {
       badge.textContent = "admin mode";
