@@ -259,9 +259,9 @@ func (a *app) base(r *http.Request, title string) page {
 }
 
 // pageCSP is every page's Content-Security-Policy: scripts from the
-// console's own files only (static/*.js and /stepup/stepup.js, which
-// static/forms.js imports), never inline or from
-// elsewhere; no plugins, no <base>, no framing.
+// console's own files only (static/*.js, and /stepup/stepup.js, which
+// static/forms.js imports), never inline or from elsewhere; no plugins, no
+// <base>, no framing.
 const pageCSP = "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 func (a *app) render(w http.ResponseWriter, status int, name string, p page) {
