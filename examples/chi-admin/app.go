@@ -25,10 +25,11 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// staticFS holds the pages' one script, served from a file so that the
-// pages' Content-Security-Policy allows no inline script.
+// staticFS holds the pages' scripts, served from files so that the pages'
+// Content-Security-Policy allows no inline script: elevation.js (the
+// elevation card) and forms.js (the Add-user form, through stepup.js).
 //
-//go:embed static/elevation.js
+//go:embed static/*.js
 var staticFS embed.FS
 
 // app is one instance of the admin console. Several instances can share a
@@ -177,7 +178,11 @@ func (a *app) routes() http.Handler {
 	// refuses them at their next request.
 	r.Handle("/backchannel-logout", a.su.BackChannelLogoutHandler())
 	r.Handle("/ssf/events", a.su.SecurityEventHandler()) // 404 without -ssf-issuer
-	r.Get("/static/elevation.js", serveScript)
+	r.Get("/static/elevation.js", serveScript("static/elevation.js"))
+	r.Get("/static/forms.js", serveScript("static/forms.js"))
+	// stepup.js, which forms.js imports: the same for every visitor, so it
+	// needs no session and takes no session lock. Revalidated by its ETag.
+	r.Get("/stepup/stepup.js", stepup.ScriptHandler().ServeHTTP)
 
 	r.Group(func(r chi.Router) {
 		r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
@@ -238,6 +243,9 @@ type page struct {
 	Flash string
 	// IdPAccount is the development IdP's account page, when it runs.
 	IdPAccount string
+	// ReturnTo is the page's own path and query: where "Extend admin
+	// mode" comes back to without JavaScript.
+	ReturnTo string
 }
 
 type elevationView struct {
@@ -247,7 +255,7 @@ type elevationView struct {
 }
 
 func (a *app) base(r *http.Request, title string) page {
-	p := page{Title: title, IdPAccount: a.cfg.idpAccountURL}
+	p := page{Title: title, IdPAccount: a.cfg.idpAccountURL, ReturnTo: r.URL.RequestURI()}
 	p.User, _ = a.subject(r)
 	if el, ok := a.su.Elevation(r, "admin"); ok {
 		ends := el.Ends
@@ -257,8 +265,9 @@ func (a *app) base(r *http.Request, title string) page {
 }
 
 // pageCSP is every page's Content-Security-Policy: scripts from the
-// console's own files only (static/elevation.js), never inline or from
-// elsewhere; no plugins, no <base>, no framing.
+// console's own files only (static/*.js, and /stepup/stepup.js, which
+// static/forms.js imports), never inline or from elsewhere; no plugins, no
+// <base>, no framing.
 const pageCSP = "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 func (a *app) render(w http.ResponseWriter, status int, name string, p page) {
@@ -365,12 +374,14 @@ func (a *app) serveElevation(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(st)
 }
 
-// serveScript serves static/elevation.js.
-func serveScript(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Cache-Control", "no-cache")
-	http.ServeFileFS(w, r, staticFS, "static/elevation.js")
+// serveScript serves one of the console's scripts, static/*.js.
+func serveScript(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, staticFS, name)
+	}
 }
 
 // drop ends admin mode.
