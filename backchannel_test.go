@@ -78,9 +78,9 @@ func TestBackChannelLogoutEndsTheElevation(t *testing.T) {
 	}
 }
 
-// TestBackChannelLogoutReachesEveryDeviceOfTheSession: two browsers of one
-// user, elevated from two IdP sessions; a logout token naming only the sub
-// ends both, and one naming a sid ends only that session's.
+// TestBackChannelLogoutBySubjectAndBySession: two browsers of one user,
+// elevated from two IdP sessions; a logout token naming a sid ends only
+// that session's elevation, and one naming only the sub ends both.
 func TestBackChannelLogoutBySubjectAndBySession(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{})
@@ -318,9 +318,10 @@ func TestBackChannelLogoutOnlyAcceptsPOST(t *testing.T) {
 func TestBackChannelLogoutStoreFailureIsAuditedForAlerting(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{})
-	_, sid := elevatedAs(t, a, "alice")
+	b, sid := elevatedAs(t, a, "alice")
 	a.store.failCommit.Store(true)
-	status, body := postLogout(t, a, logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid}))
+	token := logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid})
+	status, body := postLogout(t, a, token)
 	a.store.failCommit.Store(false)
 	if status != http.StatusBadRequest || !strings.Contains(body, `"error":"temporarily_unavailable"`) || strings.Contains(body, "store down") {
 		t.Errorf("answer %d %s", status, body)
@@ -328,6 +329,14 @@ func TestBackChannelLogoutStoreFailureIsAuditedForAlerting(t *testing.T) {
 	e := a.audit.wantReason(t, stepup.EventRevocationFailed, stepup.ReasonBackChannelLogout)
 	if e.SID != sid || e.TokenID == "" {
 		t.Errorf("revocation_failed event %+v", e)
+	}
+	// The failed token was not taken as processed: sent again once the
+	// store is back, it ends the elevation.
+	if status, body := postLogout(t, a, token); status != http.StatusOK {
+		t.Fatalf("the same token after the store recovered: %d %s", status, body)
+	}
+	if b.elevated(t) {
+		t.Fatal("the retried logout did not end the elevation")
 	}
 }
 
@@ -416,5 +425,28 @@ func TestRevokeSubjectReportsAStoreFailure(t *testing.T) {
 	}
 	if err := a.su.RevokeSubject(t.Context(), "alice\nforged"); err == nil {
 		t.Error("RevokeSubject accepted a subject with a line break")
+	}
+}
+
+// TestALogoutWhoseRevocationFailedIsNotTakenForAReplay: the store accepts
+// the token's jti but fails the revocation itself. The token must not be
+// remembered as processed, or the sender's second attempt would be refused
+// as a replay and the logout lost.
+func TestALogoutWhoseRevocationFailedIsNotTakenForAReplay(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{})
+	b, sid := elevatedAs(t, a, "alice")
+	revocations := "R;"
+	a.store.failCommitPrefix.Store(&revocations)
+	token := logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid})
+	if status, body := postLogout(t, a, token); status != http.StatusBadRequest || !strings.Contains(body, "temporarily_unavailable") {
+		t.Fatalf("with the revocation record failing: %d %s", status, body)
+	}
+	a.store.failCommitPrefix.Store(nil)
+	if status, body := postLogout(t, a, token); status != http.StatusOK {
+		t.Fatalf("the same token again: %d %s, want 200 (not a replay)", status, body)
+	}
+	if b.elevated(t) {
+		t.Fatal("the logout sent again did not end the elevation")
 	}
 }

@@ -348,8 +348,13 @@ func unixClaim(t testing.TB, claims map[string]any, name string) int64 {
 type flakyStore struct {
 	scs.Store
 	failFind, failCommit, failDelete atomic.Bool
-	mu                               sync.Mutex // serialises Update
+	// failCommitPrefix, when set, makes Commit fail for the keys that
+	// start with it only: "R;" fails revocation records and nothing else.
+	failCommitPrefix atomic.Pointer[string]
 }
+
+// innerStoreLocks serialises flakyStore.Update per wrapped store.
+var innerStoreLocks sync.Map // scs.Store → *sync.Mutex
 
 // Update makes flakyStore a stepup.AtomicStore: the wrapped store's
 // Update when it has one (the Redis and PostgreSQL adapters), else one
@@ -368,8 +373,11 @@ func (s *flakyStore) Update(ctx context.Context, token string, update func([]byt
 			return next, expiry, err
 		})
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	// Replicas in one process wrap one memstore each in a flakyStore of
+	// their own, so the lock belongs to the wrapped store, not to s.
+	mu, _ := innerStoreLocks.LoadOrStore(s.Store, new(sync.Mutex))
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	b, found, err := s.Find(token)
 	if err != nil {
 		return err
@@ -392,6 +400,9 @@ func (s *flakyStore) Find(token string) ([]byte, bool, error) {
 
 func (s *flakyStore) Commit(token string, b []byte, expiry time.Time) error {
 	if s.failCommit.Load() {
+		return errStoreDown
+	}
+	if p := s.failCommitPrefix.Load(); p != nil && strings.HasPrefix(token, *p) {
 		return errStoreDown
 	}
 	return s.Store.Commit(token, b, expiry)

@@ -83,3 +83,31 @@ func TestPopupStepUpReportsADenialWithoutOnDenied(t *testing.T) {
 		t.Fatal("elevated after a refused popup step-up")
 	}
 }
+
+// TestPopupStepUpReportsAStoreFailure: the session store fails at the
+// grant; a full-page callback would go to OnError, a popup's reports
+// session_error to its opener, so that the page that opened it does not
+// wait for the user to close it.
+func TestPopupStepUpReportsAStoreFailure(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{})
+	b := a.loggedIn(t, "alice")
+	r := b.peek(t, "/stepup/start?scope=admin&return_to=/admin&display=popup&ref=tab-9")
+	cb := b.authorize(t, r.header.Get("Location"))
+	a.store.failCommit.Store(true)
+	res := b.peek(t, cb.String())
+	a.store.failCommit.Store(false)
+	m := popupResult.FindStringSubmatch(res.body)
+	if m == nil {
+		t.Fatalf("no popup page: %v", res)
+	}
+	var result map[string]any
+	if err := json.Unmarshal([]byte(m[1]), &result); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := result["message"].(map[string]any)
+	if res.status != http.StatusInternalServerError || msg["type"] != "stepup:denied" || msg["reason"] != string(stepup.ReasonSessionError) || msg["ref"] != "tab-9" {
+		t.Fatalf("callback %d, message %v", res.status, msg)
+	}
+	a.audit.wantReason(t, stepup.EventDenied, stepup.ReasonSessionError)
+}

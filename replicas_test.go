@@ -42,30 +42,37 @@ func sharedStores(t *testing.T) map[string]func(t *testing.T) [2]scs.Store {
 	}
 }
 
-// TestLogoutReceivedByOneReplicaEndsTheElevationOnAnother: the IdP's
-// logout token reaches replica A; the browser's next request goes to
-// replica B, which refuses the elevation.
-func TestLogoutReceivedByOneReplicaEndsTheElevationOnAnother(t *testing.T) {
-	t.Parallel()
+// onTwoReplicas runs test, in parallel, once for each kind of shared
+// store, with an application and a second replica of it on that store.
+func onTwoReplicas(t *testing.T, test func(t *testing.T, name string, a, b *app)) {
 	for name, stores := range sharedStores(t) {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
 			s := stores(t)
 			a := newApp(t, appOptions{store: s[0]})
-			b := a.replica(t, s[1])
-			browser, sid := elevatedAs(t, a, "alice")
-			if !browser.on(b).elevated(t) {
-				t.Fatal("replica B does not honour the elevation granted on A")
-			}
-			if status, body := postLogout(t, a, logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid})); status != http.StatusOK {
-				t.Fatalf("logout at A: %d %s", status, body)
-			}
-			if browser.on(b).elevated(t) {
-				t.Fatal("replica B honours an elevation the IdP logged out at A")
-			}
-			a.audit.wantReason(t, stepup.EventDropped, stepup.ReasonBackChannelLogout)
+			test(t, name, a, a.replica(t, s[1]))
 		})
 	}
+}
+
+// TestLogoutReceivedByOneReplicaEndsTheElevationOnAnother: the IdP's
+// logout token reaches replica A; the browser's next request goes to
+// replica B, which refuses the elevation.
+func TestLogoutReceivedByOneReplicaEndsTheElevationOnAnother(t *testing.T) {
+	t.Parallel()
+	onTwoReplicas(t, func(t *testing.T, name string, a, b *app) {
+		browser, sid := elevatedAs(t, a, "alice")
+		if !browser.on(b).elevated(t) {
+			t.Fatal("replica B does not honour the elevation granted on A")
+		}
+		if status, body := postLogout(t, a, logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid})); status != http.StatusOK {
+			t.Fatalf("logout at A: %d %s", status, body)
+		}
+		if browser.on(b).elevated(t) {
+			t.Fatal("replica B honours an elevation the IdP logged out at A")
+		}
+		a.audit.wantReason(t, stepup.EventDropped, stepup.ReasonBackChannelLogout)
+	})
 }
 
 // TestConcurrentRevocationsOnTwoReplicasLoseNothing: one user is elevated
@@ -77,52 +84,46 @@ func TestLogoutReceivedByOneReplicaEndsTheElevationOnAnother(t *testing.T) {
 func TestConcurrentRevocationsOnTwoReplicasLoseNothing(t *testing.T) {
 	t.Parallel()
 	const sessions = 8
-	for name, stores := range sharedStores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := stores(t)
-			a := newApp(t, appOptions{store: s[0]})
-			b := a.replica(t, s[1])
-			browsers := make([]*browser, sessions)
-			sids := make([]string, sessions)
-			for i := range browsers {
-				browsers[i], sids[i] = elevatedAs(t, a, "alice")
-			}
-			bobs := []*browser{}
-			for range 2 {
-				bob, _ := elevatedAs(t, a, "bob")
-				bobs = append(bobs, bob)
-			}
-			var wg sync.WaitGroup
-			for i, sid := range sids {
-				wg.Go(func() {
-					target := []*app{a, b}[i%2]
-					token := logoutToken(t, a, stepuptest.LogoutClaims{SessionID: sid})
-					if status, body := postLogout(t, target, token); status != http.StatusOK {
-						t.Errorf("logout %d: %d %s", i, status, body)
-					}
-				})
-			}
-			for _, r := range []*app{a, b} {
-				wg.Go(func() {
-					if err := r.su.RevokeSubject(t.Context(), "bob"); err != nil {
-						t.Error(err)
-					}
-				})
-			}
-			wg.Wait()
-			for i, br := range browsers {
-				if br.on([]*app{a, b}[i%2]).elevated(t) {
-					t.Errorf("session %d of alice survives its logout", i)
+	onTwoReplicas(t, func(t *testing.T, name string, a, b *app) {
+		browsers := make([]*browser, sessions)
+		sids := make([]string, sessions)
+		for i := range browsers {
+			browsers[i], sids[i] = elevatedAs(t, a, "alice")
+		}
+		bobs := []*browser{}
+		for range 2 {
+			bob, _ := elevatedAs(t, a, "bob")
+			bobs = append(bobs, bob)
+		}
+		var wg sync.WaitGroup
+		for i, sid := range sids {
+			wg.Go(func() {
+				target := []*app{a, b}[i%2]
+				token := logoutToken(t, a, stepuptest.LogoutClaims{SessionID: sid})
+				if status, body := postLogout(t, target, token); status != http.StatusOK {
+					t.Errorf("logout %d: %d %s", i, status, body)
 				}
-			}
-			for _, bob := range bobs {
-				if bob.on(b).elevated(t) {
-					t.Error("an elevation of bob survives his revocation")
+			})
+		}
+		for _, r := range []*app{a, b} {
+			wg.Go(func() {
+				if err := r.su.RevokeSubject(t.Context(), "bob"); err != nil {
+					t.Error(err)
 				}
+			})
+		}
+		wg.Wait()
+		for i, br := range browsers {
+			if br.on([]*app{a, b}[i%2]).elevated(t) {
+				t.Errorf("session %d of alice survives its logout", i)
 			}
-		})
-	}
+		}
+		for _, bob := range bobs {
+			if bob.on(b).elevated(t) {
+				t.Error("an elevation of bob survives his revocation")
+			}
+		}
+	})
 }
 
 // TestGrantsRacingALogoutOnTwoReplicasDoNotSurviveIt: eight step-ups of one
@@ -133,50 +134,44 @@ func TestConcurrentRevocationsOnTwoReplicasLoseNothing(t *testing.T) {
 func TestGrantsRacingALogoutOnTwoReplicasDoNotSurviveIt(t *testing.T) {
 	t.Parallel()
 	const grants = 8
-	for name, stores := range sharedStores(t) {
-		t.Run(name, func(t *testing.T) {
-			t.Parallel()
-			s := stores(t)
-			a := newApp(t, appOptions{store: s[0]})
-			b := a.replica(t, s[1])
-			browsers := make([]*browser, grants)
-			callbacks := make([]*url.URL, grants)
-			for i := range browsers {
-				browsers[i] = a.loggedIn(t, "alice")
-				callbacks[i] = browsers[i].callback(t)
-			}
-			var wg sync.WaitGroup
-			granted := make([]bool, grants)
-			for i := range browsers {
-				wg.Go(func() {
-					r := []*app{a, b}[i%2]
-					cb := *callbacks[i]
-					u, _ := url.Parse(r.url)
-					cb.Host = u.Host
-					granted[i] = browsers[i].on(r).peek(t, cb.String()).status == http.StatusSeeOther
-				})
-			}
-			for i, r := range []*app{a, b} {
-				wg.Go(func() {
-					token := logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", TokenID: fmt.Sprintf("race-%d", i)})
-					if status, body := postLogout(t, r, token); status != http.StatusOK {
-						t.Errorf("logout at replica %d: %d %s", i, status, body)
-					}
-				})
-			}
-			wg.Wait()
-			refused := 0
-			for i, br := range browsers {
-				if !granted[i] {
-					refused++
+	onTwoReplicas(t, func(t *testing.T, name string, a, b *app) {
+		browsers := make([]*browser, grants)
+		callbacks := make([]*url.URL, grants)
+		for i := range browsers {
+			browsers[i] = a.loggedIn(t, "alice")
+			callbacks[i] = browsers[i].callback(t)
+		}
+		var wg sync.WaitGroup
+		granted := make([]bool, grants)
+		for i := range browsers {
+			wg.Go(func() {
+				r := []*app{a, b}[i%2]
+				cb := *callbacks[i]
+				u, _ := url.Parse(r.url)
+				cb.Host = u.Host
+				granted[i] = browsers[i].on(r).peek(t, cb.String()).status == http.StatusSeeOther
+			})
+		}
+		for i, r := range []*app{a, b} {
+			wg.Go(func() {
+				token := logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", TokenID: fmt.Sprintf("race-%d", i)})
+				if status, body := postLogout(t, r, token); status != http.StatusOK {
+					t.Errorf("logout at replica %d: %d %s", i, status, body)
 				}
-				for _, r := range []*app{a, b} {
-					if br.on(r).elevated(t) {
-						t.Errorf("grant %d (granted %v) survives the logout on %s", i, granted[i], r.url)
-					}
+			})
+		}
+		wg.Wait()
+		refused := 0
+		for i, br := range browsers {
+			if !granted[i] {
+				refused++
+			}
+			for _, r := range []*app{a, b} {
+				if br.on(r).elevated(t) {
+					t.Errorf("grant %d (granted %v) survives the logout on %s", i, granted[i], r.url)
 				}
 			}
-			t.Logf("%s: %d of %d grants were refused at the callback, the rest ended at their next request", name, refused, grants)
-		})
-	}
+		}
+		t.Logf("%s: %d of %d grants were refused at the callback, the rest ended at their next request", name, refused, grants)
+	})
 }

@@ -221,6 +221,9 @@ func TestSecurityEventRules(t *testing.T) {
 		{name: "EventNotAnObject", claims: func(_ *app, c map[string]any) {
 			c["events"] = map[string]any{stepuptest.CAEPCredentialChange: "now"}
 		}, code: "invalid_request", reason: stepup.ReasonInvalidSignal},
+		{name: "EventTimestampAfterTheSETWasIssued", event: func(a *app, e *stepuptest.SecurityEvent) {
+			e.EventTime = a.clock.Now().Add(time.Hour)
+		}, code: "invalid_request", reason: stepup.ReasonInvalidSignal},
 		{name: "EventTimestampAsString", event: func(_ *app, e *stepuptest.SecurityEvent) {
 			e.Event = map[string]any{"event_timestamp": "1800000000"}
 		}, code: "invalid_request", reason: stepup.ReasonInvalidSignal},
@@ -395,5 +398,27 @@ func TestNewRefusesAnUnusableTransmitter(t *testing.T) {
 		if _, err := stepup.New(cfg); !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "SharedSignals.") {
 			t.Errorf("%s: New = %v", name, err)
 		}
+	}
+}
+
+// TestASecurityEventWhoseRevocationFailedIsRetried: as for logout tokens,
+// a SET whose revocation failed is not remembered as processed, so the
+// transmitter's retry takes effect.
+func TestASecurityEventWhoseRevocationFailedIsRetried(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{signals: true})
+	b, _ := elevatedAs(t, a, "alice")
+	revocations := "R;"
+	a.store.failCommitPrefix.Store(&revocations)
+	set := securityEvent(t, a, stepuptest.SecurityEvent{Subject: stepuptest.UserSubject(a.idp.Issuer(), "alice"), Type: stepuptest.CAEPCredentialChange})
+	if status, _ := pushEvent(t, a, set, ""); status != http.StatusServiceUnavailable {
+		t.Fatalf("with the revocation record failing: %d", status)
+	}
+	a.store.failCommitPrefix.Store(nil)
+	if status, _ := pushEvent(t, a, set, ""); status != http.StatusAccepted {
+		t.Fatalf("the retry: %d", status)
+	}
+	if a.audit.count(stepup.EventSignalIgnored) != 0 || b.elevated(t) {
+		t.Fatal("the retry was taken for a replay, and the elevation survived")
 	}
 }

@@ -110,16 +110,17 @@ func (s *StepUp) backChannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e := Event{Subject: lt.Subject, SID: lt.SessionID, TokenID: lt.TokenID}
-	if err := s.rememberToken(ctx, lt.TokenID, lt.IssuedAt); err != nil {
-		if errors.Is(err, errReplayed) {
-			reject(ReasonReplayedToken, e, "this logout token was already processed")
-			return
-		}
-		s.revocationFailed(r, ReasonBackChannelLogout, e, w)
+	var sub string
+	err = s.processOnce(ctx, s.tokenKey(lt.TokenID), lt.IssuedAt.Unix(), func() error {
+		var err error
+		sub, err = s.revokeIdP(ctx, lt.Subject, lt.SessionID, lt.IssuedAt.Unix(), ReasonBackChannelLogout)
+		return err
+	})
+	switch {
+	case errors.Is(err, errReplayed):
+		reject(ReasonReplayedToken, e, "this logout token was already processed")
 		return
-	}
-	sub, err := s.revokeIdP(ctx, lt.Subject, lt.SessionID, lt.IssuedAt.Unix(), ReasonBackChannelLogout)
-	if err != nil {
+	case err != nil:
 		s.revocationFailed(r, ReasonBackChannelLogout, e, w)
 		return
 	}
@@ -224,18 +225,38 @@ func (s *StepUp) checkSignalAge(iat int64) error {
 	return nil
 }
 
-// rememberToken records that the token jti was processed, atomically, on
-// every replica: a second token with the same jti gets errReplayed. The
-// record lives as long as a token issued at iat can be accepted.
-func (s *StepUp) rememberToken(ctx context.Context, jti string, iat time.Time) error {
-	until := iat.Unix() + int64(maxSignalAge/time.Second) + 2*s.skew + 1
-	return s.updateRecord(ctx, s.tokenKey(jti), func(cur string) (string, int64, error) {
-		if cur != "" {
-			return "", 0, errReplayed
+// processOnce runs revoke for a logout token or SET unless one with the
+// same jti (stored under key) was processed before, on any replica; then
+// it records the jti for as long as a token issued at iat can be accepted.
+// The jti is recorded after the revocation, so that a revocation the store
+// failed to write can be retried by the sender (a SET transmitter does)
+// instead of being taken for a replay. Two copies processed at once both
+// revoke, which is harmless: a revocation ends only elevations whose login
+// was not after the token's instant.
+func (s *StepUp) processOnce(ctx context.Context, key string, iat int64, revoke func() error) error {
+	if _, seen, err := s.findRecord(ctx, key); err != nil || seen {
+		if err == nil {
+			err = errReplayed
 		}
-		return "j", until, nil
+		return err
+	}
+	if err := revoke(); err != nil {
+		return err
+	}
+	until := iat + int64(maxSignalAge/time.Second) + 2*s.skew + 1
+	// The revocation is recorded; failing to remember the jti only lets a
+	// replay revoke again, to the same effect.
+	_ = s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+		if cur != "" {
+			return "", 0, nil
+		}
+		return encodeSeen(), until, nil
 	})
+	return nil
 }
+
+// encodeSeen is the value of a processed token's record.
+func encodeSeen() string { return "j1" }
 
 // checkJWTType refuses a JWT whose typ header names another kind of token
 // (RFC 8725 §3.11: cross-JWT confusion), such as an access token (at+jwt)

@@ -328,9 +328,13 @@ func (d *Denial) Text() string {
 
 // deniedStatus is the status of the default answer to a denial: 502 when
 // the token endpoint could not answer, 400 for a malformed callback, 401
-// when nobody is logged in, 403 for every other refusal.
+// when nobody is logged in, 500 when the session could not be saved (only
+// a popup's page answers that one; a full page goes to OnError), 403 for
+// every other refusal.
 func deniedStatus(r Reason) int {
 	switch r {
+	case ReasonSessionError:
+		return http.StatusInternalServerError
 	case ReasonTokenExchange:
 		return http.StatusBadGateway
 	case ReasonBadRequest:

@@ -47,6 +47,24 @@
 // elevation ends ClockSkew early, never late. An expired elevation is
 // removed, audited, and challenged again.
 //
+// # Revocations
+//
+// An elevation also ends before its deadline when the application drops it
+// ([StepUp.Drop]), when the IdP ends the IdP session or the user's sessions
+// (OpenID Connect Back-Channel Logout 1.0 through
+// [StepUp.BackChannelLogoutHandler]; CAEP session-revoked, credential-change
+// and assurance-level-change through [StepUp.SecurityEventHandler]), or when
+// an operator revokes the user ([StepUp.RevokeSubject]). Each revocation is
+// merged into one record per user in the session store, which every replica
+// reads: the guard's one store lookup per request answers all of them. IdP
+// revocations are ordered by the IdP's own instants against auth_time, an
+// operator's by a counter, so no two servers' clocks are compared; a login
+// after the revocation is not affected. The store must update a record
+// atomically across replicas ([AtomicStore]); New refuses one that cannot,
+// unless [Config.InsecureNonAtomicRevocations] says there is one replica.
+// Mount the two handlers outside the session middleware: the IdP calls them
+// directly.
+//
 // # What it does not protect against
 //
 //   - Theft of the session cookie. Whoever presents the cookie holds the
@@ -65,8 +83,12 @@
 //     know whether the IdP really performed the authentication its acr names.
 //   - Application routes left unguarded. Only routes behind RequireStepUp
 //     are protected; data they render elsewhere is not.
-//   - Logout at the IdP. Without back-channel logout the elevation lasts
-//     until its deadline even if the IdP session ends earlier.
+//   - Logout at IdPs that tell nobody. With an IdP that sends neither
+//     back-channel logout nor CAEP events (Microsoft Entra ID among them),
+//     an elevation lasts until its deadline even if the IdP session ends
+//     earlier, unless the application calls [StepUp.RevokeSubject]. A
+//     revocation the store could not record is lost: it is audited as
+//     revocation_failed, and the IdP does not resend a logout token.
 //
 // See the docs/ directory of the repository for the configuration reference,
 // the expiry and skew semantics with a worked timeline, and the threat model.

@@ -123,18 +123,26 @@ func (s *StepUp) Drop(r *http.Request, scope string) {
 }
 
 // recordDrop adds the elevation h to its subject's revocation record,
-// kept until the elevation's deadline.
+// kept until the elevation's deadline, and keeps the lifetime record at
+// least as long.
 func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
 	now := s.now().Unix()
-	return s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
+	until := int64(0)
+	err := s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
 		rv, err := s.parseRevocations(cur, now)
 		if err != nil {
 			return "", 0, err
 		}
 		rv.drops = append(rv.drops, dropRevocation{id: h.id, until: h.deadline})
 		rv.extend(h.deadline)
+		until = rv.until
 		return encodeRevocations(rv), rv.until, nil
 	})
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLifetime(ctx, h.subject, func(l *lifetime) { l.until = max(l.until, until) })
+	return err
 }
 
 // parseRevocations decodes a stored record for an update, pruned at now;
@@ -156,6 +164,14 @@ func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
 // A store error, or a record that does not decode, is returned, and the
 // caller fails closed.
 func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, error) {
+	if h.legacy {
+		// Before format e2, Drop recorded a dropped elevation under its own
+		// id, until its deadline. Honour those records for elevations of
+		// that format: one more lookup, for them only.
+		if _, dropped, err := s.findRecordRaw(ctx, h.id); err != nil || dropped {
+			return ReasonRevoked, dropped, err
+		}
+	}
 	cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
 	if err != nil || !found {
 		return "", false, err
@@ -197,9 +213,11 @@ func newElevationID() string {
 // arrives.
 //
 // It audits a revoked event with reason revoked_by_operator. When the
-// revocation cannot be written it returns an error wrapping [ErrSession]
-// and audits revocation_failed: nothing was revoked, and the caller should
-// retry.
+// store fails it returns an error wrapping [ErrSession] and audits
+// revocation_failed: the revocation was not recorded, or not kept for as
+// long as the elevations it covers can live (it then lapses with the
+// step-ups in flight, ten minutes and ClockSkew after it). Either way the
+// caller should retry; a retry revokes again, to the same effect.
 func (s *StepUp) RevokeSubject(ctx context.Context, sub string) error {
 	e := Event{Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonRevokedByOperator}
 	if sub == "" || !storable(sub) {

@@ -293,7 +293,7 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		}
 		e.Issuer = s.cfg.Issuer
 		if found {
-			e.ChallengeStarted = time.Unix(c.started, 0)
+			e.ChallengeStarted = time.Unix(c.started, 0).UTC()
 		}
 		s.audit(r, e)
 		d := &Denial{Scope: c.scope, Reason: reason, IdPError: e.IdPError}
@@ -343,7 +343,7 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 	// IdP; the subject's record also hands out the elevation's generation.
 	reason, err := s.registerGrant(ctx, &el, el.sid)
 	if err != nil {
-		s.failSession(w, r, c.scope, sub, err)
+		s.failSession(w, r, c, sub, err)
 		return
 	}
 	if reason != "" {
@@ -356,19 +356,19 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 	// the response, so a store failure is seen here and not after a 303.
 	p := s.policies[c.scope]
 	if err := s.sm.RenewToken(ctx); err != nil {
-		s.failSession(w, r, c.scope, sub, err)
+		s.failSession(w, r, c, sub, err)
 		return
 	}
 	s.sm.Put(ctx, p.key, encodeElevation(&el))
 	if _, _, err := s.sm.Commit(ctx); err != nil {
 		s.sm.Remove(ctx, p.key)
-		s.failSession(w, r, c.scope, sub, err)
+		s.failSession(w, r, c, sub, err)
 		return
 	}
 	s.audit(r, Event{
 		Type: EventGranted, Scope: el.Scope, Subject: el.Subject, Issuer: el.Issuer,
 		ACR: el.ACR, AMR: el.AMR, Deadline: el.Deadline, Bound: el.Bound, Elevation: el.ID,
-		ChallengeStarted: time.Unix(c.started, 0),
+		ChallengeStarted: time.Unix(c.started, 0).UTC(),
 	})
 	if c.popup {
 		s.popupGranted(w, c)
@@ -378,9 +378,15 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 }
 
 // failSession denies a callback whose session could not be renewed or
-// saved. It fails closed through [Config.OnError]: nothing is elevated.
-func (s *StepUp) failSession(w http.ResponseWriter, r *http.Request, scope, sub string, err error) {
-	s.audit(r, Event{Type: EventDenied, Scope: scope, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError})
+// saved. It fails closed through [Config.OnError]: nothing is elevated. A
+// popup challenge gets the popup page instead, with reason session_error
+// and a 500, so that the window that opened it learns the outcome.
+func (s *StepUp) failSession(w http.ResponseWriter, r *http.Request, c pending, sub string, err error) {
+	s.audit(r, Event{Type: EventDenied, Scope: c.scope, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError})
+	if c.popup {
+		s.popupDenied(w, c, &Denial{Scope: c.scope, Reason: ReasonSessionError})
+		return
+	}
 	s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
 }
 

@@ -2,6 +2,7 @@ package stepup
 
 import (
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -114,6 +115,7 @@ func TestPopupPageReportsADenial(t *testing.T) {
 		ReasonTokenRefused:    http.StatusForbidden,
 		ReasonUnauthenticated: http.StatusUnauthorized,
 		ReasonBadRequest:      http.StatusBadRequest,
+		ReasonSessionError:    http.StatusInternalServerError,
 	} {
 		w := httptest.NewRecorder()
 		d := &Denial{Scope: "admin", Reason: reason}
@@ -219,7 +221,10 @@ func TestScriptHandlerServesASmallSelfContainedModule(t *testing.T) {
 	if w.Code != http.StatusMethodNotAllowed {
 		t.Errorf("POST: %d", w.Code)
 	}
-	if !strings.HasPrefix(ScriptIntegrity, "sha384-") {
-		t.Errorf("ScriptIntegrity %q", ScriptIntegrity)
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest("GET", "/stepup/stepup.js", nil))
+	sum := sha512.Sum384(w.Body.Bytes())
+	if want := "sha384-" + base64.StdEncoding.EncodeToString(sum[:]); ScriptIntegrity != want {
+		t.Errorf("ScriptIntegrity %q, but the served script hashes to %q", ScriptIntegrity, want)
 	}
 }

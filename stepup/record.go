@@ -301,6 +301,7 @@ type elevationHead struct {
 	generation int64  // the subject's revocation generation at the grant
 	sidTag     string // the IdP session, when the ID token named one
 	authTime   int64
+	legacy     bool // stored in format e1, whose drops were recorded under the elevation's id
 }
 
 // readElevationHead parses a stored elevation far enough for the guard,
@@ -322,6 +323,7 @@ func readElevationHead(rec string) (elevationHead, error) {
 		h.generation = d.int()
 		h.sidTag = d.str()
 	}
+	h.legacy = tag == legacyElevationTag
 	_, boundOK := boundFromCode(d.str())
 	acrOK := d.str() != "" // acr tag
 	d.str()                // amr

@@ -40,11 +40,11 @@ import (
 //     IdP's instant of the login, is not after it. A login one second later
 //     is not covered, whatever the skew between this server and the IdP.
 //   - An operator revocation happens on this side, where replicas' clocks
-//     differ. It uses no clock: the record counts generations. Every grant
-//     records the generation current when it read the record; RevokeSubject
-//     ends every generation before the next one. A grant that read the
-//     record before the revocation wrote it is covered, one that read it
-//     after is not.
+//     differ. It uses no clock: the user's lifetime record counts
+//     generations. Every grant records the generation current when it
+//     wrote that record; RevokeSubject raises the generation and ends every
+//     earlier one. A grant that came before the raise is covered, one that
+//     came after is not.
 //   - A drop names the elevation's id.
 
 // A revocation record is kept until no elevation it can cover is still
@@ -93,14 +93,13 @@ const revocationTag = "r1"
 
 // revocations is a subject's revocation record.
 type revocations struct {
-	generation int64  // the generation new grants record
-	opCut      int64  // elevations of an earlier generation were revoked by an operator
-	opTime     int64  // when (this server's clock) the last operator revocation was written
-	idpCut     int64  // elevations with auth_time up to this IdP instant were revoked by the IdP
-	idpCause   Reason // why, for idpCut
-	sids       []sidRevocation
-	drops      []dropRevocation
-	until      int64 // Unix seconds: no elevation this record covers lives beyond it
+	opCut    int64  // elevations of an earlier generation were revoked by an operator
+	opTime   int64  // when (this server's clock) the last operator revocation was written
+	idpCut   int64  // elevations with auth_time up to this IdP instant were revoked by the IdP
+	idpCause Reason // why, for idpCut
+	sids     []sidRevocation
+	drops    []dropRevocation
+	until    int64 // Unix seconds: no elevation this record covers lives beyond it
 }
 
 // sidRevocation ends the elevations from one IdP session whose auth_time
@@ -177,7 +176,6 @@ func encodeRevocations(rv *revocations) string {
 	var w writer
 	w.str(revocationTag)
 	w.int(rv.until)
-	w.int(rv.generation)
 	w.int(rv.opCut)
 	w.int(rv.opTime)
 	w.int(rv.idpCut)
@@ -202,14 +200,13 @@ func decodeRevocations(s string) (*revocations, error) {
 	}
 	rv := &revocations{}
 	rv.until = d.int()
-	rv.generation = d.int()
 	rv.opCut = d.int()
 	rv.opTime = d.int()
 	rv.idpCut = d.int()
 	cause, causeOK := causeFromCode(d.str())
 	rv.idpCause = cause
 	sids, drops := d.str(), d.str()
-	if err := d.end(); err != nil || !causeOK || (rv.idpCut != 0) != (cause != "") || rv.opCut > rv.generation {
+	if err := d.end(); err != nil || !causeOK || (rv.idpCut != 0) != (cause != "") {
 		return nil, errCorruptRecord
 	}
 	for _, item := range splitList(sids) {
@@ -308,17 +305,18 @@ func (s *StepUp) tokenKey(jti string) string { return recordKey('J', s.cfg.Issue
 // that does not decode; the callers fail closed.
 var errRecordCorrupt = fmt.Errorf("%w: revocation record does not decode", ErrCorruptElevation)
 
+// findRecordRaw reads a store entry as it is stored.
+func (s *StepUp) findRecordRaw(ctx context.Context, key string) ([]byte, bool, error) {
+	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+		return cs.FindCtx(ctx, key)
+	}
+	return s.sm.Store.Find(key)
+}
+
 // findRecord reads a record from the store. A store error is returned, and
 // the caller fails closed.
 func (s *StepUp) findRecord(ctx context.Context, key string) (string, bool, error) {
-	var b []byte
-	var found bool
-	var err error
-	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
-		b, found, err = cs.FindCtx(ctx, key)
-	} else {
-		b, found, err = s.sm.Store.Find(key)
-	}
+	b, found, err := s.findRecordRaw(ctx, key)
 	if err != nil || !found {
 		return "", false, err
 	}
@@ -437,25 +435,68 @@ func atomicRevocations(store scs.Store) bool {
 }
 
 // A subject's lifetime record holds the latest deadline of the user's
-// elevations granted so far. Grants raise it; revocations read it to keep
-// their record as long as an elevation they cover can live. It is a
-// separate record so that the revocation record, which the guard reads on
-// every request, exists only for users something was revoked for: for
-// everyone else the guard's lookup finds nothing and decodes nothing.
+// elevations granted so far, and the user's revocation generation. Grants
+// raise the deadline and read the generation; operator revocations raise
+// the generation; every revocation reads the deadline to keep its record
+// as long as an elevation it covers can live. It is a separate record so
+// that the revocation record, which the guard reads on every request,
+// exists only for users something was revoked for: for everyone else the
+// guard's lookup finds nothing and decodes nothing.
+//
+// The lifetime record outlives the revocation record (every revocation
+// raises it to at least the revocation record's end), so the generation
+// never starts over while an elevation or a revocation that carries it
+// is alive.
 const lifetimeTag = "d1"
+
+type lifetime struct {
+	until      int64 // Unix seconds: the latest deadline, and at least the revocation record's end
+	generation int64 // the generation grants record; RevokeSubject raises it
+}
 
 func (s *StepUp) lifetimeKey(sub string) string { return recordKey('D', s.cfg.Issuer, sub) }
 
-func decodeLifetime(cur string) (int64, error) {
+func encodeLifetime(l lifetime) string {
+	var w writer
+	w.str(lifetimeTag)
+	w.int(l.until)
+	w.int(l.generation)
+	return string(w.b)
+}
+
+func decodeLifetime(cur string) (lifetime, error) {
 	d := record{rest: cur}
 	if d.str() != lifetimeTag {
-		return 0, errRecordCorrupt
+		return lifetime{}, errRecordCorrupt
 	}
-	until := d.int()
+	l := lifetime{until: d.int(), generation: d.int()}
 	if d.end() != nil {
-		return 0, errRecordCorrupt
+		return lifetime{}, errRecordCorrupt
 	}
-	return until, nil
+	return l, nil
+}
+
+// updateLifetime applies change to sub's lifetime record atomically and
+// returns the result. Nothing is written when change leaves it as it was.
+func (s *StepUp) updateLifetime(ctx context.Context, sub string, change func(*lifetime)) (lifetime, error) {
+	var out lifetime
+	err := s.updateRecord(ctx, s.lifetimeKey(sub), func(cur string) (string, int64, error) {
+		var l lifetime
+		if cur != "" {
+			var err error
+			if l, err = decodeLifetime(cur); err != nil {
+				return "", 0, err
+			}
+		}
+		before := l
+		change(&l)
+		out = l
+		if l == before && cur != "" {
+			return "", 0, nil
+		}
+		return encodeLifetime(l), l.until, nil
+	})
+	return out, err
 }
 
 // registerGrant checks the elevation el, about to be stored, against the
@@ -497,25 +538,11 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 			return cause, err
 		}
 	}
-	err := s.updateRecord(ctx, s.lifetimeKey(el.Subject), func(cur string) (string, int64, error) {
-		until := int64(0)
-		if cur != "" {
-			var err error
-			if until, err = decodeLifetime(cur); err != nil {
-				return "", 0, err
-			}
-		}
-		if deadline <= until {
-			return "", 0, nil
-		}
-		var w writer
-		w.str(lifetimeTag)
-		w.int(deadline)
-		return string(w.b), deadline, nil
-	})
+	l, err := s.updateLifetime(ctx, el.Subject, func(l *lifetime) { l.until = max(l.until, deadline) })
 	if err != nil {
 		return "", err
 	}
+	el.generation = l.generation
 	cur, found, err := s.findRecord(ctx, s.subjectKey(el.Subject))
 	if err != nil || !found {
 		return "", err
@@ -524,7 +551,6 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 	if err != nil {
 		return "", errRecordCorrupt
 	}
-	el.generation = rv.generation
 	if cause, covered := rv.covers(elevationHead{id: el.ID, generation: el.generation, sidTag: el.sidTag, authTime: authTime}); covered {
 		return cause, nil
 	}
@@ -541,10 +567,30 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 func (s *StepUp) inFlight(now int64) int64 { return now + int64(challengeTTL/time.Second) + s.skew }
 
 // revise merges a revocation into sub's revocation record, then keeps the
-// record as long as the latest elevation of sub granted so far can live
-// (see registerGrant for why in this order).
-func (s *StepUp) revise(ctx context.Context, sub string, revise func(rv *revocations)) error {
+// record as long as the latest elevation of sub granted so far can live,
+// and the lifetime record at least as long as the revocation record. With
+// bump, it first raises the user's generation and hands the new one to
+// revise (an operator revocation).
+//
+// The order makes a grant and a revocation that run at the same time safe
+// without a lock across records: a grant writes the lifetime record, then
+// reads the revocation record; a revocation writes the revocation record,
+// then reads the lifetime record. So either the revocation reads the
+// grant's deadline and keeps its record for it, or the grant reads the
+// revocation.
+func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(rv *revocations, generation int64)) error {
 	now := s.now().Unix()
+	var generation int64
+	if bump {
+		l, err := s.updateLifetime(ctx, sub, func(l *lifetime) {
+			l.generation++
+			l.until = max(l.until, s.inFlight(now))
+		})
+		if err != nil {
+			return err
+		}
+		generation = l.generation
+	}
 	key := s.subjectKey(sub)
 	until := int64(0)
 	err := s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
@@ -552,7 +598,7 @@ func (s *StepUp) revise(ctx context.Context, sub string, revise func(rv *revocat
 		if err != nil {
 			return "", 0, err
 		}
-		revise(rv)
+		revise(rv, generation)
 		rv.extend(s.inFlight(now))
 		until = rv.until
 		return encodeRevocations(rv), rv.until, nil
@@ -561,24 +607,38 @@ func (s *StepUp) revise(ctx context.Context, sub string, revise func(rv *revocat
 		return err
 	}
 	cur, found, err := s.findRecord(ctx, s.lifetimeKey(sub))
-	if err != nil || !found {
+	if err != nil {
 		return err
 	}
-	latest, err := decodeLifetime(cur)
-	if err != nil || latest <= until {
-		return err
-	}
-	return s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
-		rv, err := s.parseRevocations(cur, now)
+	latest := int64(0)
+	if found {
+		l, err := decodeLifetime(cur)
 		if err != nil {
-			return "", 0, err
+			return err
 		}
-		rv.extend(latest)
-		for i := range rv.sids {
-			rv.sids[i].until = max(rv.sids[i].until, latest)
+		latest = l.until
+	}
+	if latest > until {
+		err := s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+			rv, err := s.parseRevocations(cur, now)
+			if err != nil {
+				return "", 0, err
+			}
+			rv.extend(latest)
+			for i := range rv.sids {
+				rv.sids[i].until = max(rv.sids[i].until, latest)
+			}
+			until = rv.until
+			return encodeRevocations(rv), rv.until, nil
+		})
+		if err != nil {
+			return err
 		}
-		return encodeRevocations(rv), rv.until, nil
-	})
+	}
+	if latest < until {
+		_, err = s.updateLifetime(ctx, sub, func(l *lifetime) { l.until = max(l.until, until) })
+	}
+	return err
 }
 
 // revokeIdP records a revocation by the IdP: of the IdP session sid when
@@ -609,7 +669,7 @@ func (s *StepUp) revokeIdP(ctx context.Context, sub, sid string, at int64, cause
 		}
 	}
 	tag := sidTag(s.cfg.Issuer, sid)
-	return sub, s.revise(ctx, sub, func(rv *revocations) {
+	return sub, s.revise(ctx, sub, false, func(rv *revocations, _ int64) {
 		if sid == "" {
 			if at > rv.idpCut {
 				rv.idpCut, rv.idpCause = at, cause
@@ -632,8 +692,7 @@ func (s *StepUp) revokeIdP(ctx context.Context, sub, sid string, at int64, cause
 // sub granted so far.
 func (s *StepUp) revokeOperator(ctx context.Context, sub string) error {
 	now := s.now().Unix()
-	return s.revise(ctx, sub, func(rv *revocations) {
-		rv.generation++
-		rv.opCut, rv.opTime = rv.generation, now
+	return s.revise(ctx, sub, true, func(rv *revocations, generation int64) {
+		rv.opCut, rv.opTime = max(rv.opCut, generation), now
 	})
 }

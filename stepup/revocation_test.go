@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -31,7 +32,7 @@ func TestRevocationCovers(t *testing.T) {
 	const at = int64(1_800_000_000)
 	sidA, sidB := sidTag(testIssuer, "session-a"), sidTag(testIssuer, "session-b")
 	rv := &revocations{
-		generation: 4, opCut: 3, opTime: at,
+		opCut: 3, opTime: at,
 		idpCut: at - 100, idpCause: ReasonCredentialChange,
 		sids:  []sidRevocation{{sidTag: sidA, cut: at, cause: ReasonBackChannelLogout, until: at + 600}},
 		drops: []dropRevocation{{id: "E;dropped", until: at + 600}},
@@ -65,7 +66,7 @@ func TestRevocationCovers(t *testing.T) {
 func TestRevocationRecordRoundTripsAndPrunes(t *testing.T) {
 	t.Parallel()
 	rv := &revocations{
-		generation: 9, opCut: 9, opTime: 1_800_000_000, idpCut: 1_799_999_000, idpCause: ReasonAssuranceLowered,
+		opCut: 9, opTime: 1_800_000_000, idpCut: 1_799_999_000, idpCause: ReasonAssuranceLowered,
 		sids: []sidRevocation{
 			{sidTag: sidTag(testIssuer, "a"), cut: 1_800_000_010, cause: ReasonSessionRevoked, until: 1_800_000_600},
 			{sidTag: sidTag(testIssuer, "b"), cut: 1_800_000_020, cause: ReasonBackChannelLogout, until: 1_800_009_000},
@@ -82,13 +83,12 @@ func TestRevocationRecordRoundTripsAndPrunes(t *testing.T) {
 		t.Errorf("pruned at 1_800_000_600: %+v", got)
 	}
 	for _, bad := range []string{
-		"", "r2", "r1\x1f\x1f\x1f\x1f\x1f\x1f\x1f", // too few fields
-		"r1\x1f1\x1f1\x1f2\x1f\x1f\x1f\x1f\x1f",      // opCut beyond the generation
-		"r1\x1f1\x1f\x1f\x1f\x1f5\x1f\x1f\x1f",       // a cut without a cause
-		"r1\x1f1\x1f\x1f\x1f\x1f5\x1fz\x1f\x1f",      // an unknown cause
-		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1fsid:1:b\x1f", // a sid entry without until
-		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1fid-without-until",
-		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1f\x1fextra",
+		"", "r2", "r1\x1f\x1f\x1f\x1f\x1f\x1f", // too few fields
+		"r1\x1f1\x1f\x1f\x1f5\x1f\x1f\x1f",       // a cut without a cause
+		"r1\x1f1\x1f\x1f\x1f5\x1fz\x1f\x1f",      // an unknown cause
+		"r1\x1f1\x1f\x1f\x1f\x1f\x1fsid:1:b\x1f", // a sid entry without until
+		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1fid-without-until",
+		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1fextra",
 	} {
 		if _, err := decodeRevocations(bad); err == nil {
 			t.Errorf("decodeRevocations(%q) accepted", bad)
@@ -159,8 +159,19 @@ func TestGrantRacingARevocationDoesNotSurviveIt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rv.generation != n/4 || len(rv.drops) != n/4 {
-		t.Errorf("generation %d, %d drops: want %d of each (a revocation was lost)", rv.generation, len(rv.drops), n/4)
+	life, found, err := a.su.findRecord(ctx, a.su.lifetimeKey("alice"))
+	if err != nil || !found {
+		t.Fatalf("no lifetime record: %v", err)
+	}
+	l, err := decodeLifetime(life)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.generation != n/4 || rv.opCut != n/4 || len(rv.drops) != n/4 {
+		t.Errorf("generation %d, cut %d, %d drops: want %d of each (a revocation was lost)", l.generation, rv.opCut, len(rv.drops), n/4)
+	}
+	if l.until < rv.until {
+		t.Errorf("the lifetime record ends at %d, before the revocation record (%d)", l.until, rv.until)
 	}
 	// Sessions 0, 1, 4 and 5 were logged out at t0, and every login was at
 	// or before t0: whatever the order, none of their grants survives. Of
@@ -171,10 +182,10 @@ func TestGrantRacingARevocationDoesNotSurviveIt(t *testing.T) {
 		if g.h.id == "" {
 			continue
 		}
-		want := loggedOut[g.sid] || g.h.generation < rv.generation
+		want := loggedOut[g.sid] || g.h.generation < l.generation
 		for _, su := range []*StepUp{a.su, b.su} {
 			if _, revoked, err := su.revokedBy(ctx, g.h); err != nil || revoked != want {
-				t.Errorf("grant %d (%s, generation %d of %d): revoked %v, want %v (%v)", i, g.sid, g.h.generation, rv.generation, revoked, want, err)
+				t.Errorf("grant %d (%s, generation %d of %d): revoked %v, want %v (%v)", i, g.sid, g.h.generation, l.generation, revoked, want, err)
 			}
 		}
 	}
@@ -236,5 +247,168 @@ func TestOperatorRevocationUsesNoClock(t *testing.T) {
 	late.ID, late.AuthTime = newElevationID(), t0.Add(-31*time.Second)
 	if cause, err := a.su.registerGrant(ctx, &late, ""); err != nil || cause != ReasonRevokedByOperator {
 		t.Errorf("in-flight grant: %q %v, want revoked_by_operator", cause, err)
+	}
+}
+
+// storedUntil returns the expiry the store holds for key, as the codec
+// wrote it, or false when there is none.
+func storedUntil(t *testing.T, h *harness, key string) (time.Time, bool) {
+	t.Helper()
+	b, found, err := h.sm.Store.Find(key)
+	if err != nil || !found {
+		return time.Time{}, false
+	}
+	until, _, err := h.sm.Codec.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return until, true
+}
+
+// TestRevocationRecordsExpireWithTheirLastElevation: every record a
+// revocation or a grant writes is stored with an expiry, at the deadline
+// of the last elevation it can cover (or, for a step-up that may still be
+// at the IdP, a challenge's lifetime plus the skew), so the store does not
+// grow without bound.
+func TestRevocationRecordsExpireWithTheirLastElevation(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	inFlight := t0.Add(challengeTTL + DefaultClockSkew)
+
+	el := h.elevation(t0.Add(2 * time.Hour))
+	el.ID, el.AuthTime = newElevationID(), t0
+	if cause, err := h.su.registerGrant(ctx, &el, "sid-1"); err != nil || cause != "" {
+		t.Fatalf("grant: %q %v", cause, err)
+	}
+	if until, ok := storedUntil(t, h, h.su.lifetimeKey("alice")); !ok || !until.Equal(el.Deadline) {
+		t.Errorf("lifetime record until %v, want the deadline %v", until, el.Deadline)
+	}
+	if until, ok := storedUntil(t, h, h.su.sidKey("sid-1")); !ok || !until.Equal(el.Deadline) {
+		t.Errorf("sid index until %v, want the deadline %v", until, el.Deadline)
+	}
+	if _, ok := storedUntil(t, h, h.su.subjectKey("alice")); ok {
+		t.Error("a grant wrote a revocation record: the guard would decode it on every request")
+	}
+
+	if _, err := h.su.revokeIdP(ctx, "alice", "sid-1", t0.Unix(), ReasonBackChannelLogout); err != nil {
+		t.Fatal(err)
+	}
+	if until, ok := storedUntil(t, h, h.su.subjectKey("alice")); !ok || !until.Equal(el.Deadline) {
+		t.Errorf("revocation record until %v, want the covered elevation's deadline %v", until, el.Deadline)
+	}
+
+	// A revocation for a user with no elevation lives only as long as a
+	// step-up under way could.
+	if err := h.su.revokeOperator(ctx, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if until, ok := storedUntil(t, h, h.su.subjectKey("bob")); !ok || !until.Equal(inFlight) {
+		t.Errorf("bob's record until %v, want %v", until, inFlight)
+	}
+	if _, err := h.su.revokeIdP(ctx, "", "sid-never-granted", t0.Unix(), ReasonBackChannelLogout); err != nil {
+		t.Fatal(err)
+	}
+	if until, ok := storedUntil(t, h, h.su.sidKey("sid-never-granted")); !ok || !until.Equal(inFlight) {
+		t.Errorf("unknown sid's index until %v, want %v", until, inFlight)
+	}
+
+	// A processed token's jti is kept as long as the token could be
+	// accepted: five minutes after its iat, plus twice the skew.
+	if err := h.su.processOnce(ctx, h.su.tokenKey("jti-1"), t0.Unix(), func() error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	want := t0.Add(maxSignalAge + 2*DefaultClockSkew + time.Second)
+	if until, ok := storedUntil(t, h, h.su.tokenKey("jti-1")); !ok || !until.Equal(want) {
+		t.Errorf("jti record until %v, want %v", until, want)
+	}
+
+	// Entries for one session or one drop are pruned with their last
+	// elevation, at the next write.
+	head, _ := readElevationHead(encodeElevation(&el))
+	if err := h.su.recordDrop(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+	h.setClock(el.Deadline.Add(time.Second))
+	if err := h.su.revokeOperator(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	cur, _, err := h.su.findRecord(ctx, h.su.subjectKey("alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil || len(rv.sids) != 0 || len(rv.drops) != 0 {
+		t.Errorf("after the last deadline: %+v, %v; want the sid and drop entries pruned", rv, err)
+	}
+}
+
+// TestSecondOperatorRevocationAfterTheFirstRecordExpired: support revokes
+// alice, she steps up again (her elevation records the generation after
+// the revocation), the first revocation's record expires, and support
+// revokes her again. The second revocation must end the new elevation:
+// the generation may not start over while an elevation that carries it
+// is alive.
+func TestSecondOperatorRevocationAfterTheFirstRecordExpired(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	if err := h.su.RevokeSubject(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(time.Minute)
+	el := h.elevation(h.Now().Add(2 * time.Hour))
+	el.ID, el.AuthTime = newElevationID(), h.Now()
+	if cause, err := h.su.registerGrant(ctx, &el, ""); err != nil || cause != "" {
+		t.Fatalf("grant after the first revocation: %q %v", cause, err)
+	}
+	// The first revocation's record expires with the step-ups it could
+	// still refuse, long before the new elevation ends.
+	if err := h.sm.Store.Delete(h.su.subjectKey("alice")); err != nil {
+		t.Fatal(err)
+	}
+	h.advance(15 * time.Minute)
+	if err := h.su.RevokeSubject(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	head, _ := readElevationHead(encodeElevation(&el))
+	if _, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked {
+		t.Fatalf("the second revocation left the elevation granted between the two: revoked %v, %v", revoked, err)
+	}
+}
+
+// TestLegacyDropRecordsAreStillHonoured: an elevation stored in format e1
+// and dropped before the upgrade left its drop under its own id; after the
+// upgrade a request in flight that wrote it back still finds it refused.
+func TestLegacyDropRecordsAreStillHonoured(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	el := h.elevation(t0.Add(time.Hour))
+	el.ID = newElevationID()
+	fields := strings.Split(encodeElevation(&el), string(fieldSep))
+	legacy := strings.Join(append(append([]string{legacyElevationTag}, fields[1:5]...), fields[7:]...), string(fieldSep))
+	head, err := readElevationHead(legacy)
+	if err != nil || !head.legacy {
+		t.Fatalf("legacy head %+v, %v", head, err)
+	}
+	ctx := context.Background()
+	if _, revoked, err := h.su.revokedBy(ctx, head); err != nil || revoked {
+		t.Fatalf("before the drop: %v %v", revoked, err)
+	}
+	// What Drop stored before format e2: an empty session in the codec,
+	// under the elevation's id, until its deadline.
+	b, err := h.sm.Codec.Encode(el.Deadline, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.sm.Store.Commit(el.ID, b, el.Deadline); err != nil {
+		t.Fatal(err)
+	}
+	if cause, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked || cause != ReasonRevoked {
+		t.Errorf("after a legacy drop: %q %v %v", cause, revoked, err)
+	}
+	current, _ := readElevationHead(encodeElevation(&el))
+	if _, revoked, _ := h.su.revokedBy(ctx, current); revoked {
+		t.Error("an e2 elevation consulted the legacy drop record")
 	}
 }

@@ -153,14 +153,15 @@ func (c *Config) discoverSignals() (*signals, error) {
 //     decrease: ending an elevation is the safe side).
 //
 // Other events and other subject formats are accepted (202) and audited as
-// signal_ignored. A bad SET gets the RFC 8935 §2.3 error JSON and a
+// signal_ignored. A bad SET gets the RFC 8935 §2.4 error JSON and a
 // signal_rejected event; a store failure a 503 (the transmitter retries)
 // and revocation_failed.
 func (s *StepUp) SecurityEventHandler() http.Handler {
 	return http.HandlerFunc(s.securityEvent)
 }
 
-// setError answers a refused push (RFC 8935 §2.3).
+// setError answers a refused push (RFC 8935 §2.3, with the error codes
+// of §2.4).
 func setError(w http.ResponseWriter, status int, code, description string) {
 	body, _ := json.Marshal(struct {
 		Err         string `json:"err"`
@@ -171,7 +172,7 @@ func setError(w http.ResponseWriter, status int, code, description string) {
 	w.Write(body)
 }
 
-// setRejection is why a SET was refused: the RFC 8935 error code, the
+// setRejection is why a SET was refused: the RFC 8935 §2.4 error code, the
 // audit reason, and fixed text for the transmitter.
 type setRejection struct {
 	code        string
@@ -227,20 +228,21 @@ func (s *StepUp) securityEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if err := s.rememberSET(ctx, set.jti, set.iat); err != nil {
-		if errors.Is(err, errReplayed) {
-			// A transmitter retries a push whose 202 it did not see
-			// (RFC 8935 §2.2): answer it as delivered, do nothing again.
-			e.Type, e.Reason = EventSignalIgnored, ReasonReplayedToken
-			s.audit(r, e)
-			w.WriteHeader(http.StatusAccepted)
-			return
-		}
-		s.setRevocationFailed(w, r, set.cause, e)
+	var sub string
+	err = s.processOnce(ctx, recordKey('J', ss.cfg.Issuer, set.jti), set.iat, func() error {
+		var err error
+		sub, err = s.revokeIdP(ctx, set.subject, set.sid, set.at, set.cause)
+		return err
+	})
+	switch {
+	case errors.Is(err, errReplayed):
+		// A transmitter retries a push whose 202 it did not see
+		// (RFC 8935 §2.2): answer it as delivered, do nothing again.
+		e.Type, e.Reason = EventSignalIgnored, ReasonReplayedToken
+		s.audit(r, e)
+		w.WriteHeader(http.StatusAccepted)
 		return
-	}
-	sub, err := s.revokeIdP(ctx, set.subject, set.sid, set.at, set.cause)
-	if err != nil {
+	case err != nil:
 		s.setRevocationFailed(w, r, set.cause, e)
 		return
 	}
@@ -257,18 +259,6 @@ func (s *StepUp) setRevocationFailed(w http.ResponseWriter, r *http.Request, cau
 	s.audit(r, e)
 	w.Header().Set("Retry-After", "5")
 	http.Error(w, "Service Unavailable", http.StatusServiceUnavailable)
-}
-
-// rememberSET records a SET's jti as rememberToken does for logout
-// tokens, in the transmitter's own namespace.
-func (s *StepUp) rememberSET(ctx context.Context, jti string, iat int64) error {
-	until := iat + int64(maxSignalAge/time.Second) + 2*s.skew + 1
-	return s.updateRecord(ctx, recordKey('J', s.signals.cfg.Issuer, jti), func(cur string) (string, int64, error) {
-		if cur != "" {
-			return "", 0, errReplayed
-		}
-		return "j", until, nil
-	})
 }
 
 // securityEventToken is what the receiver takes from a verified SET.
@@ -360,6 +350,11 @@ func (s *StepUp) readSET(w http.ResponseWriter, r *http.Request) (*securityEvent
 	if ts, present, err := parseUnixSeconds(ev.EventTimestamp); err != nil {
 		return set, reject("invalid_request", ReasonInvalidSignal, "event_timestamp is not whole Unix seconds")
 	} else if present {
+		// An event cannot happen after the SET that reports it was issued:
+		// a later event_timestamp would end logins that follow it.
+		if ts > iat+s.skew {
+			return set, reject("invalid_request", ReasonInvalidSignal, "event_timestamp is after the SET's iat")
+		}
 		set.at = ts
 	}
 	switch eventType {

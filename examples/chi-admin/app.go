@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"embed"
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -24,6 +25,13 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
+// staticFS holds the pages' scripts, served from files so that the pages'
+// Content-Security-Policy allows no inline script: elevation.js (the
+// elevation card) and forms.js (the Add-user form, through stepup.js).
+//
+//go:embed static/*.js
+var staticFS embed.FS
+
 // app is one instance of the admin console. Several instances can share a
 // session store and serve the same users.
 type app struct {
@@ -38,6 +46,9 @@ type app struct {
 	// locks serialises each session's requests.
 	locks *sessionLocks
 	audit *auditLog
+	// metrics counts the audit events for GET /metrics (metrics.go).
+	metrics *metrics
+
 	pages map[string]*template.Template
 	logw  io.Writer
 	now   func() time.Time
@@ -88,6 +99,9 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 	if a.loginSealer, err = newLoginSealer(cfg.clientSecret, a.sessions.Cookie.Secure); err != nil {
 		return nil, err
 	}
+	if a.metrics, err = newMetrics(cfg.metricsToken, a.audit); err != nil {
+		return nil, err
+	}
 
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), a.httpClient), 30*time.Second)
 	defer cancel()
@@ -109,6 +123,12 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		skew = stepup.NoClockSkew
 	}
 	admin := stepup.Scope{ACR: cfg.acrValues(), MaxAge: cfg.maxAge, PromptLogin: cfg.maxAge > 0, Lifetime: cfg.lifetime}
+	// The Shared Signals receiver, when there is a transmitter: stepup.New
+	// fetches its /.well-known/ssf-configuration and keys once, here.
+	var signals *stepup.SharedSignals
+	if cfg.ssfIssuer != "" {
+		signals = &stepup.SharedSignals{Issuer: cfg.ssfIssuer, Audience: cfg.signalsAudience()}
+	}
 	a.su, err = stepup.New(stepup.Config{
 		Provider:        provider,
 		ClientID:        cfg.clientID,
@@ -120,12 +140,16 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		LoginHint:       true,
 		ClockSkew:       skew,
 		Now:             a.now,
-		Auditor:         a.audit,
+		Auditor:         a.metrics.auditor, // counts, then writes the JSON line
 		RequestID:       func(r *http.Request) string { return middleware.GetReqID(r.Context()) },
 		HTTPClient:      a.httpClient,
 		Unauthenticated: http.HandlerFunc(a.unauthenticated),
 		OnDenied:        a.denied,
 		OnError:         a.sessionError,
+		SharedSignals:   signals,
+		// No OnLogout: a logout token ends admin mode (stepup's revocation
+		// record, on every replica), and the console's own login, which
+		// is worth no more than the dashboard, stays. See the README.
 	})
 	if err != nil {
 		return nil, err
@@ -144,28 +168,48 @@ func (a *app) routes() http.Handler {
 	// to the GET handler, so that a HEAD navigation to a guarded page gets
 	// the guard's 303 as a GET does.
 	r.Use(middleware.GetHead)
-	r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
-	r.Use(a.locks.Handler, a.sessions.LoadAndSave) // one request per session at a time (sessionlock.go)
 
-	r.Get("/", a.dashboard)
-	r.Get("/login", a.login)
-	r.Get("/auth/callback", a.loginCallback)
-	r.Post("/logout", a.logout)
-	r.Get("/stepup/start", a.su.StartHandler().ServeHTTP)
-	r.Get("/stepup/callback", a.su.CallbackHandler().ServeHTTP)
-	r.Post("/stepup/drop", a.drop)
-	r.Get("/ping", pong) // unguarded twin of /admin/ping, for load tests
-	// A Group's middleware runs after routing, so audit events name the
-	// matched route ("/admin/users"), not the mount ("/admin/*").
+	// The IdP's back channel. The IdP posts here itself, with no cookie
+	// and no login: these routes are outside the session middleware, the
+	// per-session lock and the CSRF protection (a signed token is what
+	// authenticates a post, not where it comes from), and each handler
+	// answers every method itself. A logout token or a security event
+	// ends the elevations it covers in the session store, so every replica
+	// refuses them at their next request.
+	r.Handle("/backchannel-logout", a.su.BackChannelLogoutHandler())
+	r.Handle("/ssf/events", a.su.SecurityEventHandler()) // 404 without -ssf-issuer
+	r.Get("/static/elevation.js", serveScript("static/elevation.js"))
+	r.Get("/static/forms.js", serveScript("static/forms.js"))
+	// stepup.js, which forms.js imports: the same for every visitor, so it
+	// needs no session and takes no session lock. Revalidated by its ETag.
+	r.Get("/stepup/stepup.js", stepup.ScriptHandler().ServeHTTP)
+
 	r.Group(func(r chi.Router) {
-		r.Use(a.su.RequireStepUp("admin"))
-		r.Get("/admin", a.adminHome)
-		r.Get("/admin/users", a.usersPage)
-		r.Post("/admin/users", a.addUser)
-		r.Get("/admin/audit", a.auditPage)
-		r.Get("/admin/ping", pong)
+		r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
+		r.Use(a.locks.Handler, a.sessions.LoadAndSave) // one request per session at a time (sessionlock.go)
+
+		r.Get("/", a.dashboard)
+		r.Get("/login", a.login)
+		r.Get("/auth/callback", a.loginCallback)
+		r.Post("/logout", a.logout)
+		r.Get("/stepup/start", a.su.StartHandler().ServeHTTP)
+		r.Get("/stepup/callback", a.su.CallbackHandler().ServeHTTP)
+		r.Post("/stepup/drop", a.drop)
+		r.Get("/elevation", a.serveElevation)
+		r.Get("/ping", pong) // unguarded twin of /admin/ping, for load tests
+		// A Group's middleware runs after routing, so audit events name the
+		// matched route ("/admin/users"), not the mount ("/admin/*").
+		r.Group(func(r chi.Router) {
+			r.Use(a.su.RequireStepUp("admin"))
+			r.Get("/admin", a.adminHome)
+			r.Get("/admin/users", a.usersPage)
+			r.Post("/admin/users", a.addUser)
+			r.Post("/admin/elevations/revoke", a.revokeElevations)
+			r.Get("/admin/audit", a.auditPage)
+			r.Get("/admin/ping", pong)
+		})
 	})
-	return r
+	return a.metrics.endpoint(r) // GET /metrics, outside the session middleware
 }
 
 // pong is the smallest handler: /ping and /admin/ping compare the same
@@ -194,6 +238,14 @@ type page struct {
 	User      string
 	Elevation *elevationView
 	Data      any
+	// Flash is a one-time message from the previous request (the revoke
+	// form's result).
+	Flash string
+	// IdPAccount is the development IdP's account page, when it runs.
+	IdPAccount string
+	// ReturnTo is the page's own path and query: where "Extend admin
+	// mode" comes back to without JavaScript.
+	ReturnTo string
 }
 
 type elevationView struct {
@@ -203,7 +255,7 @@ type elevationView struct {
 }
 
 func (a *app) base(r *http.Request, title string) page {
-	p := page{Title: title}
+	p := page{Title: title, IdPAccount: a.cfg.idpAccountURL, ReturnTo: r.URL.RequestURI()}
 	p.User, _ = a.subject(r)
 	if el, ok := a.su.Elevation(r, "admin"); ok {
 		ends := el.Ends
@@ -212,9 +264,16 @@ func (a *app) base(r *http.Request, title string) page {
 	return p
 }
 
+// pageCSP is every page's Content-Security-Policy: scripts from the
+// console's own files only (static/*.js, and /stepup/stepup.js, which
+// static/forms.js imports), never inline or from elsewhere; no plugins, no
+// <base>, no framing.
+const pageCSP = "script-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+
 func (a *app) render(w http.ResponseWriter, status int, name string, p page) {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Security-Policy", pageCSP)
 	w.WriteHeader(status)
 	if err := a.pages[name].ExecuteTemplate(w, "layout", p); err != nil {
 		a.logf("rendering %s: %v", name, err)
@@ -230,7 +289,9 @@ func (a *app) dashboard(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) adminHome(w http.ResponseWriter, r *http.Request) {
-	a.render(w, http.StatusOK, "admin", a.base(r, "Admin"))
+	p := a.base(r, "Admin")
+	p.Flash = a.sessions.PopString(r.Context(), keyFlash)
+	a.render(w, http.StatusOK, "admin", p)
 }
 
 func (a *app) usersPage(w http.ResponseWriter, r *http.Request) {
@@ -260,6 +321,67 @@ func (a *app) auditPage(w http.ResponseWriter, r *http.Request) {
 	p := a.base(r, "Audit")
 	p.Data = a.audit.recent()
 	a.render(w, http.StatusOK, "audit", p)
+}
+
+// keyFlash holds the admin page's one-time message.
+const keyFlash = "flash"
+
+// revokeElevations ends every elevation of the user named by the form
+// field subject, on every session, device and replica, with
+// stepup.RevokeSubject: for an account disabled or credentials reset by
+// support. The user stays logged in to the console; their next admin
+// request asks them to step up again.
+func (a *app) revokeElevations(w http.ResponseWriter, r *http.Request) {
+	sub := strings.TrimSpace(r.PostFormValue("subject"))
+	if sub == "" || len(sub) > 255 || !stepup.Printable(sub) {
+		a.message(w, http.StatusBadRequest, "Revoke", "A subject is 1 to 255 printable characters.")
+		return
+	}
+	if err := a.su.RevokeSubject(r.Context(), sub); err != nil {
+		// RevokeSubject audited revocation_failed: nothing was revoked.
+		a.logf("revoking the elevations of %q failed: %v", sub, err)
+		a.message(w, http.StatusInternalServerError, "Revocation failed", "The revocation could not be recorded, so nothing was revoked. Try again in a moment.")
+		return
+	}
+	a.sessions.Put(r.Context(), keyFlash, "Every elevation of "+sub+" has ended, on every session and replica. They stay logged in, and their next admin action asks them to step up again.")
+	http.Redirect(w, r, "/admin", http.StatusSeeOther)
+}
+
+// elevationStatus is what GET /elevation answers.
+type elevationStatus struct {
+	Elevated bool   `json:"elevated"`
+	Ends     int64  `json:"ends,omitempty"` // Unix seconds: the countdown's end
+	EndsAt   string `json:"ends_at,omitempty"`
+	ACR      string `json:"acr,omitempty"`
+	AMR      string `json:"amr,omitempty"`
+	Bound    string `json:"bound,omitempty"`
+}
+
+// serveElevation answers whether the session is in admin mode now, as the
+// guard would decide, revocations included, without enforcing anything. The
+// admin pages' card polls it (static/elevation.js), so that an elevation
+// ended elsewhere (a logout at the IdP, a security event, a revocation on
+// another replica, "End admin mode" in another tab) shows within seconds.
+// It costs what a guarded request does: the session and the revocation
+// lookup.
+func (a *app) serveElevation(w http.ResponseWriter, r *http.Request) {
+	var st elevationStatus
+	if v := a.base(r, "").Elevation; v != nil {
+		st = elevationStatus{Elevated: true, Ends: v.EndsUnix, EndsAt: v.EndsAt.UTC().Format(time.RFC3339), ACR: v.ACR, AMR: v.AMR, Bound: v.Bound}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(st)
+}
+
+// serveScript serves one of the console's scripts, static/*.js.
+func serveScript(name string) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-cache")
+		http.ServeFileFS(w, r, staticFS, name)
+	}
 }
 
 // drop ends admin mode.

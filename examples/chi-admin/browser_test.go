@@ -19,11 +19,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/oidc-stepup/stepup/examples/chi-admin/internal/devidp"
 	"github.com/oidc-stepup/stepup/internal/testkit"
+	"github.com/oidc-stepup/stepup/stepup"
 )
 
 // The bounds of the browser test. Every chromedp call runs under one of them,
@@ -116,8 +119,11 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 		return
 	}
 
+	// With JavaScript the Add-user form steps up in a popup and sends the
+	// POST again (browser_popup_test.go); without it, the form is a plain
+	// form, and this is what the browser gets.
 	const newUser = "carol-after-expiry"
-	ok = t.Run("POST after expiry gets the RFC 9470 challenge", func(t *testing.T) {
+	ok = t.Run("POST after expiry gets the RFC 9470 challenge with JavaScript off", func(t *testing.T) {
 		resp := b.load(t, "open /admin/users", chromedp.Navigate(in.URL+"/admin/users"))
 		if !sameOrigin(resp.URL, in.URL) { // the last elevation ran out on the way
 			b.signInAtIdP(t, in.URL, user)
@@ -126,7 +132,9 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 		b.do(t, "type a new user's name", chromedp.SendKeys(chromedp.ID("new-user"), newUser))
 		b.waitElevationEnded(t)
 
+		b.setJavaScript(t, false) // the form's submit listener no longer runs
 		resp = b.load(t, "submit the add-user form", chromedp.Click(chromedp.ID("add-user")))
+		b.setJavaScript(t, true)
 		if resp.Status != 401 || resp.URL != in.URL+"/admin/users" {
 			t.Fatalf("the POST ended on %d %s, want 401 %s/admin/users\n%s", resp.Status, resp.URL, in.URL, b.describe())
 		}
@@ -216,10 +224,108 @@ func TestBrowserStepUpWithOneTimeCode(t *testing.T) {
 	})
 }
 
-// browser is one chromium driven by chromedp.
+// TestBrowserSignOutEverywhereEndsAdminModeInTheOpenConsole: with the
+// users page open and a name typed into its Add-user form, "Sign out
+// everywhere" on the dev IdP's account page, in a second tab, makes the
+// first tab's elevation card say within a few seconds that admin mode
+// ended: the page polls GET /elevation (static/elevation.js, under the
+// page's script-src 'self' CSP), and is not reloaded, so the typed name is
+// still in the input. The next admin navigation goes to the IdP.
+func TestBrowserSignOutEverywhereEndsAdminModeInTheOpenConsole(t *testing.T) {
+	chromium := testkit.RequireTool(t, "chromium", "chromium-browser")
+	in := startApp(t, "-addr", "127.0.0.1:0", "-dev-idp-addr", "127.0.0.1:0")
+	b := startBrowser(t, chromium) // closed before the app stops: cleanups run last-in first-out
+	const user, typed = "alice", "dave, typed before the logout"
+
+	resp := b.load(t, "open /admin/users", chromedp.Navigate(in.URL+"/admin/users"))
+	b.requireIdP(t, in.URL, resp)
+	b.signInAtIdP(t, in.URL, user)
+	resp = b.load(t, "open /admin/users, elevated", chromedp.Navigate(in.URL+"/admin/users"))
+	if resp.Status != 200 || resp.URL != in.URL+"/admin/users" {
+		t.Fatalf("the users page after the step-up: %d %s\n%s", resp.Status, resp.URL, b.describe())
+	}
+	if csp := headerValue(resp.Headers, "Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+		t.Errorf("Content-Security-Policy = %q, want script-src 'self'", csp)
+	}
+	b.do(t, "type a new user's name", chromedp.SendKeys(chromedp.ID("new-user"), typed))
+	browserRun(t, b, "mark the document", chromedp.Evaluate[bool](`window.notReloaded = true`))
+	if text := browserRun(t, b, "read the countdown", chromedp.Text(chromedp.ID("countdown"))); strings.HasPrefix(text, "ended") || text == "…" {
+		t.Fatalf("the countdown says %q, want it running", text)
+	}
+	account := browserRun(t, b, "read the IdP account link", chromedp.Evaluate[string](`document.getElementById("idp-account").href`))
+
+	// A second tab of the same browser. Its first Run opens it, with no
+	// per-step timeout: the context of that Run owns the tab.
+	tabCtx, closeTab := chromedp.NewContext(b.ctx)
+	defer closeTab()
+	if err := chromedp.Do(tabCtx); err != nil {
+		t.Fatalf("opening a second tab: %v", err)
+	}
+	tab := &browser{ctx: tabCtx, output: b.output}
+	tab.load(t, "open the IdP's account page", chromedp.Navigate(account))
+	tab.do(t, "wait for Sign out everywhere", chromedp.WaitVisible(chromedp.ID("sign-out-everywhere")))
+	clicked := time.Now()
+	tab.load(t, "click Sign out everywhere", chromedp.Click(chromedp.ID("sign-out-everywhere")))
+	if notice := browserRun(t, tab, "read the IdP's notice", chromedp.Text(chromedp.ID("notice"))); !strings.Contains(notice, "Logout token to chi-admin: 200 OK.") {
+		t.Fatalf("the IdP's notice after Sign out everywhere: %q", notice)
+	}
+
+	ctx, cancel := context.WithTimeout(b.ctx, 15*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`document.getElementById("elevation").classList.contains("ended")`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(10*time.Second)))
+	took := time.Since(clicked)
+	if err != nil {
+		t.Fatalf("the card did not say that admin mode ended within 10s of the click: %v\n%s", err, b.describe())
+	}
+	t.Logf("the card said admin mode ended %s after the click on Sign out everywhere", took.Round(time.Millisecond))
+	if took > 6*time.Second {
+		t.Errorf("the card took %s, want a few seconds (one 2s poll, and the logout)", took)
+	}
+	type state struct {
+		NotReloaded                         bool
+		Typed, Title, Countdown, Visibility string
+	}
+	got := browserRun(t, b, "read the page", chromedp.Evaluate[state](`({
+		NotReloaded: window.notReloaded === true,
+		Typed: document.getElementById("new-user").value,
+		Title: document.getElementById("elevation-title").textContent,
+		Countdown: document.getElementById("countdown").textContent,
+		Visibility: document.visibilityState,
+	})`))
+	t.Logf("the console's tab was %s while the other tab signed out", got.Visibility)
+	if !got.NotReloaded || got.Typed != typed {
+		t.Errorf("the page was reloaded (%v) or lost the typed name: input %q, want %q", !got.NotReloaded, got.Typed, typed)
+	}
+	if got.Title != "Admin mode ended" || !strings.HasPrefix(got.Countdown, "ended: admin mode was ended elsewhere") {
+		t.Errorf("the card says %q / %q", got.Title, got.Countdown)
+	}
+
+	// The next admin navigation is challenged, and the IdP, whose session
+	// ended too, asks for the password again.
+	resp = b.load(t, "open /admin", chromedp.Navigate(in.URL+"/admin"))
+	b.requireIdP(t, in.URL, resp)
+	requireAudited(t, in, stepup.EventRevoked, stepup.ReasonBackChannelLogout, user)
+	requireAudited(t, in, stepup.EventDropped, stepup.ReasonBackChannelLogout, user)
+}
+
+// browser is one tab, or one popup, of a chromium driven by chromedp.
 type browser struct {
 	ctx    context.Context     // a chromedp context whose browser is running
 	output *testkit.SyncBuffer // chromium's stdout and stderr
+	// closed, for a popup only, closes when the popup has closed. The
+	// popup page of stepup's callback closes itself.
+	closed <-chan struct{}
+}
+
+// gone reports whether b is a popup that has closed.
+func (b *browser) gone() bool {
+	select {
+	case <-b.closed: // a nil channel, a tab's, is never ready
+		return true
+	default:
+		return false
+	}
 }
 
 // startBrowser starts chromium at execPath, headless, with a fresh profile,
@@ -239,6 +345,10 @@ func startBrowser(t *testing.T, execPath string) *browser {
 		chromedp.NoFirstRun,
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
+		// Block popups as a browser does by default, unlike chromedp's
+		// defaults: window.open works only within a click, which is what
+		// stepup.js and "Extend admin mode" must cope with.
+		chromedp.Flag("disable-popup-blocking", false),
 		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(b.output),
 	)
@@ -415,6 +525,56 @@ func (b *browser) load(t *testing.T, what string, steps ...chromedp.Action[chrom
 	return resp
 }
 
+// setJavaScript turns the page's scripts on or off, as a browser's setting
+// does. chromedp's own evaluations still run.
+func (b *browser) setJavaScript(t *testing.T, on bool) {
+	t.Helper()
+	b.do(t, fmt.Sprintf("turn JavaScript on: %t", on), func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		_, err := cdp.Call(ctx, tg, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: !on})
+		return chromedp.Void{}, err
+	})
+}
+
+// submit clicks the submit button with this id and waits for the page it
+// leads to. In a popup, which stepup's callback page closes, it also
+// returns when the popup has closed.
+func (b *browser) submit(t *testing.T, what, id string) {
+	t.Helper()
+	if b.closed == nil {
+		b.load(t, what, chromedp.Click(chromedp.ID(id)))
+		return
+	}
+	browserRun(t, b, "mark the page", chromedp.Evaluate[bool](`window.beforeSubmit = true`))
+	b.do(t, what, chromedp.Click(chromedp.ID(id)))
+	b.waitFor(t, what+": the next page", `!window.beforeSubmit && document.readyState === "complete"`, browserStepTimeout)
+}
+
+// waitFor evaluates expr in the page until it is true, across navigations,
+// and fails the test after timeout. It returns false, at once, when b is a
+// popup that has closed.
+func (b *browser) waitFor(t *testing.T, what, expr string, timeout time.Duration) bool {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if b.gone() {
+			return false
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return true
+		}
+		if time.Now().After(deadline) {
+			if b.gone() {
+				return false
+			}
+			t.Fatalf("%s: %s not true within %s (%v)\n%s", what, expr, timeout, err, b.describe())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // describe is the browser's location and page text, for failure messages.
 func (b *browser) describe() string {
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
@@ -463,13 +623,31 @@ var devCodeRE = regexp.MustCompile(`^Current code for (\S+): (\d{6})$`)
 
 // signInAtIdP fills in the dev IdP's forms, the sign-in form and the
 // one-time code form, as a person would, until the browser is back at
-// appURL's origin. It returns the forms it went through, in order.
+// appURL's origin; a popup, until stepup's callback page has closed it. It
+// returns the forms it went through, in order.
 func (b *browser) signInAtIdP(t *testing.T, appURL, user string) []string {
 	t.Helper()
 	var seen []string
 	for range 4 {
-		loc := browserRun(t, b, "read the location", chromedp.Location())
-		if sameOrigin(loc, appURL) {
+		if b.gone() {
+			return seen
+		}
+		ctx, cancel := context.WithTimeout(b.ctx, browserStepTimeout)
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		cancel()
+		switch {
+		case err != nil && b.gone():
+			return seen
+		case err != nil:
+			t.Fatalf("read the location: %v\n%s", err, b.describe())
+		case sameOrigin(loc, appURL) && b.closed != nil:
+			select { // the callback's popup page reports and closes itself
+			case <-b.closed:
+				return seen
+			case <-time.After(browserStepTimeout):
+				t.Fatalf("the popup stayed open at %s\n%s", loc, b.describe())
+			}
+		case sameOrigin(loc, appURL):
 			return seen
 		}
 		form := browserRun(t, b, "identify the IdP page", chromedp.Evaluate[string](`
@@ -483,7 +661,7 @@ func (b *browser) signInAtIdP(t *testing.T, appURL, user string) []string {
 				chromedp.SetValue(chromedp.ID("username"), user),
 				chromedp.SendKeys(chromedp.ID("password"), devidp.Password),
 			)
-			b.load(t, "submit the sign-in form", chromedp.Click(chromedp.ID("login")))
+			b.submit(t, "submit the sign-in form", "login")
 		case "otp":
 			hint := browserRun(t, b, "read the current code", chromedp.Text(chromedp.ID("dev-code")))
 			m := devCodeRE.FindStringSubmatch(strings.TrimSpace(hint))
@@ -491,7 +669,7 @@ func (b *browser) signInAtIdP(t *testing.T, appURL, user string) []string {
 				t.Fatalf("#dev-code = %q, want %q and six digits", hint, "Current code for "+user+":")
 			}
 			b.do(t, "type the one-time code", chromedp.SendKeys(chromedp.ID("otp"), m[2]))
-			b.load(t, "submit the one-time code", chromedp.Click(chromedp.ID("verify")))
+			b.submit(t, "submit the one-time code", "verify")
 		default:
 			t.Fatalf("not a sign-in or one-time code form at the IdP (%q)\n%s", form, b.describe())
 		}

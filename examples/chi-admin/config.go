@@ -24,17 +24,29 @@ type config struct {
 	lifetime     time.Duration
 	sessionStore string
 
+	// The Shared Signals receiver, /ssf/events: the transmitter's issuer
+	// (none: no receiver) and the audience its events must name (see
+	// signalsAudience).
+	ssfIssuer, ssfAudience string
+
 	// The server's timeouts (see newServer).
 	readTimeout, writeTimeout, idleTimeout time.Duration
+	// metricsToken is the bearer token GET /metrics demands; none: no
+	// /metrics (metrics.go).
+	metricsToken string
 
 	// localIdP starts an identity provider in this process when -issuer is
 	// empty; nil when none is compiled in (see devidp.go).
 	localIdP localIdP
+	// idpAccountURL is the local IdP's account page, linked from every page
+	// of the console; empty with an external IdP.
+	idpAccountURL string
 }
 
 // A localIdP is an identity provider the console starts itself, for a run
 // without -issuer. start fills in what cfg leaves empty (issuer, client,
-// secret, acr) and returns a function that stops the provider.
+// secret, acr, the Shared Signals transmitter) and returns a function that
+// stops the provider.
 type localIdP interface {
 	start(cfg *config, stderr io.Writer) (stop func(), err error)
 }
@@ -49,20 +61,33 @@ const usageHeader = `chi-admin: an admin console whose /admin pages demand an OI
 
 With no -issuer it starts an embedded development IdP, when one is compiled
 in (demo users alice and bob, password "password"; the admin scope needs a
-one-time code, which the dev IdP's page shows).
+one-time code, which the dev IdP's page shows). Its account page ends admin
+mode the ways an IdP does: Sign out everywhere (a back-channel logout),
+Reset my one-time code and Lock account (CAEP events to /ssf/events).
 
 Routes:
   /                   dashboard (any logged-in user)
   /login              primary login (OIDC code flow, normal strength)
   /auth/callback      primary login callback
+  /metrics            stepup's metrics (Prometheus text format), with the
+                      bearer token -metrics-token; 404 without one
   /stepup/start       starts a step-up: ?scope=admin&return_to=/admin
   /stepup/callback    step-up callback
   /stepup/drop        POST: ends admin mode
+  /elevation          the session's admin mode as JSON; the admin pages poll it
   /admin              guarded by RequireStepUp("admin")
   /admin/users        guarded; POST adds a user (guarded too)
+  /admin/elevations/revoke
+                      POST subject=<sub>, guarded: ends that user's admin mode
+                      on every session and replica
   /admin/audit        guarded; the recent audit events
   /ping, /admin/ping  the same tiny response, unguarded and guarded (load tests)
   /logout             POST: ends the session
+  /backchannel-logout POST from the IdP: OIDC Back-Channel Logout; a logout
+                      token ends admin mode for that IdP session (the
+                      console's own login stays)
+  /ssf/events         POST from -ssf-issuer: Shared Signals (CAEP) events
+                      that end admin mode; 404 when there is no transmitter
 
 Flags (each also read from STEPUP_<NAME>, e.g. STEPUP_SESSION_STORE):
 `
@@ -82,9 +107,12 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
 	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://[user:password@]host:port/db (rediss:// for TLS), or postgres://...")
+	fs.StringVar(&c.ssfIssuer, "ssf-issuer", "", "issuer URL of a Shared Signals transmitter whose CAEP events end admin mode at /ssf/events; its /.well-known/ssf-configuration names jwks_uri (default: the embedded IdP when it runs, else none)")
+	fs.StringVar(&c.ssfAudience, "ssf-audience", "", "the audience every security event must name: the console's identifier in the transmitter's stream (default: the -base-url)")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 15*time.Second, "how long a client may take to send a whole request, body included")
 	fs.DurationVar(&c.writeTimeout, "write-timeout", 30*time.Second, "how long a request may take from its headers to the end of the response; must exceed twice the 10s given to each IdP call")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", time.Minute, "how long a keep-alive connection may wait for its next request")
+	fs.StringVar(&c.metricsToken, "metrics-token", "", "bearer token (16 characters or more) that GET /metrics demands; set it with STEPUP_METRICS_TOKEN, not on the command line (default: none, no /metrics)")
 	if newLocalIdP != nil {
 		c.localIdP = newLocalIdP(fs)
 	}
@@ -137,6 +165,15 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 		return nil, fmt.Errorf("with -issuer, -client-id and -acr are required")
 	}
 	return c, nil
+}
+
+// signalsAudience is the Shared Signals audience: -ssf-audience, else the
+// base URL.
+func (c *config) signalsAudience() string {
+	if c.ssfAudience != "" {
+		return c.ssfAudience
+	}
+	return c.baseURL
 }
 
 func envName(flagName string) string {

@@ -20,7 +20,10 @@ func startConsole(t *testing.T, idpCfg devidp.Config, extra ...string) (*instanc
 	addr := testkit.FreeAddr(t)
 	base := "http://" + addr
 	idpCfg.Addr = testkit.FreeAddr(t)
-	idpCfg.Clients = []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}}
+	idpCfg.Clients = []stepuptest.Client{{
+		ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"},
+		BackChannelLogoutURI: base + "/backchannel-logout",
+	}}
 	idp, err := devidp.Start(idpCfg)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,11 @@ func devIdPFlags(fs *flag.FlagSet) localIdP {
 }
 
 // start runs the development IdP with the console as its one client, and
-// points cfg at it.
+// points cfg at it. The IdP sends its logout tokens ("Sign out everywhere"
+// on its account page) to the console's /backchannel-logout. Unless
+// -ssf-issuer names another transmitter, it is also the console's Shared
+// Signals transmitter: "Reset my one-time code" and "Lock account" push
+// CAEP events to /ssf/events, for the audience the console expects.
 func (d *devIdP) start(cfg *config, stderr io.Writer) (func(), error) {
 	if cfg.clientID == "" {
 		cfg.clientID = "chi-admin"
@@ -45,19 +49,29 @@ func (d *devIdP) start(cfg *config, stderr io.Writer) (func(), error) {
 	if cfg.acr == "" {
 		cfg.acr = devidp.StrongACR
 	}
+	var receivers []devidp.Receiver
+	if cfg.ssfIssuer == "" {
+		receivers = []devidp.Receiver{{URL: cfg.baseURL + "/ssf/events", Audience: cfg.signalsAudience()}}
+	}
 	idp, err := devidp.Start(devidp.Config{
 		Addr: d.addr,
 		Clients: []stepuptest.Client{{
 			ID: cfg.clientID, Secret: cfg.clientSecret,
-			RedirectURIs: []string{cfg.baseURL + "/auth/callback", cfg.baseURL + "/stepup/callback"},
+			RedirectURIs:         []string{cfg.baseURL + "/auth/callback", cfg.baseURL + "/stepup/callback"},
+			BackChannelLogoutURI: cfg.baseURL + "/backchannel-logout",
 		}},
 		IDTokenTTL:    d.idTokenTTL,
 		SessionExpiry: d.sessionExpiry,
+		Receivers:     receivers,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the development IdP: %w", err)
 	}
 	cfg.issuer = idp.Issuer()
+	if cfg.ssfIssuer == "" {
+		cfg.ssfIssuer = idp.Issuer()
+	}
+	cfg.idpAccountURL = idp.AccountURL()
 	fmt.Fprintf(stderr, "chi-admin: development IdP at %s (ID tokens live %s", idp.Issuer(), d.idTokenTTL)
 	if d.sessionExpiry > 0 {
 		fmt.Fprintf(stderr, ", session_expiry %s after login", d.sessionExpiry)
@@ -66,5 +80,6 @@ func (d *devIdP) start(cfg *config, stderr io.Writer) (func(), error) {
 	for _, u := range idp.Users() {
 		fmt.Fprintf(stderr, "chi-admin:   demo user %q, password %q; its one-time code is shown on the IdP's page\n", u.Name, devidp.Password)
 	}
+	fmt.Fprintf(stderr, "chi-admin:   the IdP's account page, %s, signs a user out everywhere, resets their one-time code or locks them: each ends their admin mode in the console\n", idp.AccountURL())
 	return func() { idp.Close() }, nil
 }

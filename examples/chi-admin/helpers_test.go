@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -30,12 +31,18 @@ type instance struct {
 // the test ends.
 func startApp(t *testing.T, args ...string) *instance {
 	t.Helper()
+	return startAppEnv(t, nil, args...)
+}
+
+// startAppEnv is startApp with env as the environment.
+func startAppEnv(t *testing.T, env map[string]string, args ...string) *instance {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &instance{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, args, in.stdout, in.stderr, func(string) string { return "" }, func(u string) { ready <- u })
+		done <- run(ctx, args, in.stdout, in.stderr, func(k string) string { return env[k] }, func(u string) { ready <- u })
 	}()
 	select {
 	case in.URL = <-ready:
@@ -141,8 +148,11 @@ func htmlUnescape(s string) string {
 	return strings.NewReplacer("&amp;", "&", "&#34;", `"`, "&#39;", "'", "&lt;", "<", "&gt;", ">", "&#43;", "+").Replace(s)
 }
 
+var devCodeHintRE = regexp.MustCompile(`<p id="dev-code">Current code for ([^:]+): <code>([0-9]{6})</code></p>`)
+
 // signIn completes the dev IdP's password form on p, and its one-time-code
-// form when the IdP asks for one.
+// form when the IdP asks for one, with the code from idp, or, when idp is
+// nil (the console's embedded IdP), from the hint on the page.
 func (c *client) signIn(idp *devidp.IdP, p result, user string) result {
 	c.t.Helper()
 	if !strings.Contains(p.body, `name="step" value="password"`) {
@@ -153,7 +163,15 @@ func (c *client) signIn(idp *devidp.IdP, p result, user string) result {
 	f.Set("password", devidp.Password)
 	p = c.do("POST", p.url.String(), f, "text/html")
 	if strings.Contains(p.body, `name="step" value="otp"`) {
-		code, err := idp.Code(user)
+		var code string
+		var err error
+		if idp != nil {
+			code, err = idp.Code(user)
+		} else if m := devCodeHintRE.FindStringSubmatch(p.body); m != nil && m[1] == user {
+			code = m[2]
+		} else {
+			err = fmt.Errorf("no code for %s on the one-time code page", user)
+		}
 		if err != nil {
 			c.t.Fatal(err)
 		}
@@ -176,7 +194,7 @@ type console struct {
 // test holds, from the same flags as main, and serves it on loopback until
 // the test ends. Tests can also call its handler directly. deps.store
 // defaults to a memory store, deps.stdout to a buffer; deps.stderr is
-// always the returned buffer.
+// always the returned buffer. "$IDP" in args stands for the IdP's issuer.
 func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -185,13 +203,19 @@ func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 	}
 	base := "http://" + ln.Addr().String()
 	idp, err := devidp.Start(devidp.Config{
-		Addr:    testkit.FreeAddr(t),
-		Clients: []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"}}},
+		Addr: testkit.FreeAddr(t),
+		Clients: []stepuptest.Client{{
+			ID: "console", Secret: "console-secret", RedirectURIs: []string{base + "/auth/callback", base + "/stepup/callback"},
+			BackChannelLogoutURI: base + "/backchannel-logout",
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
+	for i, a := range args {
+		args[i] = strings.ReplaceAll(a, "$IDP", idp.Issuer())
+	}
 	args = append([]string{
 		"-base-url", base, "-issuer", idp.Issuer(), "-client-id", "console", "-client-secret", "console-secret",
 		"-acr", devidp.StrongACR,
@@ -217,4 +241,43 @@ func newConsoleApp(t *testing.T, deps appDeps, args ...string) *console {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return c
+}
+
+// stepUp logs a new browser in as user and steps it up, through the IdP's
+// forms (idp nil: the console's embedded IdP), and fails the test unless
+// it lands on the admin page.
+func (c *client) stepUp(idp *devidp.IdP, appURL, user string) {
+	c.t.Helper()
+	c.signIn(idp, c.get(appURL+"/login"), user) // the primary login
+	p := c.signIn(idp, c.get(appURL+"/admin"), user)
+	if p.status != http.StatusOK || p.url.String() != appURL+"/admin" || !strings.Contains(p.body, `id="admin-title"`) {
+		c.t.Fatalf("%s's step-up ended on %d %s", user, p.status, p.url)
+	}
+}
+
+// embeddedIdP is the issuer of the embedded development IdP of an instance
+// started without -issuer, as it prints it at start.
+func embeddedIdP(t *testing.T, in *instance) string {
+	t.Helper()
+	m := regexp.MustCompile(`development IdP at (http://\S+) `).FindStringSubmatch(in.stderr.String())
+	if m == nil {
+		t.Fatalf("the console did not print its development IdP:\n%s", in.stderr)
+	}
+	return m[1]
+}
+
+// requireChallenged checks that c's next admin request is challenged: an
+// API request gets the RFC 9470 401, a navigation the redirect to the IdP.
+func (c *client) requireChallenged(appURL, issuer string) {
+	c.t.Helper()
+	p := c.do("GET", appURL+"/admin/users", nil, "application/json")
+	if p.status != http.StatusUnauthorized || !strings.Contains(p.header.Get("WWW-Authenticate"), `error="insufficient_user_authentication"`) {
+		c.t.Errorf("an admin API request got %d %q, want the step-up challenge", p.status, p.header.Get("WWW-Authenticate"))
+	}
+	stop := newClient(c.t, func(*http.Request) bool { return true })
+	stop.http.Jar = c.http.Jar
+	p = stop.get(appURL + "/admin")
+	if p.status != http.StatusSeeOther || !strings.HasPrefix(p.header.Get("Location"), issuer+"/authorize?") {
+		c.t.Errorf("an admin navigation got %d %q, want a redirect to %s/authorize", p.status, p.header.Get("Location"), issuer)
+	}
 }

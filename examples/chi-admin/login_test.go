@@ -308,13 +308,13 @@ func TestDeniedStatusByReason(t *testing.T) {
 	}
 	a := &app{pages: pages, logw: io.Discard}
 	for reason, want := range map[stepup.Reason]int{
-		stepup.ReasonUnauthenticated:   http.StatusUnauthorized,
-		stepup.ReasonTokenExchange:     http.StatusBadGateway,
-		stepup.Reason("token_refused"): http.StatusForbidden, // the library's coming reason for an OAuth error response
-		stepup.ReasonIdPError:          http.StatusForbidden,
-		stepup.ReasonNonceMismatch:     http.StatusForbidden,
-		stepup.ReasonACRNotSatisfied:   http.StatusForbidden,
-		stepup.ReasonUnknownState:      http.StatusForbidden,
+		stepup.ReasonUnauthenticated: http.StatusUnauthorized,
+		stepup.ReasonTokenExchange:   http.StatusBadGateway,
+		stepup.ReasonTokenRefused:    http.StatusForbidden, // the token endpoint answered an OAuth error
+		stepup.ReasonIdPError:        http.StatusForbidden,
+		stepup.ReasonNonceMismatch:   http.StatusForbidden,
+		stepup.ReasonACRNotSatisfied: http.StatusForbidden,
+		stepup.ReasonUnknownState:    http.StatusForbidden,
 	} {
 		w := httptest.NewRecorder()
 		a.denied(w, httptest.NewRequest("GET", "/stepup/callback", nil), &stepup.Denial{Scope: "admin", Reason: reason})

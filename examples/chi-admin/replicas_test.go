@@ -83,13 +83,19 @@ func stepUpThroughReplicas(t *testing.T, lb *balancer, idp *devidp.IdP, a, b *in
 	return c
 }
 
-func TestTwoReplicasShareOneRedis(t *testing.T) {
-	redisAddr := testkit.StartRedis(t)
-	lb := newBalancer(t)
+// startReplicas starts an IdP whose client is the console behind lb
+// (redirect and back-channel logout URIs at lb), with ID tokens of ttl (0:
+// the default), and two replicas of the console on the session store at
+// storeURL.
+func startReplicas(t *testing.T, lb *balancer, ttl time.Duration, storeURL string) (idp *devidp.IdP, a, b *instance) {
+	t.Helper()
 	idp, err := devidp.Start(devidp.Config{
-		Addr:       testkit.FreeAddr(t),
-		Clients:    []stepuptest.Client{{ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"}}},
-		IDTokenTTL: 6 * time.Second,
+		Addr: testkit.FreeAddr(t),
+		Clients: []stepuptest.Client{{
+			ID: "console", Secret: "console-secret", RedirectURIs: []string{lb.URL + "/auth/callback", lb.URL + "/stepup/callback"},
+			BackChannelLogoutURI: lb.URL + "/backchannel-logout",
+		}},
+		IDTokenTTL: ttl,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -98,9 +104,15 @@ func TestTwoReplicasShareOneRedis(t *testing.T) {
 	args := []string{
 		"-addr", "127.0.0.1:0", "-base-url", lb.URL, "-issuer", idp.Issuer(),
 		"-client-id", "console", "-client-secret", "console-secret", "-acr", devidp.StrongACR,
-		"-skew", "1s", "-session-store", "redis://" + redisAddr + "/0",
+		"-skew", "1s", "-session-store", storeURL,
 	}
-	a, b := startApp(t, args...), startApp(t, args...)
+	return idp, startApp(t, args...), startApp(t, args...)
+}
+
+func TestTwoReplicasShareOneRedis(t *testing.T) {
+	redisAddr := testkit.StartRedis(t)
+	lb := newBalancer(t)
+	idp, a, b := startReplicas(t, lb, 6*time.Second, "redis://"+redisAddr+"/0")
 
 	// Two browsers, each stepped up through both replicas.
 	first := stepUpThroughReplicas(t, lb, idp, a, b)
@@ -137,8 +149,8 @@ func TestTwoReplicasShareOneRedis(t *testing.T) {
 	}
 }
 
-// auditEvents reads the events of one type from an instance's standard
-// output, where the console prints them as JSON lines.
+// auditEvents reads the events of one type (every event for "") from an
+// instance's standard output, where the console prints them as JSON lines.
 func auditEvents(t *testing.T, in *instance, typ stepup.EventType) []stepup.Event {
 	t.Helper()
 	var out []stepup.Event
@@ -148,9 +160,51 @@ func auditEvents(t *testing.T, in *instance, typ stepup.EventType) []stepup.Even
 		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
 			t.Fatalf("standard output holds a line that is not an audit event: %q", sc.Text())
 		}
-		if e.Type == typ {
+		if typ == "" || e.Type == typ {
 			out = append(out, e)
 		}
 	}
 	return out
+}
+
+// TestLogoutTokenReceivedByOneReplicaEndsTheElevationUsedOnTheOther: two
+// replicas share a real Redis, or a real PostgreSQL. The browser steps up
+// and uses its elevation on B; "Sign out everywhere" at the IdP sends the
+// logout token through the balancer to A; B refuses the elevation at the
+// browser's next request, and audits why.
+func TestLogoutTokenReceivedByOneReplicaEndsTheElevationUsedOnTheOther(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		store func(t *testing.T) string // the -session-store URL of a fresh server
+	}{
+		{"redis", func(t *testing.T) string { return "redis://" + testkit.StartRedis(t) + "/0" }},
+		{"postgres", func(t *testing.T) string { return testkit.StartPostgres(t) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := tc.store(t)
+			lb := newBalancer(t)
+			idp, a, b := startReplicas(t, lb, 0, store)
+			c := stepUpThroughReplicas(t, lb, idp, a, b)
+			lb.to(b)
+			if p := c.do("GET", lb.URL+"/admin/users", nil, "application/json"); p.status != http.StatusOK {
+				t.Fatalf("the elevation is not honoured on B: %d", p.status)
+			}
+
+			lb.to(a) // the IdP's logout token reaches A
+			p := c.do("POST", idp.AccountURL(), url.Values{"step": {"signout"}}, "text/html")
+			if !strings.Contains(p.body, "Logout token to console: 200 OK.") {
+				t.Fatalf("Sign out everywhere at the IdP:\n%s", p.body)
+			}
+			if len(auditEvents(t, a, stepup.EventRevoked)) != 1 || len(auditEvents(t, b, stepup.EventRevoked)) != 0 {
+				t.Fatalf("revoked events: A %d, B %d; want the logout on A only", len(auditEvents(t, a, stepup.EventRevoked)), len(auditEvents(t, b, stepup.EventRevoked)))
+			}
+
+			lb.to(b) // the browser's next request reaches B
+			p = c.do("GET", lb.URL+"/admin/users", nil, "application/json")
+			if p.status != http.StatusUnauthorized || !strings.Contains(p.header.Get("WWW-Authenticate"), "insufficient_user_authentication") {
+				t.Errorf("B after the logout on A: %d %q, want the step-up challenge", p.status, p.header.Get("WWW-Authenticate"))
+			}
+			requireAudited(t, b, stepup.EventDropped, stepup.ReasonBackChannelLogout, "alice")
+		})
+	}
 }

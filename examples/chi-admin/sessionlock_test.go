@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
 )
 
@@ -35,8 +36,14 @@ var slowStoreUpdates sync.Mutex
 // Update makes slowStore a stepup.AtomicStore, as stepup takes memstore
 // to be one.
 func (s slowStore) Update(_ context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
-	slowStoreUpdates.Lock()
-	defer slowStoreUpdates.Unlock()
+	return updateLocked(&slowStoreUpdates, s, token, update)
+}
+
+// updateLocked is the atomic update of a store that lives in this
+// process, as stepup.AtomicStore asks for: mu serialises every update.
+func updateLocked(mu *sync.Mutex, s scs.Store, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	mu.Lock()
+	defer mu.Unlock()
 	b, found, err := s.Find(token)
 	if err != nil {
 		return err

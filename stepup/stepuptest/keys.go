@@ -3,7 +3,6 @@ package stepuptest
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
@@ -38,14 +37,6 @@ func (p publicKey) ID() string                         { return p.k.id }
 func (p publicKey) Algorithm() jose.SignatureAlgorithm { return p.k.alg }
 func (p publicKey) Use() string                        { return "sig" }
 func (p publicKey) Key() any                           { return &p.k.key.PublicKey }
-
-// signer signs with k and names it by kid, as zitadel's op does.
-func (k *signingKey) signer() (jose.Signer, error) {
-	return jose.NewSigner(
-		jose.SigningKey{Algorithm: k.alg, Key: jose.JSONWebKey{Key: k.key, KeyID: k.id}},
-		(&jose.SignerOptions{}).WithType("JWT"),
-	)
-}
 
 func newSigningKey(alg jose.SignatureAlgorithm) (*signingKey, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -102,21 +93,7 @@ func (r *keyring) rotate() error {
 // key, with that key's kid and "typ":"JWT" in the header. Tests use it to
 // re-sign tampered claims from [Provider.RewriteNextIDToken] so that the
 // signature is valid and only the claim under test is wrong.
-func (p *Provider) Sign(claims map[string]any) (string, error) {
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		return "", fmt.Errorf("stepuptest: encode claims: %w", err)
-	}
-	signer, err := p.keys.current().signer()
-	if err != nil {
-		return "", fmt.Errorf("stepuptest: signer: %w", err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		return "", fmt.Errorf("stepuptest: sign: %w", err)
-	}
-	return jws.CompactSerialize()
-}
+func (p *Provider) Sign(claims map[string]any) (string, error) { return p.SignTyped("JWT", claims) }
 
 // PublicKey returns the public half of the current signing key.
 func (p *Provider) PublicKey() *rsa.PublicKey { return &p.keys.current().key.PublicKey }

@@ -159,11 +159,22 @@ func (p *Provider) SignTyped(typ string, claims map[string]any) (string, error) 
 // PostLogoutToken POSTs token to a back-channel logout URI as an OP does
 // (§2.5) and returns the status and body of the answer.
 func PostLogoutToken(ctx context.Context, client *http.Client, uri, token string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
+	return post(ctx, client, uri, "application/x-www-form-urlencoded", url.Values{"logout_token": {token}}.Encode(), "")
+}
+
+// post sends body to uri as contentType, with authorization as the
+// Authorization header when it is not empty, and returns the answer's
+// status and (up to 64 KiB of) body. A nil client is one with a 10s
+// timeout.
+func post(ctx context.Context, client *http.Client, uri, contentType, body, authorization string) (int, string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, uri, strings.NewReader(body))
 	if err != nil {
 		return 0, "", err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Content-Type", contentType)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	if client == nil {
 		client = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -172,8 +183,8 @@ func PostLogoutToken(ctx context.Context, client *http.Client, uri, token string
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(body), nil
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	return resp.StatusCode, string(answer), nil
 }
 
 // LogoutDelivery is one logout token [Provider.LogOut] sent.

@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -117,23 +115,5 @@ func (p *Provider) SecurityEventToken(e SecurityEvent) (string, error) {
 // §2 describes, with authorization as the Authorization header when it is
 // not empty, and returns the status and body of the answer.
 func PushSecurityEvent(ctx context.Context, client *http.Client, endpoint, set, authorization string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(set))
-	if err != nil {
-		return 0, "", err
-	}
-	req.Header.Set("Content-Type", "application/secevent+jwt")
-	req.Header.Set("Accept", "application/json")
-	if authorization != "" {
-		req.Header.Set("Authorization", authorization)
-	}
-	if client == nil {
-		client = &http.Client{Timeout: 10 * time.Second}
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	return resp.StatusCode, string(body), nil
+	return post(ctx, client, endpoint, "application/secevent+jwt", set, authorization)
 }

@@ -134,6 +134,8 @@ func TestStartValidates(t *testing.T) {
 		"public address":         {Addr: "0.0.0.0:0"},
 		"negative IDTokenTTL":    {Addr: "127.0.0.1:0", IDTokenTTL: -time.Second},
 		"negative SessionExpiry": {Addr: "127.0.0.1:0", SessionExpiry: -time.Second},
+		"receiver without URL":   {Addr: "127.0.0.1:0", Receivers: []devidp.Receiver{{Audience: "https://rp.example"}}},
+		"receiver without aud":   {Addr: "127.0.0.1:0", Receivers: []devidp.Receiver{{URL: "http://127.0.0.1:9/ssf/events"}}},
 	} {
 		if idp, err := devidp.Start(cfg); err == nil {
 			idp.Close()

@@ -18,6 +18,15 @@
 // login_required (OIDC Core §3.1.2.6). ID tokens carry a sid claim naming the
 // IdP session and, when [Config.SessionExpiry] is set, session_expiry.
 //
+// The account page, [IdP.AccountURL], lets a user signed in at the IdP end
+// an application's elevation the ways a real IdP does: "Sign out everywhere"
+// ends the user's IdP sessions and sends a logout token to each client's
+// [stepuptest.Client.BackChannelLogoutURI] (OIDC Back-Channel Logout 1.0);
+// "Reset my one-time code" gives the user a new TOTP secret and pushes a
+// CAEP credential-change event to each of [Config.Receivers] (the IdP is a
+// Shared Signals transmitter); "Lock account" refuses the user's sign-ins
+// until "Unlock account", and pushes CAEP session-revoked.
+//
 //	idp, err := devidp.Start(devidp.Config{
 //		Clients: []stepuptest.Client{{ID: "admin", Secret: "s", RedirectURIs: []string{"http://127.0.0.1:8080/callback"}}},
 //		SessionExpiry: 8 * time.Hour,
@@ -34,6 +43,7 @@
 // knows the password, the OTP page hands out the code, everything lives in
 // memory, it speaks plain http, it has no rate limiting beyond a few OTP
 // attempts per login, and a TOTP code may be replayed within its window.
-// It has no logout: closing the browser or restarting the process ends the
-// IdP session.
+// Logout tokens and security events are sent once, synchronously, and never
+// retried. A locked user can still sign in to the account page, so that
+// they can unlock it.
 package devidp

@@ -18,7 +18,18 @@ const (
 	stepPassword = "password" // the sign-in form: username, password
 	stepOTP      = "otp"      // the one-time code form: token, otp
 	stepCode     = "code"     // the OTP page's script refreshing its dev hint: token
+
+	// The account page's forms (account.go), which belong to no
+	// authorization request.
+	stepAccount   = "account"    // the account page's sign-in: username, password
+	stepSignOut   = "signout"    // "Sign out everywhere"
+	stepResetCode = "reset-code" // "Reset my one-time code"
+	stepLock      = "lock"       // "Lock account"
+	stepUnlock    = "unlock"     // "Unlock account"
 )
+
+// lockedMessage is what a locked user's sign-in gets.
+const lockedMessage = "This account is locked. Unlock it on your account page at the IdP."
 
 // maxFormBytes bounds a POSTed form.
 const maxFormBytes = 16 << 10
@@ -26,8 +37,9 @@ const maxFormBytes = 16 << 10
 // serveLogin is the provider's [stepuptest.Config.LoginHandler]. The
 // provider routes exactly Issuer()+"/login" to it, nothing below, so every
 // page lives there: GET ?id=<auth request id> answers by single sign-on or
-// shows the sign-in form, and every form POSTs back to /login with the id in
-// a hidden field and a "step" field naming the form.
+// shows the sign-in form, GET without an id shows the account page, and
+// every form POSTs back to /login with a "step" field naming the form (and,
+// for the sign-in forms, the id in a hidden field).
 func (i *IdP) serveLogin(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
@@ -44,6 +56,10 @@ func (i *IdP) serveLogin(w http.ResponseWriter, r *http.Request) {
 func (i *IdP) begin(w http.ResponseWriter, r *http.Request) {
 	p := i.Provider()
 	id := r.URL.Query().Get("id")
+	if id == "" {
+		i.accountPage(w, r, nil, "")
+		return
+	}
 	req, ok := p.AuthRequest(id)
 	if !ok {
 		unknownRequest(w)
@@ -51,6 +67,9 @@ func (i *IdP) begin(w http.ResponseWriter, r *http.Request) {
 	}
 	now := i.cfg.Now()
 	s := i.sessions.get(sessionID(r), now)
+	if s != nil && i.Locked(s.user.Name) {
+		s = nil // a locked account signs on nowhere
+	}
 	if canSSO(s, req, now) {
 		p.Finish(w, r, id, i.loginFor(s))
 		return
@@ -78,6 +97,11 @@ func (i *IdP) submit(w http.ResponseWriter, r *http.Request) {
 	}
 	p := i.Provider()
 	form := r.PostForm
+	switch step := form.Get("step"); step {
+	case stepAccount, stepSignOut, stepResetCode, stepLock, stepUnlock:
+		i.accountAction(w, r, step)
+		return
+	}
 	req, ok := p.AuthRequest(form.Get("id"))
 	if !ok {
 		unknownRequest(w)
@@ -112,6 +136,10 @@ func (i *IdP) checkPassword(w http.ResponseWriter, r *http.Request, req stepupte
 	u, ok := userNamed(name)
 	if !ok || subtle.ConstantTimeCompare([]byte(r.PostForm.Get("password")), []byte(Password)) != 1 {
 		i.renderSignIn(w, req, name, "Unknown user or wrong password.")
+		return
+	}
+	if i.Locked(u.Name) {
+		i.renderSignIn(w, req, u.Name, lockedMessage)
 		return
 	}
 	if wantsStrong(req) {
@@ -164,8 +192,20 @@ func (i *IdP) serveHint(w http.ResponseWriter, req stepuptest.AuthRequest, token
 }
 
 // complete ends an interactive login: it starts or refreshes the IdP session,
-// moves it to a fresh cookie, and finishes the authorization request.
+// moves it to a fresh cookie, and finishes the authorization request. A
+// user whose account was locked on the way gets the sign-in form again.
 func (i *IdP) complete(w http.ResponseWriter, r *http.Request, req stepuptest.AuthRequest, u User, acr string, amr []string, now time.Time) {
+	if i.Locked(u.Name) {
+		i.renderSignIn(w, req, u.Name, lockedMessage)
+		return
+	}
+	s := i.startSession(w, r, u, acr, amr, now)
+	i.Provider().Finish(w, r, req.ID, i.loginFor(s))
+}
+
+// startSession records an interactive authentication of u in the
+// browser's IdP session, or a new one, and moves it to a fresh cookie.
+func (i *IdP) startSession(w http.ResponseWriter, r *http.Request, u User, acr string, amr []string, now time.Time) *session {
 	id, s := i.sessions.login(sessionID(r), u, acr, amr, now)
 	http.SetCookie(w, &http.Cookie{
 		Name:     sessionCookie,
@@ -174,7 +214,7 @@ func (i *IdP) complete(w http.ResponseWriter, r *http.Request, req stepuptest.Au
 		HttpOnly: true,
 		SameSite: http.SameSiteLaxMode,
 	})
-	i.Provider().Finish(w, r, req.ID, i.loginFor(s))
+	return s
 }
 
 // sessionID is the browser's IdP session cookie value, or "".
@@ -188,7 +228,7 @@ func sessionID(r *http.Request) string {
 
 // codeAt is the user's TOTP code at t.
 func (i *IdP) codeAt(user string, t time.Time) (string, error) {
-	secret, ok := i.secrets[user]
+	secret, ok := i.secret(user)
 	if !ok {
 		return "", errUnknownUser
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,6 +63,22 @@ type Config struct {
 	// Now is the clock of IdP sessions, auth_time, max_age and TOTP codes.
 	// (zitadel stamps iat and exp with the real clock.) Default: time.Now.
 	Now func() time.Time
+	// Receivers are the Shared Signals receivers the account page's
+	// "Reset my one-time code" and "Lock account" push CAEP events to
+	// (RFC 8935 push delivery; the IdP is their transmitter, see
+	// [stepuptest.Provider]). Default: none, and the buttons push nothing.
+	Receivers []Receiver
+}
+
+// Receiver is a Shared Signals receiver: where the IdP pushes Security
+// Event Tokens, and the audience it names in them.
+type Receiver struct {
+	// URL is the receiver's push endpoint, for example an application's
+	// /ssf/events.
+	URL string
+	// Audience is every SET's aud: the receiver's identifier in the stream
+	// (RFC 8417 §2.2).
+	Audience string
 }
 
 // IdP is a running development identity provider. Its methods are safe for
@@ -69,9 +86,17 @@ type Config struct {
 type IdP struct {
 	cfg      Config
 	p        atomic.Pointer[stepuptest.Provider] // set once Start has it
-	secrets  map[string]string                   // user name -> base32 TOTP secret; read-only after Start
+	accounts accounts
 	sessions *sessionStore
 	pending  *pendingStore
+}
+
+// accounts are the demo users' TOTP secrets and locks. The account page
+// changes both.
+type accounts struct {
+	mu      sync.Mutex
+	secrets map[string]string // user name -> base32 TOTP secret
+	locked  map[string]bool   // user name -> every sign-in is refused
 }
 
 // Start validates cfg, generates a TOTP secret per user and starts serving
@@ -93,24 +118,25 @@ func Start(cfg Config) (*IdP, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	for _, r := range cfg.Receivers {
+		if r.URL == "" || r.Audience == "" {
+			return nil, fmt.Errorf("devidp: a receiver needs a URL and an audience")
+		}
+	}
 	i := &IdP{
 		cfg:      cfg,
-		secrets:  make(map[string]string, len(demoUsers)),
+		accounts: accounts{secrets: make(map[string]string, len(demoUsers)), locked: map[string]bool{}},
 		sessions: newSessionStore(cfg.SessionExpiry),
 		pending:  newPendingStore(),
 	}
 	for _, u := range demoUsers {
-		key, err := totp.Generate(totp.GenerateOpts{
-			Issuer: "devidp", AccountName: u.Name,
-			Period: totpOpts.Period, Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("devidp: totp secret for %s: %w", u.Name, err)
+		if err := i.newSecret(u.Name); err != nil {
+			return nil, err
 		}
-		i.secrets[u.Name] = key.Secret()
 	}
-	// Browsers post the login forms back to the IdP; refuse posts from any
-	// other origin (Sec-Fetch-Site, else Origin against Host).
+	// Browsers post the login and account forms back to the IdP; refuse
+	// posts from any other origin (Sec-Fetch-Site, else Origin against
+	// Host).
 	login := http.NewCrossOriginProtection().Handler(http.HandlerFunc(i.serveLogin))
 	p, err := stepuptest.New(stepuptest.Config{
 		Addr:         cfg.Addr,
@@ -129,6 +155,11 @@ func (i *IdP) Issuer() string { return i.p.Load().Issuer() }
 
 // Users returns the demo users, alice and bob.
 func (i *IdP) Users() []User { return append([]User(nil), demoUsers...) }
+
+// AccountURL returns the URL of the account page, where a signed-in user
+// can sign out everywhere, reset their one-time code, or lock their
+// account.
+func (i *IdP) AccountURL() string { return i.Issuer() + "/login" }
 
 // Provider returns the underlying provider, e.g. to add clients or to read
 // the authorization requests it received.
@@ -150,12 +181,54 @@ func (i *IdP) Code(user string) (string, error) {
 // validCode reports whether code is the user's TOTP code at now, one step
 // either side.
 func (i *IdP) validCode(user, code string, now time.Time) bool {
-	secret, ok := i.secrets[user]
+	secret, ok := i.secret(user)
 	if !ok || len(code) != int(totpOpts.Digits) {
 		return false
 	}
 	valid, err := totp.ValidateCustom(code, secret, now, totpOpts)
 	return err == nil && valid
+}
+
+// newSecret gives the user a new random TOTP secret: the codes of the old
+// one stop working at once.
+func (i *IdP) newSecret(user string) error {
+	key, err := totp.Generate(totp.GenerateOpts{
+		Issuer: "devidp", AccountName: user,
+		Period: totpOpts.Period, Digits: totpOpts.Digits, Algorithm: totpOpts.Algorithm,
+	})
+	if err != nil {
+		return fmt.Errorf("devidp: totp secret for %s: %w", user, err)
+	}
+	i.accounts.mu.Lock()
+	defer i.accounts.mu.Unlock()
+	i.accounts.secrets[user] = key.Secret()
+	return nil
+}
+
+// secret returns the user's current TOTP secret.
+func (i *IdP) secret(user string) (string, bool) {
+	i.accounts.mu.Lock()
+	defer i.accounts.mu.Unlock()
+	s, ok := i.accounts.secrets[user]
+	return s, ok
+}
+
+// Locked reports whether the user's account is locked: the IdP then
+// refuses every sign-in of theirs, by password or by single sign-on.
+func (i *IdP) Locked(user string) bool {
+	i.accounts.mu.Lock()
+	defer i.accounts.mu.Unlock()
+	return i.accounts.locked[user]
+}
+
+func (i *IdP) setLocked(user string, locked bool) {
+	i.accounts.mu.Lock()
+	defer i.accounts.mu.Unlock()
+	if locked {
+		i.accounts.locked[user] = true
+	} else {
+		delete(i.accounts.locked, user)
+	}
 }
 
 // userNamed returns the demo user whose Name or Subject is s.

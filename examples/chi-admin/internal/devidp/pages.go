@@ -27,7 +27,13 @@ type page struct {
 	User  User
 	Token string // the pending login
 	Code  string // the user's current code: the dev hint
+
+	// The account page: User is the signed-in user, none when nobody is.
+	Notices []string // what the last action did, shown in #notice
+	Locked  bool     // the user's account is locked
 }
+
+const accountTitle = "Dev IdP — your account"
 
 var pages = template.Must(template.New("").Parse(`
 {{define "head"}}<!doctype html>
@@ -47,6 +53,12 @@ select,input{box-sizing:border-box;width:100%;padding:.45rem;font-size:1rem}
 button{padding:.5rem 1rem;border-radius:4px;font-size:1rem;cursor:pointer}
 #login,#verify{border:0;background:#2456c7;color:#fff}
 #cancel{border:1px solid #999;background:none}
+#account-signin,#sign-out-everywhere,#reset-code,#lock-account,#unlock-account{border:0;background:#2456c7;color:#fff}
+#lock-account{background:#a40000}
+.account form{margin:1.25rem 0}
+.hint{margin:.35rem 0 0;color:#555;font-size:.9rem}
+#notice{padding:.5rem .75rem .5rem 1.75rem;border-radius:4px;background:#e8f5e9;color:#1b5e20}
+#locked{padding:.5rem .75rem;border-radius:4px;background:#fde8e8;color:#a40000}
 #error{padding:.5rem .75rem;border-radius:4px;background:#fde8e8;color:#a40000}
 code{font-size:1.05rem;letter-spacing:.08em}
 </style>
@@ -80,6 +92,48 @@ code{font-size:1.05rem;letter-spacing:.08em}
 <button id="cancel" name="cancel" value="1" formnovalidate>Cancel</button>
 </div>
 </form>
+{{template "foot"}}{{end}}
+
+{{define "account"}}{{template "head" .}}
+{{with .Notices}}<ul id="notice" role="status">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{if .User.Name}}<div class="account">
+<p id="account-user">Signed in at the IdP as <strong>{{.User.Name}}</strong>.</p>
+{{if .Locked}}<p id="locked">Your account is locked: the IdP refuses your sign-ins, by password and by single sign-on, until you unlock it.</p>{{end}}
+<p id="account-code">Current code for {{.User.Name}}: <code>{{.Code}}</code></p>
+<form method="post" action="/login" id="sign-out-form">
+<input type="hidden" name="step" value="signout">
+<button id="sign-out-everywhere" type="submit">Sign out everywhere</button>
+<p class="hint">Ends your sessions at this IdP in every browser, and sends a logout token to every application you signed in to (OpenID Connect Back-Channel Logout).</p>
+</form>
+<form method="post" action="/login" id="reset-code-form">
+<input type="hidden" name="step" value="reset-code">
+<button id="reset-code" type="submit">Reset my one-time code</button>
+<p class="hint">Gives your one-time code a new secret, and tells the applications (a CAEP credential-change event).</p>
+</form>
+{{if .Locked}}<form method="post" action="/login" id="unlock-form">
+<input type="hidden" name="step" value="unlock">
+<button id="unlock-account" type="submit">Unlock account</button>
+</form>
+{{else}}<form method="post" action="/login" id="lock-form">
+<input type="hidden" name="step" value="lock">
+<button id="lock-account" type="submit">Lock account</button>
+<p class="hint">Refuses your sign-ins until you unlock it, and tells the applications (a CAEP session-revoked event).</p>
+</form>
+{{end}}</div>
+{{else}}<p>You are not signed in at the IdP. Demo users: {{range $n, $u := .Users}}{{if $n}}, {{end}}<strong>{{$u.Name}}</strong>{{end}}. Password for all: <code>{{.Password}}</code></p>
+<form method="post" action="/login" id="account-signin-form">
+<input type="hidden" name="step" value="account">
+<label for="account-username">User</label>
+<select id="account-username" name="username">
+{{range .Users}}<option value="{{.Name}}">{{.Name}}</option>
+{{end}}</select>
+<label for="account-password">Password</label>
+<input id="account-password" type="password" name="password" autocomplete="current-password" required>
+<div class="actions">
+<button id="account-signin" type="submit">Sign in</button>
+</div>
+</form>
+{{end}}
 {{template "foot"}}{{end}}
 
 {{define "otp"}}{{template "head" .}}

@@ -78,7 +78,9 @@ func (i *IdP) loginFor(s *session) stepuptest.Login {
 		AMR:             slices.Clone(s.amr),
 		AuthTime:        s.authTime,
 		IDTokenLifetime: i.cfg.IDTokenTTL,
-		Claims:          map[string]any{"sid": s.sid},
+		// The provider names the session in the ID token's sid claim and
+		// in the logout tokens of Provider.LogOut ("Sign out everywhere").
+		SessionID: s.sid,
 	}
 	if i.cfg.SessionExpiry > 0 {
 		l.SessionExpiry = s.loginTime.Add(i.cfg.SessionExpiry)

@@ -181,3 +181,15 @@ func (ps *pendingStore) remove(token string) bool {
 	delete(ps.byToken, token)
 	return ok
 }
+
+// endUser ends every session of user, in every browser: "Sign out
+// everywhere".
+func (st *sessionStore) endUser(user User) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for k, v := range st.byID {
+		if v.user == user {
+			delete(st.byID, k)
+		}
+	}
+}
