@@ -25,7 +25,8 @@
 // It exits non-zero when a drill's must is violated (a request granted
 // that should not have been, an elevation lost, errors outside the fault,
 // a request still running after the load stopped, ...), or when a
-// component is missing.
+// component is missing. docs/reliability.md has each drill's design, its
+// musts and the numbers of a full run.
 package main
 
 import (
