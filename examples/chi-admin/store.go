@@ -76,6 +76,11 @@ func openPostgres(spec string) (scs.Store, func(), error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("-session-store: %w", err)
 	}
+	// Keep as many idle connections as the console serves at once, as for
+	// Redis: database/sql keeps two by default, and under 64 clients the
+	// PostgreSQL drill saw the console open 313 connections in 10 s and a
+	// guarded p99 of 2.28 s.
+	db.SetMaxIdleConns(128)
 	// The schema postgresstore expects.
 	const schema = `CREATE TABLE IF NOT EXISTS sessions (
 		token TEXT PRIMARY KEY, data BYTEA NOT NULL, expiry TIMESTAMPTZ NOT NULL);
