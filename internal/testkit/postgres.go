@@ -228,6 +228,19 @@ func RequirePostgres(t testing.TB) string {
 // PostgreSQL skips the test; under CI it fails it.
 func StartPostgres(t testing.TB) (dsn string) {
 	t.Helper()
+	p := startPostgres(t)
+	t.Cleanup(func() {
+		if err := p.Stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	return p.DSN
+}
+
+// startPostgres starts the server StartPostgres describes and returns it;
+// the caller stops it.
+func startPostgres(t testing.TB) *Postgres {
+	t.Helper()
 	bin := RequirePostgres(t)
 	dir := t.TempDir()
 	if err := chmodTempParent(dir); err != nil {
@@ -239,12 +252,7 @@ func StartPostgres(t testing.TB) (dsn string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := p.Stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	return p.DSN
+	return p
 }
 
 // chmodTempParent lets the postgres user pass through the parent of dir, a

@@ -31,18 +31,10 @@ func TestStartPostgresAcceptsConnections(t *testing.T) {
 // same port, and find what was committed before.
 func TestPostgresStopsAndStartsOnTheSameAddressAndData(t *testing.T) {
 	t.Parallel()
-	bin := RequirePostgres(t)
-	dir := t.TempDir()
-	if err := chmodTempParent(dir); err != nil {
-		t.Fatal(err)
-	}
+	p := startPostgres(t)
+	t.Cleanup(func() { p.Stop() })
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := StartPostgresServer(ctx, bin, dir, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Stop() })
 	db, err := sql.Open("postgres", p.DSN)
 	if err != nil {
 		t.Fatal(err)
