@@ -305,12 +305,17 @@ func (s *StepUp) tokenKey(jti string) string { return recordKey('J', s.cfg.Issue
 // that does not decode; the callers fail closed.
 var errRecordCorrupt = fmt.Errorf("%w: revocation record does not decode", ErrCorruptElevation)
 
-// findRecordRaw reads a store entry as it is stored.
+// findRecordRaw reads a store entry as it is stored. Like scs, it passes
+// ctx to a store that has FindCtx, even without the rest of scs.CtxStore.
 func (s *StepUp) findRecordRaw(ctx context.Context, key string) ([]byte, bool, error) {
-	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
+	if cs, ok := s.sm.Store.(ctxFinder); ok {
 		return cs.FindCtx(ctx, key)
 	}
 	return s.sm.Store.Find(key)
+}
+
+type ctxFinder interface {
+	FindCtx(ctx context.Context, token string) ([]byte, bool, error)
 }
 
 // findRecord reads a record from the store. A store error is returned, and
@@ -382,14 +387,7 @@ func (s *StepUp) lockedUpdate(ctx context.Context, key string, apply func([]byte
 	mu := storeLock(s.sm.Store, key)
 	mu.Lock()
 	defer mu.Unlock()
-	var b []byte
-	var found bool
-	var err error
-	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
-		b, found, err = cs.FindCtx(ctx, key)
-	} else {
-		b, found, err = s.sm.Store.Find(key)
-	}
+	b, found, err := s.findRecordRaw(ctx, key)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,9 @@
 // writes before EXEC makes EXEC fail, and the client reads again and
 // retries. Update is that loop.
 //
-// Find, Commit, Delete and All are scs's own, unchanged: sessions live
-// under the same keys, so the wrapper is a drop-in replacement for
+// Commit, Delete and All are scs's own, unchanged, and Find sends scs's
+// GET, pipelined under load ([RedisStore.FindCtx]): sessions live under
+// the same keys, so the wrapper is a drop-in replacement for
 // scs/redisstore, and the two can share a Redis during a rolling upgrade.
 //
 // Limits: the pool must talk to one Redis primary (redigo has no cluster
@@ -53,8 +54,15 @@ type RedisStore struct {
 	// Default: DefaultMaxAttempts (100).
 	MaxAttempts int
 
+	// ReadPipelines bounds how many connections Find and FindCtx use at
+	// once; reads beyond it wait and are then sent together, as one
+	// pipeline (see [RedisStore.FindCtx]). Set it before the first read.
+	// Default: DefaultReadPipelines (8).
+	ReadPipelines int
+
 	pool   *redis.Pool
 	prefix string
+	reads  reads
 }
 
 // New returns a store on pool with scs's key prefix, "scs:session:". The

@@ -1,0 +1,338 @@
+package stepup_test
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	scsredis "github.com/alexedwards/scs/redisstore"
+	"github.com/gomodule/redigo/redis"
+
+	"github.com/oidc-stepup/stepup/internal/testkit"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
+)
+
+// countingRedisPool is a pool on addr that counts the connections it
+// dials.
+func countingRedisPool(t testing.TB, addr string, dials *atomic.Int64, opts ...redis.DialOption) *redis.Pool {
+	pool := &redis.Pool{MaxIdle: 64, Dial: func() (redis.Conn, error) {
+		dials.Add(1)
+		return redis.Dial("tcp", addr, opts...)
+	}}
+	t.Cleanup(func() { pool.Close() })
+	return pool
+}
+
+// redisInfoInt reads one integer field of INFO stats.
+func redisInfoInt(t testing.TB, pool *redis.Pool, field string) int64 {
+	t.Helper()
+	conn := pool.Get()
+	defer conn.Close()
+	info, err := redis.String(conn.Do("INFO", "stats"))
+	if err != nil {
+		t.Fatalf("INFO stats: %v", err)
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("INFO stats %s: %q", field, v)
+			}
+			return n
+		}
+	}
+	t.Fatalf("INFO stats has no %s", field)
+	return 0
+}
+
+// findCase is one key the pipelined-read tests read, and what a read of it
+// must return.
+type findCase struct {
+	token   string
+	value   string // "" when the key is missing
+	refused bool   // the key holds a list: GET answers WRONGTYPE
+}
+
+// seedFindCases writes n keys through scs's own store: a third missing, a
+// few holding a list, the rest each a value of its own.
+func seedFindCases(t testing.TB, pool *redis.Pool, n int) []findCase {
+	t.Helper()
+	plain := scsredis.New(pool)
+	conn := pool.Get()
+	defer conn.Close()
+	cases := make([]findCase, n)
+	for i := range cases {
+		c := findCase{token: newToken()}
+		switch {
+		case i%3 == 0:
+		case i%17 == 1:
+			if _, err := conn.Do("RPUSH", "scs:session:"+c.token, "not a session"); err != nil {
+				t.Fatal(err)
+			}
+			c.refused = true
+		default:
+			c.value = fmt.Sprintf("session %d of %s", i, c.token)
+			if err := plain.Commit(c.token, []byte(c.value), hourFromNow()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cases[i] = c
+	}
+	return cases
+}
+
+// check compares a read's result with the case; a connection error is
+// allowed only when connErrOK.
+func (c findCase) check(b []byte, found bool, err error, connErrOK bool) error {
+	var redisErr redis.Error
+	if err != nil && !errors.As(err, &redisErr) {
+		if connErrOK {
+			return nil
+		}
+		return fmt.Errorf("read: %w", err)
+	}
+	switch {
+	case c.refused:
+		if err == nil || !strings.HasPrefix(string(redisErr), "WRONGTYPE") {
+			return fmt.Errorf("read of a list: (%q, %v, %v), want WRONGTYPE", b, found, err)
+		}
+	case err != nil:
+		return fmt.Errorf("read: %w", err)
+	case c.value == "" && (found || b != nil):
+		return fmt.Errorf("read of a missing key: (%q, %v)", b, found)
+	case c.value != "" && (!found || string(b) != c.value):
+		return fmt.Errorf("read (%q, %v), want %q: another read's reply", b, found, c.value)
+	}
+	return nil
+}
+
+// TestRedisFindPipelinesConcurrentReads sends 600 reads at once through a
+// store that may use one connection: they must share it, in pipelines of
+// several GETs (Redis counts fewer reads from its sockets than commands),
+// and each must get its own key's reply, a WRONGTYPE error only for the
+// key that holds a list.
+func TestRedisFindPipelinesConcurrentReads(t *testing.T) {
+	t.Parallel()
+	addr := testkit.StartRedis(t)
+	var dials atomic.Int64
+	pool := countingRedisPool(t, addr, &dials)
+	cases := seedFindCases(t, pool, 600)
+	admin := newRedisPool(t, addr)
+	store := redisstore.New(pool)
+	store.ReadPipelines = 1
+	readsBefore := redisInfoInt(t, admin, "total_reads_processed")
+	dialsBefore := dials.Load()
+
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	errs := make(chan error, len(cases))
+	for _, c := range cases {
+		wg.Go(func() {
+			<-start
+			b, found, err := store.FindCtx(t.Context(), c.token)
+			if err := c.check(b, found, err, false); err != nil {
+				errs <- fmt.Errorf("%s: %w", c.token, err)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// INFO's own command is one more read.
+	reads := redisInfoInt(t, admin, "total_reads_processed") - readsBefore - 1
+	if reads >= int64(len(cases)) {
+		t.Errorf("Redis read %d times from its sockets for %d GETs: the reads were not pipelined", reads, len(cases))
+	}
+	if n := dials.Load() - dialsBefore; n > 1 {
+		t.Errorf("%d connections dialled for ReadPipelines 1", n)
+	}
+	t.Logf("%d GETs in %d socket reads by Redis", len(cases), reads)
+}
+
+// TestRedisFindNeverHandsAReadAnotherReadsReply kills the store's
+// connections while pipelines are in flight: a read may then fail with
+// the connection's error, but never return another read's reply or
+// none-found for a key that exists, and the reads after the kills succeed
+// on new connections.
+func TestRedisFindNeverHandsAReadAnotherReadsReply(t *testing.T) {
+	t.Parallel()
+	addr := testkit.StartRedis(t)
+	var dials atomic.Int64
+	pool := countingRedisPool(t, addr, &dials)
+	cases := seedFindCases(t, pool, 300)
+	store := redisstore.New(pool)
+	store.ReadPipelines = 2
+
+	ctx := t.Context()
+	stop := make(chan struct{})
+	killed := make(chan int)
+	go func() {
+		n := 0
+		defer func() { killed <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			// Every client but this one: the store's connections.
+			if k, err := testkit.RedisCommand(addr, "CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"); err == nil {
+				k, _ := strconv.Atoi(k)
+				n += k
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 400 {
+				c := cases[(w*131+i*7)%len(cases)]
+				b, found, err := store.FindCtx(ctx, c.token)
+				if err != nil {
+					failed.Add(1)
+				}
+				if err := c.check(b, found, err, true); err != nil {
+					t.Errorf("%s: %v", c.token, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	kills := <-killed
+	if kills == 0 {
+		t.Fatal("no connection was killed while the reads ran")
+	}
+	for _, c := range cases {
+		b, found, err := store.FindCtx(ctx, c.token)
+		if err := c.check(b, found, err, false); err != nil {
+			t.Errorf("after the kills: %s: %v", c.token, err)
+		}
+	}
+	t.Logf("%d connections killed, %d of 3,200 reads failed with them, %d dialled", kills, failed.Load(), dials.Load())
+}
+
+// TestRedisFindWaitEndsWithItsContext points the store at a server that
+// reads commands and never answers. With one pipeline held by the first
+// read, a second read waits; cancelling its context must return it at
+// once with the cancellation, and the first must end with the pool's read
+// timeout, not hang.
+func TestRedisFindWaitEndsWithItsContext(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	got := make(chan struct{}, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.EqualFold(strings.TrimSpace(line), "GET") {
+						got <- struct{}{}
+					}
+				}
+			}()
+		}
+	}()
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) {
+		return redis.Dial("tcp", l.Addr().String(), redis.DialReadTimeout(time.Second))
+	}}
+	defer pool.Close()
+	store := redisstore.New(pool)
+	store.ReadPipelines = 1
+
+	first := make(chan error, 1)
+	go func() {
+		_, _, err := store.FindCtx(context.Background(), newToken())
+		first <- err
+	}()
+	select {
+	case <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first GET never arrived")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	second := make(chan error, 1)
+	go func() {
+		_, _, err := store.FindCtx(ctx, newToken())
+		second <- err
+	}()
+	cancel()
+	select {
+	case err := <-second:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the waiting read returned %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting read did not return after its context was cancelled")
+	}
+	select {
+	case err := <-first:
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("the first read returned %v, want the read timeout", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the first read hung past the pool's read timeout")
+	}
+}
+
+// BenchmarkRedisFind reads 64 sessions from 64 goroutines at once on a
+// real redis-server, through scs's redisstore (the baseline, a connection
+// per read) and through stores/redisstore (pipelined beyond
+// ReadPipelines reads in flight).
+func BenchmarkRedisFind(b *testing.B) {
+	addr := testkit.StartRedis(b)
+	var dials atomic.Int64
+	pool := countingRedisPool(b, addr, &dials)
+	cases := seedFindCases(b, pool, 64)
+	for _, bc := range []struct {
+		name string
+		find func(token string) ([]byte, bool, error)
+	}{
+		{"store=scs", scsredis.New(pool).Find},
+		{"store=stepup/pipelines=8", redisstore.New(pool).Find},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetParallelism(32) // 64 goroutines on two cores
+			var next atomic.Int64
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					c := cases[next.Add(1)%int64(len(cases))]
+					if c.refused {
+						continue
+					}
+					if _, _, err := bc.find(c.token); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}
