@@ -301,34 +301,61 @@ func TestRedisFindWaitEndsWithItsContext(t *testing.T) {
 	}
 }
 
-// BenchmarkRedisFind reads 64 sessions from 64 goroutines at once on a
-// real redis-server, through scs's redisstore (the baseline, a connection
+// BenchmarkRedisFind reads 64 sessions on a real redis-server, from one
+// goroutine and from 64 at once, through scs's redisstore (the baseline, a connection
 // per read) and through stores/redisstore (pipelined beyond
-// ReadPipelines reads in flight).
+// ReadPipelines reads in flight; with 64 no read ever waits, which
+// measures what the pipelining costs when it does not batch).
 func BenchmarkRedisFind(b *testing.B) {
 	addr := testkit.StartRedis(b)
 	var dials atomic.Int64
 	pool := countingRedisPool(b, addr, &dials)
 	cases := seedFindCases(b, pool, 64)
-	for _, bc := range []struct {
+	b.Cleanup(func() { b.Logf("%d connections dialled", dials.Load()) })
+	pipelined := func(n int) *redisstore.RedisStore {
+		s := redisstore.New(pool)
+		s.ReadPipelines = n
+		return s
+	}
+	stores := []struct {
 		name string
 		find func(token string) ([]byte, bool, error)
 	}{
 		{"store=scs", scsredis.New(pool).Find},
-		{"store=stepup/pipelines=8", redisstore.New(pool).Find},
-	} {
-		b.Run(bc.name, func(b *testing.B) {
+		{"store=stepup/pipelines=1", pipelined(1).Find},
+		{"store=stepup/pipelines=8", pipelined(0).Find},   // the default
+		{"store=stepup/pipelines=64", pipelined(64).Find}, // as many as readers: no read waits
+	}
+	read := func(b *testing.B, find func(string) ([]byte, bool, error), i int64) bool {
+		c := cases[i%int64(len(cases))]
+		if c.refused {
+			return true
+		}
+		if _, _, err := find(c.token); err != nil {
+			b.Error(err)
+			return false
+		}
+		return true
+	}
+	for _, st := range stores {
+		b.Run("readers=1/"+st.name, func(b *testing.B) {
+			b.ReportAllocs()
+			i := int64(0)
+			for b.Loop() {
+				if i++; !read(b, st.find, i) {
+					return
+				}
+			}
+		})
+	}
+	for _, st := range stores {
+		b.Run("readers=64/"+st.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetParallelism(32) // 64 goroutines on two cores
 			var next atomic.Int64
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					c := cases[next.Add(1)%int64(len(cases))]
-					if c.refused {
-						continue
-					}
-					if _, _, err := bc.find(c.token); err != nil {
-						b.Error(err)
+					if !read(b, st.find, next.Add(1)) {
 						return
 					}
 				}

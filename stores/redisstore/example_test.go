@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"log"
+	"time"
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
@@ -15,7 +16,11 @@ import (
 func Example() {
 	pool := &redis.Pool{
 		MaxIdle: 16,
-		Dial:    func() (redis.Conn, error) { return redis.Dial("tcp", "127.0.0.1:6379") },
+		Dial: func() (redis.Conn, error) {
+			// A read timeout bounds every read, pipelined ones included.
+			return redis.Dial("tcp", "127.0.0.1:6379",
+				redis.DialReadTimeout(2*time.Second), redis.DialWriteTimeout(2*time.Second))
+		},
 	}
 	sessions := scs.New()
 	sessions.Store = redisstore.New(pool)
