@@ -114,11 +114,10 @@ func (c findCase) check(b []byte, found bool, err error, connErrOK bool) error {
 	return nil
 }
 
-// TestRedisFindPipelinesConcurrentReads sends 600 reads at once through a
-// store that may use one connection: they must share it, in pipelines of
-// several GETs (Redis counts fewer reads from its sockets than commands),
-// and each must get its own key's reply, a WRONGTYPE error only for the
-// key that holds a list.
+// TestRedisFindPipelinesConcurrentReads sends 600 reads at once: they
+// must share one connection, in pipelines of several GETs (Redis counts
+// fewer reads from its sockets than commands), and each must get its own
+// key's reply, a WRONGTYPE error only for the key that holds a list.
 func TestRedisFindPipelinesConcurrentReads(t *testing.T) {
 	t.Parallel()
 	addr := testkit.StartRedis(t)
@@ -127,7 +126,6 @@ func TestRedisFindPipelinesConcurrentReads(t *testing.T) {
 	cases := seedFindCases(t, pool, 600)
 	admin := newRedisPool(t, addr)
 	store := redisstore.New(pool)
-	store.ReadPipelines = 1
 	readsBefore := redisInfoInt(t, admin, "total_reads_processed")
 	dialsBefore := dials.Load()
 
@@ -155,7 +153,7 @@ func TestRedisFindPipelinesConcurrentReads(t *testing.T) {
 		t.Errorf("Redis read %d times from its sockets for %d GETs: the reads were not pipelined", reads, len(cases))
 	}
 	if n := dials.Load() - dialsBefore; n > 1 {
-		t.Errorf("%d connections dialled for ReadPipelines 1", n)
+		t.Errorf("%d connections dialled for reads that can share one", n)
 	}
 	t.Logf("%d GETs in %d socket reads by Redis", len(cases), reads)
 }
@@ -170,9 +168,14 @@ func TestRedisFindNeverHandsAReadAnotherReadsReply(t *testing.T) {
 	addr := testkit.StartRedis(t)
 	var dials atomic.Int64
 	pool := countingRedisPool(t, addr, &dials)
+	// A killed connection idle in the pool would fail its next use, as it
+	// does with scs's store: test each one as it is borrowed.
+	pool.TestOnBorrow = func(c redis.Conn, _ time.Time) error {
+		_, err := c.Do("PING")
+		return err
+	}
 	cases := seedFindCases(t, pool, 300)
 	store := redisstore.New(pool)
-	store.ReadPipelines = 2
 
 	ctx := t.Context()
 	stop := make(chan struct{})
@@ -224,12 +227,12 @@ func TestRedisFindNeverHandsAReadAnotherReadsReply(t *testing.T) {
 	t.Logf("%d connections killed, %d of 3,200 reads failed with them, %d dialled", kills, failed.Load(), dials.Load())
 }
 
-// TestRedisFindWaitEndsWithItsContext points the store at a server that
-// reads commands and never answers. With one pipeline held by the first
-// read, a second read waits; cancelling its context must return it at
-// once with the cancellation, and the first must end with the pool's read
-// timeout, not hang.
-func TestRedisFindWaitEndsWithItsContext(t *testing.T) {
+// TestRedisFindEndsWithItsContext points the store at a server that reads
+// commands and never answers. A read whose context is cancelled while its
+// GET waits in the pipeline behind another must return at once with the
+// cancellation, and the other must end with the pool's read timeout, not
+// hang.
+func TestRedisFindEndsWithItsContext(t *testing.T) {
 	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -263,32 +266,36 @@ func TestRedisFindWaitEndsWithItsContext(t *testing.T) {
 	}}
 	defer pool.Close()
 	store := redisstore.New(pool)
-	store.ReadPipelines = 1
 
 	first := make(chan error, 1)
 	go func() {
 		_, _, err := store.FindCtx(context.Background(), newToken())
 		first <- err
 	}()
-	select {
-	case <-got:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the first GET never arrived")
+	waitGET := func(which string) {
+		t.Helper()
+		select {
+		case <-got:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the %s GET never arrived", which)
+		}
 	}
+	waitGET("first")
 	ctx, cancel := context.WithCancel(context.Background())
 	second := make(chan error, 1)
 	go func() {
 		_, _, err := store.FindCtx(ctx, newToken())
 		second <- err
 	}()
+	waitGET("second")
 	cancel()
 	select {
 	case err := <-second:
 		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("the waiting read returned %v, want context.Canceled", err)
+			t.Fatalf("the cancelled read returned %v, want context.Canceled", err)
 		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("the waiting read did not return after its context was cancelled")
+		t.Fatal("the cancelled read did not return after its context was cancelled")
 	}
 	select {
 	case err := <-first:
@@ -302,29 +309,21 @@ func TestRedisFindWaitEndsWithItsContext(t *testing.T) {
 }
 
 // BenchmarkRedisFind reads 64 sessions on a real redis-server, from one
-// goroutine and from 64 at once, through scs's redisstore (the baseline, a connection
-// per read) and through stores/redisstore (pipelined beyond
-// ReadPipelines reads in flight; with 64 no read ever waits, which
-// measures what the pipelining costs when it does not batch).
+// goroutine and from 64 at once, through scs's redisstore (the baseline,
+// a connection per read in flight) and through stores/redisstore (the
+// reads in flight pipelined on one connection).
 func BenchmarkRedisFind(b *testing.B) {
 	addr := testkit.StartRedis(b)
 	var dials atomic.Int64
 	pool := countingRedisPool(b, addr, &dials)
 	cases := seedFindCases(b, pool, 64)
 	b.Cleanup(func() { b.Logf("%d connections dialled", dials.Load()) })
-	pipelined := func(n int) *redisstore.RedisStore {
-		s := redisstore.New(pool)
-		s.ReadPipelines = n
-		return s
-	}
 	stores := []struct {
 		name string
 		find func(token string) ([]byte, bool, error)
 	}{
 		{"store=scs", scsredis.New(pool).Find},
-		{"store=stepup/pipelines=1", pipelined(1).Find},
-		{"store=stepup/pipelines=8", pipelined(0).Find},   // the default
-		{"store=stepup/pipelines=64", pipelined(64).Find}, // as many as readers: no read waits
+		{"store=stepup", redisstore.New(pool).Find},
 	}
 	read := func(b *testing.B, find func(string) ([]byte, bool, error), i int64) bool {
 		c := cases[i%int64(len(cases))]

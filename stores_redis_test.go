@@ -156,6 +156,10 @@ func testRedisUpdateCancelledWhileRedisHangs(t *testing.T) {
 	}
 	defer l.Close()
 	watched := make(chan struct{})
+	// Update leaves an abandoned command's connection to the command,
+	// which returns when the server hangs up: at the end of the test.
+	hangUp := make(chan struct{})
+	defer close(hangUp)
 	go func() {
 		c, err := l.Accept()
 		if err != nil {
@@ -170,7 +174,9 @@ func testRedisUpdateCancelledWhileRedisHangs(t *testing.T) {
 			}
 			if strings.EqualFold(strings.TrimSpace(line), "WATCH") {
 				close(watched)
-				io.Copy(io.Discard, r) // hang until the client hangs up
+				// Hang until the client hangs up or the test ends.
+				go func() { <-hangUp; c.Close() }()
+				io.Copy(io.Discard, r)
 				return
 			}
 		}

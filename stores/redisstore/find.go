@@ -9,15 +9,28 @@ import (
 	"github.com/gomodule/redigo/redis"
 )
 
-// DefaultReadPipelines is RedisStore.ReadPipelines when it is zero.
-const DefaultReadPipelines = 8
-
-// reads is the state of a store's reads: how many connections are
-// reading, and the reads that wait for one.
+// reads pipelines a store's GETs on one connection borrowed from the
+// pool, the pipe, while any are in flight. Its fields are guarded by mu.
 type reads struct {
-	mu    sync.Mutex
-	busy  int     // connections reading now
-	queue []*read // waiting until one is free
+	mu  sync.Mutex
+	cur *pipe // the pipe new reads join; nil when none is open
+}
+
+// pipe is one borrowed connection and the reads on it. A goroutine that
+// finds nobody writing becomes the pipe's writer: it writes every queued
+// GET with one flush, and again while more queue up. One reader goroutine
+// at a time reads the replies, in the order the GETs were written. The
+// last of the two to find nothing left to do returns the connection to the
+// pool. Its fields are guarded by reads.mu, except conn's own methods:
+// redigo allows one goroutine in Send and Flush and one in Receive at once.
+type pipe struct {
+	conn    redis.Conn // nil until the first writer has borrowed it
+	queue   []*read    // not yet written
+	sent    []*read    // written; replies not yet read, in order
+	writing bool
+	reading bool
+	err     error // the connection broke, or could not be borrowed
+	closed  bool
 }
 
 // read is one GET, and its result once done is closed.
@@ -26,7 +39,7 @@ type read struct {
 	value []byte
 	found bool
 	err   error
-	done  chan struct{} // nil for a read its caller sends itself
+	done  chan struct{}
 }
 
 // Find returns the data for a session token, as scs's Find does:
@@ -41,107 +54,204 @@ func (s *RedisStore) Find(token string) (b []byte, found bool, err error) {
 // session, and stepup's guard to read the user's revocation record, so a
 // guarded request makes two.
 //
-// Reads are pipelined when many run at once. While fewer than
-// ReadPipelines reads are in flight, each is sent alone on a connection
-// of the pool, as scs's Find sends it. Beyond that, reads wait, and when a
-// connection comes free its next pipeline takes every read that waits: it
-// writes their GETs with one write and reads their replies in order, a
-// round trip for them all. Under load that saves most of the system calls
-// and the Redis round trips a GET costs (docs/performance.md in the
-// repository has numbers); alone, a read costs what it cost before. Each
-// GET is still sent after FindCtx was called, so a read sees every write
-// Redis acknowledged before it.
+// Reads that run at the same time share one connection of the pool, as a
+// pipeline: a GET is written as soon as no other is being written, and
+// GETs that arrive during a write go out together in the next, with one
+// system call; the replies come back in order on the same connection. No
+// read waits for another's round trip, only, at most, for a write. Under
+// load that saves most of the system calls a GET costs, and a Redis
+// connection per concurrent read (docs/performance.md in the repository
+// has numbers); alone, a read costs about what it cost before. The
+// connection goes back to the pool when no read is in flight. Each GET is
+// still written after FindCtx was called, so a read sees every write Redis
+// acknowledged before it.
 //
-// ctx bounds the wait for a connection and for a pipeline; a read already
-// sent is bounded by the pool's read timeout (redis.DialReadTimeout),
-// which a pool shared by web requests should set. A Redis error fails the
-// read it answers; a connection error fails every read of its pipeline,
-// and the next pipeline takes another connection from the pool.
+// ctx ends the wait for the reply, not the GET: an abandoned read's reply
+// is read and dropped. A written GET is bounded by the pool's read timeout
+// (redis.DialReadTimeout), which a pool shared by web requests should set.
+// A Redis error fails the read it answers; a connection error fails every
+// read in flight on it, and the next read borrows another connection.
 func (s *RedisStore) FindCtx(ctx context.Context, token string) (b []byte, found bool, err error) {
-	r := &read{key: s.prefix + token}
+	r := &read{key: s.prefix + token, done: make(chan struct{})}
 	s.reads.mu.Lock()
-	if s.reads.busy < s.readPipelines() {
-		s.reads.busy++
-		s.reads.mu.Unlock()
-		s.pipeline(ctx, []*read{r})
-		return r.value, r.found, r.err
+	p := s.reads.cur
+	if p == nil {
+		p = &pipe{}
+		s.reads.cur = p
 	}
-	r.done = make(chan struct{})
-	s.reads.queue = append(s.reads.queue, r)
+	p.queue = append(p.queue, r)
+	write := !p.writing
+	p.writing = true
 	s.reads.mu.Unlock()
+	if write && s.write(p, true) {
+		// Nobody was reading: this goroutine reads, until its own reply.
+		s.read(p, r)
+	}
 	select {
 	case <-r.done:
 		return r.value, r.found, r.err
 	case <-ctx.Done():
-		// The read stays queued and is sent; its result is dropped.
 		return nil, false, fmt.Errorf("redisstore: find: %w", ctx.Err())
 	}
 }
 
-func (s *RedisStore) readPipelines() int {
-	if s.ReadPipelines > 0 {
-		return s.ReadPipelines
-	}
-	return DefaultReadPipelines
-}
+// maxWriterRounds is how many writes a reader's own goroutine makes for
+// others before it hands the writing to a goroutine of its own and goes
+// back to its request.
+const maxWriterRounds = 2
 
-// pipeline sends batch on a connection of the pool, holding one of the
-// ReadPipelines places. Then, if reads queued meanwhile, it hands the
-// place and the queue to a new goroutine, which sends them as the next
-// pipeline: the caller that sent batch has its result and goes on,
-// without waiting for reads of other requests.
-func (s *RedisStore) pipeline(ctx context.Context, batch []*read) {
-	s.send(ctx, batch)
-	s.reads.mu.Lock()
-	next := s.reads.queue
-	s.reads.queue = nil
-	if len(next) == 0 {
-		s.reads.busy--
+// write is the pipe's writer: it writes what is queued until the queue is
+// empty. A writer called by FindCtx itself (inline) does not start a
+// reader for what it wrote: it reports that it took that role, and its
+// caller reads, which saves a goroutine and a hand-off when reads are
+// few. A writer goroutine starts a reader goroutine if none runs.
+func (s *RedisStore) write(p *pipe, inline bool) (reader bool) {
+	if p.conn == nil {
+		// Only the pipe's first writer gets here, and no reader runs yet.
+		conn, err := s.pool.Get(), error(nil)
+		if err = conn.Err(); err != nil {
+			conn.Close()
+			conn = nil
+			err = fmt.Errorf("redisstore: find: %w", err)
+		}
+		s.reads.mu.Lock()
+		p.conn = conn
+		if err != nil {
+			s.breakPipe(p, err)
+		}
+		s.reads.mu.Unlock()
 	}
-	s.reads.mu.Unlock()
-	if len(next) > 0 {
-		// Nobody waits on this pipeline as a whole, only each read on its
-		// own done, so no one request's context may cancel it.
-		go s.pipeline(context.Background(), next)
-	}
-}
-
-// send does the GETs of batch and closes the done channels it has.
-func (s *RedisStore) send(ctx context.Context, batch []*read) {
-	defer func() {
-		for _, r := range batch {
-			if r.done != nil {
-				close(r.done)
+	for round := 0; ; round++ {
+		s.reads.mu.Lock()
+		if p.err != nil || len(p.queue) == 0 {
+			failed, err := p.queue, p.err
+			p.queue = nil
+			p.writing = false
+			closeConn := s.idle(p)
+			s.reads.mu.Unlock()
+			finish(failed, err)
+			closeConn()
+			return reader
+		}
+		if round == maxWriterRounds {
+			s.reads.mu.Unlock()
+			go s.write(p, false)
+			return reader
+		}
+		batch := p.queue
+		p.queue = nil
+		p.sent = append(p.sent, batch...)
+		if !p.reading {
+			p.reading = true
+			if inline {
+				reader = true
+			} else {
+				go s.read(p, nil)
 			}
 		}
-	}()
-	conn, err := s.pool.GetContext(ctx)
-	if err != nil {
-		fail(batch, fmt.Errorf("redisstore: find: %w", err))
-		return
+		s.reads.mu.Unlock()
+		var err error
+		for _, r := range batch {
+			if err = p.conn.Send("GET", r.key); err != nil {
+				break
+			}
+		}
+		if err == nil {
+			err = p.conn.Flush()
+		}
+		if err != nil {
+			// redigo has closed the connection: the reader's Receive
+			// fails and fails what was sent. Nothing more is written.
+			s.reads.mu.Lock()
+			s.breakPipe(p, err)
+			s.reads.mu.Unlock()
+		}
 	}
-	defer conn.Close()
-	if len(batch) == 1 {
-		batch[0].reply(conn.Do("GET", batch[0].key))
-		return
-	}
-	for _, r := range batch {
-		if err := conn.Send("GET", r.key); err != nil {
-			fail(batch, err)
+}
+
+// read is the pipe's reader: it reads a reply for each written GET until
+// none is outstanding. Called by FindCtx for its own read mine, it reads
+// until mine is answered, then hands what is left to a reader goroutine.
+func (s *RedisStore) read(p *pipe, mine *read) {
+	for {
+		s.reads.mu.Lock()
+		if len(p.sent) == 0 {
+			p.reading = false
+			closeConn := s.idle(p)
+			s.reads.mu.Unlock()
+			closeConn()
+			return
+		}
+		if mine != nil && isDone(mine) {
+			s.reads.mu.Unlock()
+			go s.read(p, nil)
+			return
+		}
+		r := p.sent[0]
+		p.sent[0] = nil
+		p.sent = p.sent[1:]
+		s.reads.mu.Unlock()
+		r.reply(p.conn.Receive())
+		close(r.done)
+		if err := p.conn.Err(); err != nil {
+			// The connection broke: no further reply will come.
+			s.reads.mu.Lock()
+			s.breakPipe(p, err)
+			failed := p.sent
+			p.sent = nil
+			p.reading = false
+			closeConn := s.idle(p)
+			s.reads.mu.Unlock()
+			finish(failed, err)
+			closeConn()
 			return
 		}
 	}
-	if err := conn.Flush(); err != nil {
-		fail(batch, err)
-		return
+}
+
+func isDone(r *read) bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
 	}
-	for i, r := range batch {
-		r.reply(conn.Receive())
-		if err := conn.Err(); err != nil {
-			// The connection is broken: no further reply will come.
-			fail(batch[i+1:], err)
-			return
-		}
+}
+
+// breakPipe records that p can take no more reads; new reads open another
+// pipe. The caller holds reads.mu.
+func (s *RedisStore) breakPipe(p *pipe, err error) {
+	if p.err == nil {
+		p.err = err
+	}
+	if s.reads.cur == p {
+		s.reads.cur = nil
+	}
+}
+
+// idle reports what to do once p's writer or reader stopped: when neither
+// runs and nothing is queued or outstanding, the connection goes back to
+// the pool (and a broken one is closed by the pool). The caller holds
+// reads.mu and calls the func after releasing it.
+func (s *RedisStore) idle(p *pipe) func() {
+	if p.writing || p.reading || len(p.queue) > 0 || len(p.sent) > 0 || p.closed {
+		return func() {}
+	}
+	p.closed = true
+	if s.reads.cur == p {
+		s.reads.cur = nil
+	}
+	if p.conn == nil {
+		return func() {}
+	}
+	return func() { p.conn.Close() }
+}
+
+// finish fails reads with err and wakes their callers.
+func finish(reads []*read, err error) {
+	for _, r := range reads {
+		r.value, r.found, r.err = nil, false, err
+		close(r.done)
 	}
 }
 
@@ -155,11 +265,5 @@ func (r *read) reply(v any, err error) {
 		r.value, r.found, r.err = nil, false, err
 	default:
 		r.found = true
-	}
-}
-
-func fail(batch []*read, err error) {
-	for _, r := range batch {
-		r.value, r.found, r.err = nil, false, err
 	}
 }

@@ -13,7 +13,8 @@
 // retries. Update is that loop.
 //
 // Commit, Delete and All are scs's own, unchanged, and Find sends scs's
-// GET, pipelined under load ([RedisStore.FindCtx]): sessions live under
+// GET, with the reads in flight pipelined on one connection
+// ([RedisStore.FindCtx]): sessions live under
 // the same keys, so the wrapper is a drop-in replacement for
 // scs/redisstore, and the two can share a Redis during a rolling upgrade.
 //
@@ -54,12 +55,6 @@ type RedisStore struct {
 	// Default: DefaultMaxAttempts (100).
 	MaxAttempts int
 
-	// ReadPipelines bounds how many connections Find and FindCtx use at
-	// once; reads beyond it wait and are then sent together, as one
-	// pipeline (see [RedisStore.FindCtx]). Set it before the first read.
-	// Default: DefaultReadPipelines (8).
-	ReadPipelines int
-
 	pool   *redis.Pool
 	prefix string
 	reads  reads
@@ -95,22 +90,26 @@ func NewWithPrefix(pool *redis.Pool, prefix string) *RedisStore {
 // the Redis.
 //
 // An error from update is returned unchanged and nothing is stored. A
-// cancelled ctx stops Update between commands; cancelled while EXEC is in
-// flight, the update may or may not have been stored, as with any write
-// whose reply is lost. After MaxAttempts attempts it returns ErrContended.
+// cancelled ctx ends Update at once, even while a command waits for
+// Redis; that command keeps the connection until it returns (its reply,
+// the pool's read timeout or a broken connection), then the connection
+// goes back to the pool. Cancelled while EXEC is in flight, the update may
+// or may not have been stored, as with any write whose reply is lost.
+// After MaxAttempts attempts it returns ErrContended.
 func (s *RedisStore) Update(ctx context.Context, token string, update func(current []byte, found bool) (next []byte, expiry time.Time, err error)) error {
 	conn, err := s.pool.GetContext(ctx)
 	if err != nil {
 		return fmt.Errorf("redisstore: update: %w", err)
 	}
-	defer conn.Close()
+	c := &ctxConn{Conn: conn}
+	defer c.close()
 	key := s.prefix + token
 	attempts := s.MaxAttempts
 	if attempts <= 0 {
 		attempts = DefaultMaxAttempts
 	}
 	for range attempts {
-		stored, err := s.attempt(ctx, conn, key, update)
+		stored, err := s.attempt(ctx, c, key, update)
 		if err != nil || stored {
 			return err
 		}
@@ -120,33 +119,33 @@ func (s *RedisStore) Update(ctx context.Context, token string, update func(curre
 
 // attempt is one round of Update's loop. It reports whether the value was
 // stored; false with no error means another write intervened.
-func (s *RedisStore) attempt(ctx context.Context, conn redis.Conn, key string, update func([]byte, bool) ([]byte, time.Time, error)) (bool, error) {
+func (s *RedisStore) attempt(ctx context.Context, conn *ctxConn, key string, update func([]byte, bool) ([]byte, time.Time, error)) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("redisstore: update: %w", err)
 	}
-	if _, err := redis.DoContext(conn, ctx, "WATCH", key); err != nil {
+	if _, err := conn.do(ctx, "WATCH", key); err != nil {
 		return false, fmt.Errorf("redisstore: update: %w", err)
 	}
 	// From here every return before EXEC ends the WATCH: the connection
 	// goes back to the pool, and a WATCH left on it would abort the next
 	// user's transaction. (redigo's pool also sends UNWATCH when a
 	// connection that WATCHed is closed; this does not rely on it.)
-	cur, err := redis.Bytes(redis.DoContext(conn, ctx, "GET", key))
+	cur, err := redis.Bytes(conn.do(ctx, "GET", key))
 	found := true
 	if err == redis.ErrNil {
 		cur, found, err = nil, false, nil
 	}
 	if err != nil {
-		unwatch(conn)
+		conn.unwatch()
 		return false, fmt.Errorf("redisstore: update: %w", err)
 	}
 	next, expiry, err := update(cur, found)
 	if err != nil {
-		unwatch(conn)
+		conn.unwatch()
 		return false, err
 	}
 	if err := ctx.Err(); err != nil {
-		unwatch(conn)
+		conn.unwatch()
 		return false, fmt.Errorf("redisstore: update: %w", err)
 	}
 	// The same three commands as scs's Commit, so the stored value and
@@ -156,7 +155,7 @@ func (s *RedisStore) attempt(ctx context.Context, conn redis.Conn, key string, u
 			return false, fmt.Errorf("redisstore: update: %w", err)
 		}
 	}
-	replies, err := redis.Values(redis.DoContext(conn, ctx, "EXEC"))
+	replies, err := redis.Values(conn.do(ctx, "EXEC"))
 	if err == redis.ErrNil {
 		return false, nil // the WATCHed key changed; EXEC also ended the WATCH
 	}
@@ -171,7 +170,62 @@ func (s *RedisStore) attempt(ctx context.Context, conn redis.Conn, key string, u
 	return true, nil
 }
 
+// ctxConn is Update's connection, whose commands a cancelled context can
+// abandon. redigo's DoContext returns on cancellation while its own
+// goroutine may still be writing the command; closing the connection then
+// (which sends UNWATCH) would write to it from two goroutines at once. So
+// do runs the command in a goroutine of its own and, when ctx ends first,
+// returns at once and leaves the connection to that goroutine, which
+// closes it once the command has returned (its reply, the read timeout, or
+// a broken connection). Nothing else uses it after that.
+type ctxConn struct {
+	redis.Conn
+	abandoned chan struct{} // closed when the abandoned command returned; nil if none was
+}
+
+func (c *ctxConn) do(ctx context.Context, cmd string, args ...any) (any, error) {
+	if ctx.Done() == nil {
+		return c.Do(cmd, args...)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	var reply any
+	var err error
+	go func() {
+		defer close(done)
+		reply, err = c.Do(cmd, args...)
+	}()
+	select {
+	case <-done:
+		return reply, err
+	case <-ctx.Done():
+		c.abandoned = done
+		return nil, ctx.Err()
+	}
+}
+
+// close returns the connection to the pool, after an abandoned command
+// has returned.
+func (c *ctxConn) close() {
+	if c.abandoned == nil {
+		c.Close()
+		return
+	}
+	go func() {
+		<-c.abandoned
+		c.Close()
+	}()
+}
+
 // unwatch ends a WATCH. Its error is not reported: the caller returns a
 // better one, and a connection that cannot send UNWATCH is broken, so the
-// pool discards it.
-func unwatch(conn redis.Conn) { conn.Do("UNWATCH") }
+// pool discards it. After an abandoned command it sends nothing: the
+// connection is the abandoned command's until it returns, and then
+// redigo's Close sends UNWATCH itself before the pool takes it back.
+func (c *ctxConn) unwatch() {
+	if c.abandoned == nil {
+		c.Do("UNWATCH")
+	}
+}
