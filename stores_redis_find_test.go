@@ -155,6 +155,14 @@ func TestRedisFindPipelinesConcurrentReads(t *testing.T) {
 	if n := dials.Load() - dialsBefore; n > 1 {
 		t.Errorf("%d connections dialled for reads that can share one", n)
 	}
+	// The last reader hands the connection back after the last reply.
+	deadline := time.Now().Add(10 * time.Second)
+	for pool.ActiveCount() != pool.IdleCount() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still out of the pool with no read in flight", pool.ActiveCount()-pool.IdleCount())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	t.Logf("%d GETs in %d socket reads by Redis", len(cases), reads)
 }
 
@@ -225,6 +233,48 @@ func TestRedisFindNeverHandsAReadAnotherReadsReply(t *testing.T) {
 		}
 	}
 	t.Logf("%d connections killed, %d of 3,200 reads failed with them, %d dialled", kills, failed.Load(), dials.Load())
+}
+
+// TestRedisFindAbandonedReadsKeepRepliesInOrder cancels half of many
+// concurrent reads at moments from 0 to 60 µs after they start, before or
+// after their GET was written: the reply of an abandoned GET must still be read and dropped,
+// or every later read on the connection would get the reply before its
+// own. Every read that was not cancelled must get its own key's reply.
+func TestRedisFindAbandonedReadsKeepRepliesInOrder(t *testing.T) {
+	t.Parallel()
+	addr := testkit.StartRedis(t)
+	var dials atomic.Int64
+	pool := countingRedisPool(t, addr, &dials)
+	cases := seedFindCases(t, pool, 200)
+	store := redisstore.New(pool)
+	var wg sync.WaitGroup
+	var cancelled atomic.Int64
+	for w := range 16 {
+		wg.Go(func() {
+			for i := range 300 {
+				c := cases[(w*37+i*11)%len(cases)]
+				ctx := t.Context()
+				if i%2 == 1 {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					time.AfterFunc(time.Duration(i%7)*10*time.Microsecond, cancel)
+				}
+				b, found, err := store.FindCtx(ctx, c.token)
+				if errors.Is(err, context.Canceled) {
+					cancelled.Add(1)
+					continue
+				}
+				if err := c.check(b, found, err, false); err != nil {
+					t.Errorf("%s: %v", c.token, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if cancelled.Load() == 0 {
+		t.Fatal("no read was abandoned")
+	}
+	t.Logf("%d of 4,800 reads abandoned", cancelled.Load())
 }
 
 // TestRedisFindEndsWithItsContext points the store at a server that reads

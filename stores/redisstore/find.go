@@ -66,12 +66,18 @@ func (s *RedisStore) Find(token string) (b []byte, found bool, err error) {
 // still written after FindCtx was called, so a read sees every write Redis
 // acknowledged before it.
 //
-// ctx ends the wait for the reply, not the GET: an abandoned read's reply
-// is read and dropped. A written GET is bounded by the pool's read timeout
-// (redis.DialReadTimeout), which a pool shared by web requests should set.
+// A read whose ctx has ended is not sent. Once sent, ctx ends the wait
+// for the reply, not the GET: an abandoned read's reply is read and
+// dropped. A written GET is bounded by the pool's read timeout
+// (redis.DialReadTimeout), which a pool shared by web requests should set:
+// the goroutine that wrote a GET when no reply was outstanding reads the
+// replies itself until its own, as a plain Do would.
 // A Redis error fails the read it answers; a connection error fails every
 // read in flight on it, and the next read borrows another connection.
 func (s *RedisStore) FindCtx(ctx context.Context, token string) (b []byte, found bool, err error) {
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("redisstore: find: %w", err)
+	}
 	r := &read{key: s.prefix + token, done: make(chan struct{})}
 	s.reads.mu.Lock()
 	p := s.reads.cur
