@@ -154,7 +154,10 @@ type Config struct {
 	OnLogout func(ctx context.Context, l Logout) error
 	// OnError answers a request that failed inside stepup: a missing or
 	// broken session, a store error. err may wrap internal details: log it,
-	// never show it. Default: 500 with a generic body.
+	// never show it. A store that honours the request's context (FindCtx)
+	// returns an error wrapping context.Canceled when the client went away
+	// mid-read: that is no store failure, and an application that alerts on
+	// logged errors should tell it apart. Default: 500 with a generic body.
 	OnError func(w http.ResponseWriter, r *http.Request, err error)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io"
@@ -421,8 +422,16 @@ func (a *app) sessionBusy(w http.ResponseWriter, r *http.Request) {
 }
 
 // sessionError answers a request whose session could not be loaded or
-// saved. The error is logged, never shown.
+// saved. The error is logged, never shown. A request whose client went
+// away while the store was read is not a store failure: the store gave up
+// waiting because the request's context ended (the Redis adapter and
+// PostgreSQL honour it), nobody reads the answer, and a log line per
+// closed connection would drown the real failures an operator alerts on.
 func (a *app) sessionError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
 	a.logf("session error on %s %s: %v", r.Method, r.URL.Path, err)
 	a.message(w, http.StatusInternalServerError, "Something went wrong", "Your session could not be read or saved. Try again in a moment.")
 }

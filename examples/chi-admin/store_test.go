@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +66,55 @@ func TestStoreSpecErrors(t *testing.T) {
 		} else if strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%q: the error shows the password: %v", spec, err)
 		}
+	}
+}
+
+// TestAClientThatWentAwayIsNotAStoreError: the Redis store stops reading a
+// session when the request's context ends, as when the client closes its
+// connection. That answer goes nowhere and is no store failure, so the
+// console must not log it as a session error (a load test saw one per
+// closed connection); nor may it serve the request. A real store failure,
+// Redis gone, is still logged, and answered 500.
+func TestAClientThatWentAwayIsNotAStoreError(t *testing.T) {
+	t.Parallel()
+	bin := testkit.RequireTool(t, "redis-server")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := testkit.StartRedisServer(ctx, bin, t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Kill()
+	store, closeStore, err := openStore("redis://" + r.Addr + "/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	c := newConsoleApp(t, appDeps{store: store})
+	get := func(ctx context.Context, path string) *httptest.ResponseRecorder {
+		req := httptest.NewRequestWithContext(ctx, "GET", c.URL+path, nil)
+		req.AddCookie(&http.Cookie{Name: "chi_admin_session", Value: "a-session-token"})
+		rec := httptest.NewRecorder()
+		c.routes().ServeHTTP(rec, req)
+		return rec
+	}
+
+	gone, leave := context.WithCancel(context.Background())
+	leave()
+	for _, path := range []string{"/ping", "/admin/ping"} {
+		if rec := get(gone, path); rec.Code == http.StatusOK {
+			t.Errorf("GET %s after the client went away: 200 %q", path, rec.Body)
+		}
+	}
+	if log := c.stderr.String(); strings.Contains(log, "session error") {
+		t.Errorf("a client that went away was logged as a session error:\n%s", log)
+	}
+
+	r.Kill()
+	if rec := get(context.Background(), "/admin/ping"); rec.Code != http.StatusInternalServerError {
+		t.Errorf("GET /admin/ping with Redis gone: %d, want 500", rec.Code)
+	}
+	if log := c.stderr.String(); !strings.Contains(log, "session error on GET /admin/ping") {
+		t.Errorf("Redis gone was not logged as a session error:\n%s", log)
 	}
 }
