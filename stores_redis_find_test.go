@@ -20,6 +20,54 @@ import (
 	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
+// hangingRedis is a server that reads commands and never answers, until
+// the test ends and it hangs up. got receives a value each time a command
+// named command arrives (up to 16 unread).
+func hangingRedis(t *testing.T, command string) (addr string, got <-chan struct{}) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	arrived := make(chan struct{}, 16)
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() {
+				r := bufio.NewReader(c)
+				for {
+					line, err := r.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if strings.EqualFold(strings.TrimSpace(line), command) {
+						select {
+						case arrived <- struct{}{}:
+						default:
+						}
+					}
+				}
+			}()
+		}
+	}()
+	return l.Addr().String(), arrived
+}
+
 // countingRedisPool is a pool on addr that counts the connections it
 // dials.
 func countingRedisPool(t testing.TB, addr string, dials *atomic.Int64, opts ...redis.DialOption) *redis.Pool {
@@ -236,10 +284,10 @@ func TestRedisFindNeverHandsAReadAnotherReadsReply(t *testing.T) {
 }
 
 // TestRedisFindAbandonedReadsKeepRepliesInOrder cancels half of many
-// concurrent reads at moments from 0 to 60 µs after they start, before or
-// after their GET was written: the reply of an abandoned GET must still be read and dropped,
-// or every later read on the connection would get the reply before its
-// own. Every read that was not cancelled must get its own key's reply.
+// concurrent reads 0 to 60 µs after they start, before or after their GET
+// was written: the reply of an abandoned GET must still be read and
+// dropped, or every later read on the connection would get the reply
+// before its own. Every read not cancelled must get its own key's reply.
 func TestRedisFindAbandonedReadsKeepRepliesInOrder(t *testing.T) {
 	t.Parallel()
 	addr := testkit.StartRedis(t)
@@ -284,35 +332,9 @@ func TestRedisFindAbandonedReadsKeepRepliesInOrder(t *testing.T) {
 // hang.
 func TestRedisFindEndsWithItsContext(t *testing.T) {
 	t.Parallel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	got := make(chan struct{}, 16)
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				r := bufio.NewReader(c)
-				for {
-					line, err := r.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if strings.EqualFold(strings.TrimSpace(line), "GET") {
-						got <- struct{}{}
-					}
-				}
-			}()
-		}
-	}()
+	addr, got := hangingRedis(t, "GET")
 	pool := &redis.Pool{Dial: func() (redis.Conn, error) {
-		return redis.Dial("tcp", l.Addr().String(), redis.DialReadTimeout(time.Second))
+		return redis.Dial("tcp", addr, redis.DialReadTimeout(time.Second))
 	}}
 	defer pool.Close()
 	store := redisstore.New(pool)

@@ -1,12 +1,9 @@
 package stepup_test
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -150,38 +147,10 @@ func TestRedisStore(t *testing.T) {
 // that reads commands and never answers, cancels the context once the
 // WATCH has arrived, and wants Update back with the cancellation.
 func testRedisUpdateCancelledWhileRedisHangs(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	watched := make(chan struct{})
 	// Update leaves an abandoned command's connection to the command,
-	// which returns when the server hangs up: at the end of the test.
-	hangUp := make(chan struct{})
-	defer close(hangUp)
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
-		r := bufio.NewReader(c)
-		for {
-			line, err := r.ReadString('\n')
-			if err != nil {
-				return
-			}
-			if strings.EqualFold(strings.TrimSpace(line), "WATCH") {
-				close(watched)
-				// Hang until the client hangs up or the test ends.
-				go func() { <-hangUp; c.Close() }()
-				io.Copy(io.Discard, r)
-				return
-			}
-		}
-	}()
-	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", l.Addr().String()) }}
+	// which returns when the server hangs up, at the end of the test.
+	addr, watched := hangingRedis(t, "WATCH")
+	pool := &redis.Pool{Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
 	defer pool.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -130,13 +130,9 @@ func (s *RedisStore) write(p *pipe, inline bool) (reader bool) {
 	for round := 0; ; round++ {
 		s.reads.mu.Lock()
 		if p.err != nil || len(p.queue) == 0 {
-			failed, err := p.queue, p.err
+			failed := p.queue
 			p.queue = nil
-			p.writing = false
-			closeConn := s.idle(p)
-			s.reads.mu.Unlock()
-			finish(failed, err)
-			closeConn()
+			s.leave(p, &p.writing, failed, p.err)
 			return reader
 		}
 		if round == maxWriterRounds {
@@ -182,10 +178,7 @@ func (s *RedisStore) read(p *pipe, mine *read) {
 	for {
 		s.reads.mu.Lock()
 		if len(p.sent) == 0 {
-			p.reading = false
-			closeConn := s.idle(p)
-			s.reads.mu.Unlock()
-			closeConn()
+			s.leave(p, &p.reading, nil, nil)
 			return
 		}
 		if mine != nil && isDone(mine) {
@@ -205,11 +198,7 @@ func (s *RedisStore) read(p *pipe, mine *read) {
 			s.breakPipe(p, err)
 			failed := p.sent
 			p.sent = nil
-			p.reading = false
-			closeConn := s.idle(p)
-			s.reads.mu.Unlock()
-			finish(failed, err)
-			closeConn()
+			s.leave(p, &p.reading, failed, err)
 			return
 		}
 	}
@@ -233,6 +222,18 @@ func (s *RedisStore) breakPipe(p *pipe, err error) {
 	if s.reads.cur == p {
 		s.reads.cur = nil
 	}
+}
+
+// leave ends the writer's or the reader's turn on p (role is p.writing or
+// p.reading): it fails the reads it was left with, and hands the
+// connection back to the pool when p is idle. The caller holds reads.mu;
+// leave releases it.
+func (s *RedisStore) leave(p *pipe, role *bool, failed []*read, err error) {
+	*role = false
+	closeConn := s.idle(p)
+	s.reads.mu.Unlock()
+	finish(failed, err)
+	closeConn()
 }
 
 // idle reports what to do once p's writer or reader stopped: when neither
