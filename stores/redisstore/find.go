@@ -230,28 +230,28 @@ func (s *RedisStore) breakPipe(p *pipe, err error) {
 // leave releases it.
 func (s *RedisStore) leave(p *pipe, role *bool, failed []*read, err error) {
 	*role = false
-	closeConn := s.idle(p)
+	s.closeIfIdle(p)
 	s.reads.mu.Unlock()
 	finish(failed, err)
-	closeConn()
 }
 
-// idle reports what to do once p's writer or reader stopped: when neither
-// runs and nothing is queued or outstanding, the connection goes back to
-// the pool (and a broken one is closed by the pool). The caller holds
-// reads.mu and calls the func after releasing it.
-func (s *RedisStore) idle(p *pipe) func() {
+// closeIfIdle hands p's connection back to the pool (which closes a broken
+// one) when neither a writer nor a reader runs and nothing is queued or
+// outstanding. It does so before it lets go of reads.mu, so that the next
+// read's pipe finds the connection idle in the pool rather than dialling
+// another: with nothing outstanding, Close writes nothing and reads
+// nothing. The caller holds reads.mu.
+func (s *RedisStore) closeIfIdle(p *pipe) {
 	if p.writing || p.reading || len(p.queue) > 0 || len(p.sent) > 0 || p.closed {
-		return func() {}
+		return
 	}
 	p.closed = true
 	if s.reads.cur == p {
 		s.reads.cur = nil
 	}
-	if p.conn == nil {
-		return func() {}
+	if p.conn != nil {
+		p.conn.Close()
 	}
-	return func() { p.conn.Close() }
 }
 
 // finish fails reads with err and wakes their callers.
