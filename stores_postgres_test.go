@@ -83,23 +83,7 @@ func TestPostgresStore(t *testing.T) {
 			t.Fatal(err)
 		}
 		cfg := postgresstore.Config{TableName: "stepup_sessions"}
-		store, plain := postgresstore.NewWithConfig(dbs[0], cfg), scspostgres.NewWithConfig(dbs[1], cfg)
-		token := newToken()
-		if err := plain.Commit(token, []byte("from scs"), hourFromNow()); err != nil {
-			t.Fatal(err)
-		}
-		err := store.Update(context.Background(), token, func(cur []byte, found bool) ([]byte, time.Time, error) {
-			if !found || string(cur) != "from scs" {
-				t.Errorf("Update read (%q, %v), want what scs's Commit wrote", cur, found)
-			}
-			return []byte("from Update"), hourFromNow(), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, _ := find(t, plain, token); b != "from Update" {
-			t.Fatalf("scs's Find read %q, want what Update wrote", b)
-		}
+		token := testUpdateSharesScsEntries(t, postgresstore.NewWithConfig(dbs[0], cfg), scspostgres.NewWithConfig(dbs[1], cfg))
 		if _, found := find(t, kit.replicas[0], token); found {
 			t.Fatal("Update wrote to the default table")
 		}

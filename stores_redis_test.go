@@ -39,24 +39,7 @@ func TestRedisStore(t *testing.T) {
 
 	t.Run("KeysAreScsKeys", func(t *testing.T) {
 		t.Parallel()
-		ctx := context.Background()
-		store, plain := redisstore.NewWithPrefix(pools[0], "app:"), scsredis.NewWithPrefix(pools[1], "app:")
-		token := newToken()
-		if err := plain.Commit(token, []byte("from scs"), hourFromNow()); err != nil {
-			t.Fatal(err)
-		}
-		err := store.Update(ctx, token, func(cur []byte, found bool) ([]byte, time.Time, error) {
-			if !found || string(cur) != "from scs" {
-				t.Errorf("Update read (%q, %v), want what scs's Commit wrote", cur, found)
-			}
-			return []byte("from Update"), hourFromNow(), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if b, _ := find(t, plain, token); b != "from Update" {
-			t.Fatalf("scs's Find read %q, want what Update wrote", b)
-		}
+		token := testUpdateSharesScsEntries(t, redisstore.NewWithPrefix(pools[0], "app:"), scsredis.NewWithPrefix(pools[1], "app:"))
 		if n, err := testkit.RedisCommand(addr, "EXISTS", "app:"+token); err != nil || n != "1" {
 			t.Fatalf("EXISTS app:<token>: %q, %v", n, err)
 		}

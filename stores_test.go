@@ -79,6 +79,31 @@ func testAtomicStore(t *testing.T, kit atomicStoreKit) {
 // newToken is a session token as scs makes them.
 func newToken() string { return rand.Text() }
 
+// testUpdateSharesScsEntries writes a token through plain, scs's own store
+// on the same keys or table as store, updates it through store, and reads
+// it back through plain: the adapter reads and writes exactly what scs
+// does. It returns the token, for the caller's check of where it landed.
+func testUpdateSharesScsEntries(t *testing.T, store stepup.AtomicStore, plain scs.Store) string {
+	t.Helper()
+	token := newToken()
+	if err := plain.Commit(token, []byte("from scs"), hourFromNow()); err != nil {
+		t.Fatal(err)
+	}
+	err := store.Update(context.Background(), token, func(cur []byte, found bool) ([]byte, time.Time, error) {
+		if !found || string(cur) != "from scs" {
+			t.Errorf("Update read (%q, %v), want what scs's Commit wrote", cur, found)
+		}
+		return []byte("from Update"), hourFromNow(), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := find(t, plain, token); b != "from Update" {
+		t.Fatalf("scs's Find read %q, want what Update wrote", b)
+	}
+	return token
+}
+
 // hourFromNow is an expiry that both servers store exactly: Redis keeps
 // milliseconds, PostgreSQL microseconds.
 func hourFromNow() time.Time { return time.Now().Add(time.Hour).Truncate(time.Millisecond) }
