@@ -20,6 +20,7 @@ import (
 	"github.com/alexedwards/scs/v2/memstore"
 	"github.com/go-chi/chi/v5"
 
+	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 )
@@ -376,17 +377,7 @@ func (s *flakyStore) Update(ctx context.Context, token string, update func([]byt
 	// Replicas in one process wrap one memstore each in a flakyStore of
 	// their own, so the lock belongs to the wrapped store, not to s.
 	mu, _ := innerStoreLocks.LoadOrStore(s.Store, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	b, found, err := s.Find(token)
-	if err != nil {
-		return err
-	}
-	next, expiry, err := update(b, found)
-	if err != nil {
-		return err
-	}
-	return s.Commit(token, next, expiry)
+	return testkit.UpdateLocked(mu.(*sync.Mutex), s, token, update)
 }
 
 var errStoreDown = errors.New("store down")

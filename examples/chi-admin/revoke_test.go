@@ -149,7 +149,7 @@ func (s *failingUpdates) Update(_ context.Context, token string, update func([]b
 	if s.fail.Load() {
 		return errors.New("store unreachable")
 	}
-	return updateLocked(&s.mu, s.MemStore, token, update)
+	return testkit.UpdateLocked(&s.mu, s.MemStore, token, update)
 }
 
 // TestRevokeFormShowsAnErrorPageWhenTheStoreFails: a revocation that could

@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
+	"github.com/oidc-stepup/stepup/internal/testkit"
 )
 
 // slowStore is a memory store with a network store's latency, which widens
@@ -36,23 +36,7 @@ var slowStoreUpdates sync.Mutex
 // Update makes slowStore a stepup.AtomicStore, as stepup takes memstore
 // to be one.
 func (s slowStore) Update(_ context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
-	return updateLocked(&slowStoreUpdates, s, token, update)
-}
-
-// updateLocked is the atomic update of a store that lives in this
-// process, as stepup.AtomicStore asks for: mu serialises every update.
-func updateLocked(mu *sync.Mutex, s scs.Store, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
-	mu.Lock()
-	defer mu.Unlock()
-	b, found, err := s.Find(token)
-	if err != nil {
-		return err
-	}
-	next, expiry, err := update(b, found)
-	if err != nil {
-		return err
-	}
-	return s.Commit(token, next, expiry)
+	return testkit.UpdateLocked(&slowStoreUpdates, s, token, update)
 }
 
 // TestLogoutSticksDespiteRequestsInFlight: 40 concurrent GET /stepup/start
