@@ -70,10 +70,10 @@ func hangingRedis(t *testing.T, command string) (addr string, got <-chan struct{
 
 // countingRedisPool is a pool on addr that counts the connections it
 // dials.
-func countingRedisPool(t testing.TB, addr string, dials *atomic.Int64, opts ...redis.DialOption) *redis.Pool {
+func countingRedisPool(t testing.TB, addr string, dials *atomic.Int64) *redis.Pool {
 	pool := &redis.Pool{MaxIdle: 64, Dial: func() (redis.Conn, error) {
 		dials.Add(1)
-		return redis.Dial("tcp", addr, opts...)
+		return redis.Dial("tcp", addr)
 	}}
 	t.Cleanup(func() { pool.Close() })
 	return pool

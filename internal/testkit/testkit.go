@@ -2,8 +2,7 @@
 // (the library's end-to-end tests, the store adapters' tests, the tools)
 // share: finding an installed tool, starting a real redis-server or
 // PostgreSQL, a free loopback port, a goroutine-safe buffer, and the
-// in-process atomic update of a test store. Each is
-// written once, here.
+// in-process atomic update of a test store. Each is written once, here.
 //
 // It is internal: applications test with [stepuptest], not with this.
 package testkit

@@ -14,9 +14,9 @@
 //
 // Commit, Delete and All are scs's own, unchanged, and Find sends scs's
 // GET, with the reads in flight pipelined on one connection
-// ([RedisStore.FindCtx]): sessions live under
-// the same keys, so the wrapper is a drop-in replacement for
-// scs/redisstore, and the two can share a Redis during a rolling upgrade.
+// ([RedisStore.FindCtx]): sessions live under the same keys, so the
+// wrapper is a drop-in replacement for scs/redisstore, and the two can
+// share a Redis during a rolling upgrade.
 //
 // Limits: the pool must talk to one Redis primary (redigo has no cluster
 // client; WATCH and MULTI on one key would also work on Redis Cluster, but
