@@ -139,12 +139,17 @@ var clientScriptETag = func() string {
 	return `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`
 }()
 
-// ScriptIntegrity is the Subresource Integrity value of the script
-// [ScriptHandler] serves, for a <script type="module" integrity="...">.
-var ScriptIntegrity = func() string {
+// scriptIntegrity is computed once from the embedded script.
+var scriptIntegrity = func() string {
 	sum := sha512.Sum384(clientScript)
 	return "sha384-" + base64.StdEncoding.EncodeToString(sum[:])
 }()
+
+// ScriptIntegrity returns the Subresource Integrity value (sha384-...) of
+// the script [ScriptHandler] serves, for a
+// <script type="module" integrity="..."> tag. It is a function, not a
+// variable, so that no caller can change what every other caller reads.
+func ScriptIntegrity() string { return scriptIntegrity }
 
 // ScriptHandler serves stepup.js, an ES module with no dependencies that
 // exports stepupFetch(input, init), a fetch that steps up in a popup on an

@@ -224,7 +224,7 @@ func TestScriptHandlerServesASmallSelfContainedModule(t *testing.T) {
 	w = httptest.NewRecorder()
 	h.ServeHTTP(w, httptest.NewRequest("GET", "/stepup/stepup.js", nil))
 	sum := sha512.Sum384(w.Body.Bytes())
-	if want := "sha384-" + base64.StdEncoding.EncodeToString(sum[:]); ScriptIntegrity != want {
-		t.Errorf("ScriptIntegrity %q, but the served script hashes to %q", ScriptIntegrity, want)
+	if want := "sha384-" + base64.StdEncoding.EncodeToString(sum[:]); ScriptIntegrity() != want {
+		t.Errorf("ScriptIntegrity() %q, but the served script hashes to %q", ScriptIntegrity(), want)
 	}
 }

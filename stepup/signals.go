@@ -22,11 +22,12 @@ import (
 // Framework 1.0 (SSF), carrying Continuous Access Evaluation Profile 1.0
 // (CAEP) events.
 
-// The CAEP event types the receiver acts on (CAEP 1.0 §3).
+// The CAEP event-type URIs the receiver acts on (CAEP 1.0 §3): the keys
+// of a Security Event Token's events claim, not audit [EventType] values.
 const (
-	EventTypeSessionRevoked       = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
-	EventTypeCredentialChange     = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
-	EventTypeAssuranceLevelChange = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
+	CAEPSessionRevoked       = "https://schemas.openid.net/secevent/caep/event-type/session-revoked"
+	CAEPCredentialChange     = "https://schemas.openid.net/secevent/caep/event-type/credential-change"
+	CAEPAssuranceLevelChange = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
 )
 
 // Reasons of a signal_ignored event: a valid security event that ends
@@ -358,11 +359,11 @@ func (s *StepUp) readSET(w http.ResponseWriter, r *http.Request) (*securityEvent
 		set.at = ts
 	}
 	switch eventType {
-	case EventTypeSessionRevoked:
+	case CAEPSessionRevoked:
 		set.cause = ReasonSessionRevoked
-	case EventTypeCredentialChange:
+	case CAEPCredentialChange:
 		set.cause = ReasonCredentialChange
-	case EventTypeAssuranceLevelChange:
+	case CAEPAssuranceLevelChange:
 		set.cause = ReasonAssuranceLowered
 		if ev.ChangeDirection != nil && *ev.ChangeDirection == "increase" {
 			set.ignore = ReasonAssuranceRaised

@@ -52,7 +52,7 @@ func TestStepUpScriptIsServedAndRevalidatedByItsETag(t *testing.T) {
 	if ct := h.Get("Content-Type"); !strings.HasPrefix(ct, "text/javascript") {
 		t.Errorf("Content-Type = %q, want text/javascript", ct)
 	}
-	if "sha384-"+base64.StdEncoding.EncodeToString(sum[:]) != stepup.ScriptIntegrity {
+	if "sha384-"+base64.StdEncoding.EncodeToString(sum[:]) != stepup.ScriptIntegrity() {
 		t.Errorf("the body is not the library's stepup.js (its SRI value differs)")
 	}
 	etag := h.Get("ETag")
