@@ -32,14 +32,6 @@ const (
 	maxSignalAge = 5 * time.Minute
 )
 
-// Reasons for rejected logout tokens and security events (the reason of a
-// signal_rejected event).
-const (
-	ReasonInvalidSignal Reason = "invalid_token"  // signature, iss, aud, exp, events, nonce, typ or a claim is wrong
-	ReasonReplayedToken Reason = "replayed_token" // a token with this jti was already processed
-	ReasonStaleToken    Reason = "stale_token"    // iat is more than ClockSkew in the future, or older than five minutes
-)
-
 // Logout describes a back-channel logout stepup received and recorded. It
 // is what [Config.OnLogout] receives.
 type Logout struct {

@@ -4,8 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
@@ -286,66 +284,4 @@ func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Re
 		sid:           sid,
 	}
 	return el, "", e
-}
-
-// denialText explains each reason to the user, without internal detail.
-var denialText = map[Reason]string{
-	ReasonIdPError:             "The identity provider did not complete the step-up.",
-	ReasonBadRequest:           "The step-up response was malformed.",
-	ReasonUnknownState:         "This step-up response does not belong to a step-up started in this browser session. Start again.",
-	ReasonChallengeExpired:     "The step-up took too long. Start again.",
-	ReasonUnauthenticated:      "Log in first.",
-	ReasonIssuerMismatch:       "The step-up response came from an unexpected identity provider.",
-	ReasonMissingIssuer:        "The step-up response did not name its identity provider.",
-	ReasonMissingCode:          "The step-up response had no authorization code.",
-	ReasonTokenRefused:         "The identity provider refused this step-up response. Start again.",
-	ReasonTokenExchange:        "The identity provider could not be reached. Try again in a moment.",
-	ReasonMissingIDToken:       "The identity provider returned no ID token.",
-	ReasonInvalidIDToken:       "The identity provider's ID token was not valid.",
-	ReasonNonceMismatch:        "The ID token was not issued for this step-up.",
-	ReasonAZPMismatch:          "The ID token was issued to another application.",
-	ReasonInvalidIAT:           "The ID token's issue time is not valid.",
-	ReasonInvalidClaims:        "The ID token's claims are malformed.",
-	ReasonACRNotSatisfied:      "The login was not strong enough for this action.",
-	ReasonMissingAuthTime:      "The identity provider did not say when you logged in.",
-	ReasonInvalidAuthTime:      "The identity provider's login time is malformed.",
-	ReasonStaleAuthTime:        "The identity provider did not ask you to log in again.",
-	ReasonAuthTimeInFuture:     "The identity provider's login time is in the future.",
-	ReasonSubjectMismatch:      "You stepped up as a different user than the one logged in.",
-	ReasonInvalidSessionExpiry: "The identity provider's session expiry is malformed.",
-	ReasonCeilingInPast:        "The identity provider's session has already ended. Log in to the identity provider again.",
-	ReasonSessionError:         "Your session could not be saved.",
-}
-
-// Text returns a short explanation of d for the user. It holds nothing the
-// IdP or the request supplied.
-func (d *Denial) Text() string {
-	if t, ok := denialText[d.Reason]; ok {
-		return t
-	}
-	return "Step-up authentication failed."
-}
-
-// deniedStatus is the status of the default answer to a denial: 502 when
-// the token endpoint could not answer, 400 for a malformed callback, 401
-// when nobody is logged in, 500 when the session could not be saved (only
-// a popup's page answers that one; a full page goes to OnError), 403 for
-// every other refusal.
-func deniedStatus(r Reason) int {
-	switch r {
-	case ReasonSessionError:
-		return http.StatusInternalServerError
-	case ReasonTokenExchange:
-		return http.StatusBadGateway
-	case ReasonBadRequest:
-		return http.StatusBadRequest
-	case ReasonUnauthenticated:
-		return http.StatusUnauthorized
-	}
-	return http.StatusForbidden
-}
-
-func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
-	w.Header().Set("Cache-Control", "no-store")
-	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), deniedStatus(d.Reason))
 }

@@ -139,9 +139,10 @@ type Config struct {
 	// logged in (Subject returned false). Default: 401 with a plain-text body.
 	Unauthenticated http.Handler
 	// OnDenied answers a refused callback. Default: a plain-text
-	// explanation of d.Reason ([Denial.Text]) with status 403, or 400 for a
-	// malformed callback, 401 when nobody is logged in, and 502 when the
-	// token endpoint failed. Session store failures go to OnError instead.
+	// explanation of d.Reason ([Denial.Text]) with its status
+	// ([Denial.Status]): 403, or 400 for a malformed callback, 401 when
+	// nobody is logged in, and 502 when the token endpoint failed. Session
+	// store failures go to OnError instead.
 	OnDenied func(w http.ResponseWriter, r *http.Request, d *Denial)
 	// SharedSignals configures the Shared Signals receiver,
 	// [StepUp.SecurityEventHandler]. New fetches the transmitter's

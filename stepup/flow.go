@@ -464,3 +464,10 @@ func (s *StepUp) ruleContext(sub string, checkSub bool) ruleContext {
 		checkSub: checkSub,
 	}
 }
+
+// defaultDenied is the default [Config.OnDenied]: the denial's text, with
+// its status.
+func defaultDenied(w http.ResponseWriter, _ *http.Request, d *Denial) {
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, fmt.Sprintf("Step-up failed: %s (%s)", d.Text(), d.Reason), d.Status())
+}

@@ -126,7 +126,7 @@ func (s *StepUp) popupGranted(w http.ResponseWriter, c pending) {
 // the library renders the page (Config.OnDenied is for full pages), with
 // the denial's text and the status the default OnDenied would use.
 func (s *StepUp) popupDenied(w http.ResponseWriter, c pending, d *Denial) {
-	s.writePopupPage(w, deniedStatus(d.Reason), popupMessage{Type: "stepup:denied", Scope: c.scope, Reason: d.Reason, Ref: c.ref},
+	s.writePopupPage(w, d.Status(), popupMessage{Type: "stepup:denied", Scope: c.scope, Reason: d.Reason, Ref: c.ref},
 		c.returnTo, "Step-up failed", d.Text())
 }
 

@@ -52,16 +52,6 @@ import (
 // and entries for one sid or one elevation end with the last elevation
 // they cover. The store then expires the record.
 
-// Revocation causes: the reason of a revoked event, and of the dropped
-// event the guard writes when it refuses an elevation a revocation covers.
-const (
-	ReasonBackChannelLogout Reason = "backchannel_logout"  // OIDC Back-Channel Logout 1.0: the IdP ended the session (sid) or the user's sessions (sub)
-	ReasonRevokedByOperator Reason = "revoked_by_operator" // StepUp.RevokeSubject
-	ReasonSessionRevoked    Reason = "session_revoked"     // CAEP session-revoked
-	ReasonCredentialChange  Reason = "credential_change"   // CAEP credential-change
-	ReasonAssuranceLowered  Reason = "assurance_lowered"   // CAEP assurance-level-change with change_direction decrease
-)
-
 // AtomicStore is implemented by session stores that can update one record
 // atomically with respect to every other update of the same record, on
 // every replica that shares the store. stepup merges revocations into one

@@ -30,14 +30,6 @@ const (
 	CAEPAssuranceLevelChange = "https://schemas.openid.net/secevent/caep/event-type/assurance-level-change"
 )
 
-// Reasons of a signal_ignored event: a valid security event that ends
-// nothing here.
-const (
-	ReasonUnsupportedEvent   Reason = "unsupported_event"   // an event type the receiver does not act on
-	ReasonUnsupportedSubject Reason = "unsupported_subject" // a subject format or issuer that names no user of this application
-	ReasonAssuranceRaised    Reason = "assurance_raised"    // an assurance-level-change with change_direction increase
-)
-
 // SharedSignals configures [StepUp.SecurityEventHandler], the receiver of a
 // Shared Signals transmitter's push stream.
 type SharedSignals struct {

@@ -392,16 +392,10 @@ func (a *app) drop(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *app) denied(w http.ResponseWriter, r *http.Request, d *stepup.Denial) {
-	// A refusal (by the IdP or by stepup's rules) is a 403; a token endpoint
-	// that could not be reached or failed is the IdP's trouble, a 502.
-	status := http.StatusForbidden
-	switch d.Reason {
-	case stepup.ReasonUnauthenticated:
-		status = http.StatusUnauthorized
-	case stepup.ReasonTokenExchange:
-		status = http.StatusBadGateway
-	}
-	a.render(w, status, "denied", page{Title: "Step-up failed", Data: d})
+	// The library's status for the reason: a refusal (by the IdP or by
+	// stepup's rules) is a 403, a token endpoint that could not be reached
+	// or failed is the IdP's trouble, a 502.
+	a.render(w, d.Status(), "denied", page{Title: "Step-up failed", Data: d})
 }
 
 // endsToken reports whether r may end its session's token, and so must not
