@@ -153,7 +153,7 @@ func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
 	}
 	rv, err := decodeRevocations(cur)
 	if err != nil {
-		return nil, errRecordCorrupt
+		return nil, ErrCorruptRecord
 	}
 	rv.prune(now)
 	return rv, nil
@@ -178,7 +178,7 @@ func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, 
 	}
 	rv, err := decodeRevocations(cur)
 	if err != nil {
-		return "", false, errRecordCorrupt
+		return "", false, ErrCorruptRecord
 	}
 	cause, covered := rv.covers(h)
 	return cause, covered, nil

@@ -10,13 +10,16 @@ var (
 	// in its context: the SessionManager's LoadAndSave (or Load) middleware
 	// is not mounted in front of it.
 	ErrNoSession = errors.New("stepup: no session in request context: mount SessionManager.LoadAndSave before stepup")
-	// ErrCorruptElevation means a stored elevation did not decode. The
-	// request fails closed; the record is removed and audited as dropped
-	// with reason corrupt. A list of pending challenges that does not decode
-	// is not an error: it is removed and audited the same way (with no
-	// scope), a new challenge proceeds, and a callback that would have
-	// answered one of its challenges is denied as unknown_state.
-	ErrCorruptElevation = errors.New("stepup: stored elevation does not decode")
+	// ErrCorruptRecord means a record stepup stored did not decode: an
+	// elevation in the session, or a user's revocation record in the
+	// store. The request fails closed. A corrupt elevation is removed and
+	// audited as dropped with reason corrupt; a corrupt revocation record
+	// stays, and the user's guarded requests fail closed until it expires
+	// or is removed. A list of pending challenges that does not decode is
+	// not an error: it is removed and audited the same way (with no scope),
+	// a new challenge proceeds, and a callback that would have answered one
+	// of its challenges is denied as unknown_state.
+	ErrCorruptRecord = errors.New("stepup: stored record does not decode")
 	// ErrSession means the session store failed while stepup changed the
 	// session. It wraps the store's error.
 	ErrSession = errors.New("stepup: session store")

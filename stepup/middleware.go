@@ -91,7 +91,7 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 	case verdictElevated:
 		cause, revoked, err := s.revokedBy(ctx, h)
 		if err != nil {
-			if !errors.Is(err, ErrCorruptElevation) {
+			if !errors.Is(err, ErrCorruptRecord) {
 				err = fmt.Errorf("%w: %w", ErrSession, err)
 			}
 			s.cfg.OnError(w, r, err)
@@ -106,7 +106,7 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 	case verdictCorrupt:
 		s.sm.Remove(ctx, p.key)
 		s.audit(r, Event{Type: EventDropped, Scope: p.name, Subject: sub, Reason: ReasonCorrupt})
-		s.cfg.OnError(w, r, ErrCorruptElevation)
+		s.cfg.OnError(w, r, ErrCorruptRecord)
 		return
 	case verdictExpired:
 		s.remove(r, p, EventExpired, "")

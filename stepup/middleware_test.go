@@ -241,7 +241,7 @@ func TestCorruptElevationFailsClosed(t *testing.T) {
 		if w.Code != 500 || strings.Contains(w.Body.String(), "secret") {
 			t.Errorf("%#v: got %d %q", v, w.Code, w.Body)
 		}
-		if !errors.Is(gotErr, ErrCorruptElevation) {
+		if !errors.Is(gotErr, ErrCorruptRecord) {
 			t.Errorf("%#v: OnError got %v", v, gotErr)
 		}
 		if ev := h.audit.Events(); len(ev) == 0 || ev[len(ev)-1].Type != EventDropped || ev[len(ev)-1].Reason != ReasonCorrupt {

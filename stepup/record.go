@@ -3,7 +3,6 @@ package stepup
 import (
 	"crypto/sha256"
 	"encoding/base64"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -33,8 +32,6 @@ const (
 	// hostile or broken IdP cannot bloat every later request's session load.
 	maxField = 1024
 )
-
-var errCorruptRecord = errors.New("stepup: stored record is malformed")
 
 // storable reports whether s can be stored as a record field: printable
 // and at most maxField bytes.
@@ -96,7 +93,7 @@ func (d *record) str() string {
 		return ""
 	}
 	if d.done {
-		d.err = errCorruptRecord
+		d.err = ErrCorruptRecord
 		return ""
 	}
 	f, rest, ok := cut(d.rest)
@@ -114,7 +111,7 @@ func (d *record) int() int64 {
 	}
 	n, err := strconv.ParseInt(f, 10, 64)
 	if err != nil || n < 0 {
-		d.err = errCorruptRecord
+		d.err = ErrCorruptRecord
 	}
 	return n
 }
@@ -129,7 +126,7 @@ func (d *record) delta(base int64) time.Time {
 	n, err := strconv.ParseInt(f, 10, 64)
 	t := time.Unix(base+n, 0)
 	if err != nil || t.IsZero() {
-		d.err = errCorruptRecord
+		d.err = ErrCorruptRecord
 		return time.Time{}
 	}
 	return t
@@ -138,7 +135,7 @@ func (d *record) delta(base int64) time.Time {
 // end checks that every field was read.
 func (d *record) end() error {
 	if d.err == nil && !d.done {
-		d.err = errCorruptRecord
+		d.err = ErrCorruptRecord
 	}
 	return d.err
 }
@@ -307,12 +304,12 @@ type elevationHead struct {
 // readElevationHead parses a stored elevation far enough for the guard,
 // and checks that the rest of it is well formed too, so that the guard and
 // [StepUp.Elevation] never disagree about a damaged record. A record that
-// does not parse fails closed with errCorruptRecord.
+// does not parse fails closed with ErrCorruptRecord.
 func readElevationHead(rec string) (elevationHead, error) {
 	d := record{rest: rec}
 	tag := d.str()
 	if tag != elevationTag && tag != legacyElevationTag {
-		return elevationHead{}, errCorruptRecord
+		return elevationHead{}, ErrCorruptRecord
 	}
 	var h elevationHead
 	h.deadline = d.int()
@@ -332,7 +329,7 @@ func readElevationHead(rec string) (elevationHead, error) {
 		d.delta(h.deadline) // exp, session_expiry, granted_at
 	}
 	if d.end() != nil || !boundOK || !acrOK || h.deadline <= 0 || h.issuerTag == "" {
-		return elevationHead{}, errCorruptRecord
+		return elevationHead{}, ErrCorruptRecord
 	}
 	return h, nil
 }
@@ -344,7 +341,7 @@ func decodeElevation(rec, scope string) (Elevation, error) {
 	d := record{rest: rec}
 	tag := d.str()
 	if tag != elevationTag && tag != legacyElevationTag {
-		return Elevation{}, errCorruptRecord
+		return Elevation{}, ErrCorruptRecord
 	}
 	e := Elevation{Scope: scope}
 	deadline := d.int()
@@ -365,7 +362,7 @@ func decodeElevation(rec, scope string) (Elevation, error) {
 	e.SessionExpiry = d.delta(deadline)
 	e.GrantedAt = d.delta(deadline)
 	if err := d.end(); err != nil || !boundOK || e.Deadline.IsZero() || e.issuerTag == "" || e.acrTag == "" {
-		return Elevation{}, errCorruptRecord
+		return Elevation{}, ErrCorruptRecord
 	}
 	return e, nil
 }
@@ -412,7 +409,7 @@ func decodePending(s string) ([]pending, error) {
 	}
 	head, rest, ok := strings.Cut(s, string(listSep))
 	if (head != pendingTag && head != legacyPendingTag) || !ok {
-		return nil, errCorruptRecord
+		return nil, ErrCorruptRecord
 	}
 	var list []pending
 	for item := range strings.SplitSeq(rest, string(listSep)) {
@@ -433,7 +430,7 @@ func decodePending(s string) ([]pending, error) {
 			modeOK = modeOK && (p.popup || p.ref == "")
 		}
 		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK {
-			return nil, errCorruptRecord
+			return nil, ErrCorruptRecord
 		}
 		list = append(list, p)
 	}

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"hash/maphash"
 	"reflect"
 	"slices"
@@ -186,7 +185,7 @@ func encodeRevocations(rv *revocations) string {
 func decodeRevocations(s string) (*revocations, error) {
 	d := record{rest: s}
 	if d.str() != revocationTag {
-		return nil, errCorruptRecord
+		return nil, ErrCorruptRecord
 	}
 	rv := &revocations{}
 	rv.until = d.int()
@@ -197,18 +196,18 @@ func decodeRevocations(s string) (*revocations, error) {
 	rv.idpCause = cause
 	sids, drops := d.str(), d.str()
 	if err := d.end(); err != nil || !causeOK || (rv.idpCut != 0) != (cause != "") {
-		return nil, errCorruptRecord
+		return nil, ErrCorruptRecord
 	}
 	for _, item := range splitList(sids) {
 		f := strings.Split(item, ":")
 		if len(f) != 4 || f[0] == "" {
-			return nil, errCorruptRecord
+			return nil, ErrCorruptRecord
 		}
 		cut, err1 := strconv.ParseInt(f[1], 10, 64)
 		c, ok := causeFromCode(f[2])
 		until, err2 := strconv.ParseInt(f[3], 10, 64)
 		if err1 != nil || err2 != nil || !ok || c == "" || cut <= 0 {
-			return nil, errCorruptRecord
+			return nil, ErrCorruptRecord
 		}
 		rv.sids = append(rv.sids, sidRevocation{sidTag: f[0], cut: cut, cause: c, until: until})
 	}
@@ -216,7 +215,7 @@ func decodeRevocations(s string) (*revocations, error) {
 		id, u, ok := strings.Cut(item, ":")
 		until, err := strconv.ParseInt(u, 10, 64)
 		if !ok || id == "" || err != nil {
-			return nil, errCorruptRecord
+			return nil, ErrCorruptRecord
 		}
 		rv.drops = append(rv.drops, dropRevocation{id: id, until: until})
 	}
@@ -249,13 +248,13 @@ func encodeSidIndex(x *sidIndex) string {
 func decodeSidIndex(s string) (*sidIndex, error) {
 	d := record{rest: s}
 	if d.str() != sidIndexTag {
-		return nil, errCorruptRecord
+		return nil, ErrCorruptRecord
 	}
 	x := &sidIndex{until: d.int(), subject: d.str(), cut: d.int()}
 	cause, ok := causeFromCode(d.str())
 	x.cause = cause
 	if d.end() != nil || !ok || (x.cut != 0) != (cause != "") {
-		return nil, errCorruptRecord
+		return nil, ErrCorruptRecord
 	}
 	return x, nil
 }
@@ -291,10 +290,6 @@ const maxSubjectKeys = 100_000
 func (s *StepUp) sidKey(sid string) string   { return recordKey('S', s.cfg.Issuer, sid) }
 func (s *StepUp) tokenKey(jti string) string { return recordKey('J', s.cfg.Issuer, jti) }
 
-// errRecordCorrupt is returned by the record helpers for a stored record
-// that does not decode; the callers fail closed.
-var errRecordCorrupt = fmt.Errorf("%w: revocation record does not decode", ErrCorruptElevation)
-
 // findRecordRaw reads a store entry as it is stored. Like scs, it passes
 // ctx to a store that has FindCtx, even without the rest of scs.CtxStore.
 func (s *StepUp) findRecordRaw(ctx context.Context, key string) ([]byte, bool, error) {
@@ -322,11 +317,11 @@ func (s *StepUp) findRecord(ctx context.Context, key string) (string, bool, erro
 func (s *StepUp) decodeRecordValue(b []byte) (string, error) {
 	_, values, err := s.sm.Codec.Decode(b)
 	if err != nil {
-		return "", errRecordCorrupt
+		return "", ErrCorruptRecord
 	}
 	v, ok := values[revocationValueKey].(string)
 	if !ok {
-		return "", errRecordCorrupt
+		return "", ErrCorruptRecord
 	}
 	return v, nil
 }
@@ -455,11 +450,11 @@ func encodeLifetime(l lifetime) string {
 func decodeLifetime(cur string) (lifetime, error) {
 	d := record{rest: cur}
 	if d.str() != lifetimeTag {
-		return lifetime{}, errRecordCorrupt
+		return lifetime{}, ErrCorruptRecord
 	}
 	l := lifetime{until: d.int(), generation: d.int()}
 	if d.end() != nil {
-		return lifetime{}, errRecordCorrupt
+		return lifetime{}, ErrCorruptRecord
 	}
 	return l, nil
 }
@@ -510,7 +505,7 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 			if cur != "" {
 				var err error
 				if x, err = decodeSidIndex(cur); err != nil {
-					return "", 0, errRecordCorrupt
+					return "", 0, ErrCorruptRecord
 				}
 			}
 			cause = ""
@@ -537,7 +532,7 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 	}
 	rv, err := decodeRevocations(cur)
 	if err != nil {
-		return "", errRecordCorrupt
+		return "", ErrCorruptRecord
 	}
 	if cause, covered := rv.covers(elevationHead{id: el.ID, generation: el.generation, sidTag: el.sidTag, authTime: authTime}); covered {
 		return cause, nil
@@ -642,7 +637,7 @@ func (s *StepUp) revokeIdP(ctx context.Context, sub, sid string, at int64, cause
 			if cur != "" {
 				var err error
 				if x, err = decodeSidIndex(cur); err != nil {
-					return "", 0, errRecordCorrupt
+					return "", 0, ErrCorruptRecord
 				}
 			}
 			if at > x.cut {
