@@ -164,14 +164,6 @@ func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
 // A store error, or a record that does not decode, is returned, and the
 // caller fails closed.
 func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, error) {
-	if h.legacy {
-		// Before format e2, Drop recorded a dropped elevation under its own
-		// id, until its deadline. Honour those records for elevations of
-		// that format: one more lookup, for them only.
-		if _, dropped, err := s.findRecordRaw(ctx, h.id); err != nil || dropped {
-			return ReasonRevoked, dropped, err
-		}
-	}
 	cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
 	if err != nil || !found {
 		return "", false, err

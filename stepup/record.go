@@ -23,10 +23,11 @@ const (
 	fieldSep = '\x1f'
 	listSep  = '\x1e'
 
-	elevationTag       = "e2"
-	legacyElevationTag = "e1" // before sid and generation were stored; still read
-	pendingTag         = "p2"
-	legacyPendingTag   = "p1" // before the popup mode was stored; still read
+	// The tags of the records a session holds. Each record kind has one
+	// format; pre-release formats (e1, p1) are refused as corrupt, which
+	// fails closed: the elevation or the pending challenges are dropped.
+	elevationTag = "e2"
+	pendingTag   = "p2"
 
 	// maxField bounds any single claim value stored in the session, so that a
 	// hostile or broken IdP cannot bloat every later request's session load.
@@ -298,7 +299,6 @@ type elevationHead struct {
 	generation int64  // the subject's revocation generation at the grant
 	sidTag     string // the IdP session, when the ID token named one
 	authTime   int64
-	legacy     bool // stored in format e1, whose drops were recorded under the elevation's id
 }
 
 // readElevationHead parses a stored elevation far enough for the guard,
@@ -307,8 +307,7 @@ type elevationHead struct {
 // does not parse fails closed with ErrCorruptRecord.
 func readElevationHead(rec string) (elevationHead, error) {
 	d := record{rest: rec}
-	tag := d.str()
-	if tag != elevationTag && tag != legacyElevationTag {
+	if d.str() != elevationTag {
 		return elevationHead{}, ErrCorruptRecord
 	}
 	var h elevationHead
@@ -316,11 +315,8 @@ func readElevationHead(rec string) (elevationHead, error) {
 	h.issuerTag = d.str()
 	h.subject = d.str()
 	h.id = d.str()
-	if tag == elevationTag {
-		h.generation = d.int()
-		h.sidTag = d.str()
-	}
-	h.legacy = tag == legacyElevationTag
+	h.generation = d.int()
+	h.sidTag = d.str()
 	_, boundOK := boundFromCode(d.str())
 	acrOK := d.str() != "" // acr tag
 	d.str()                // amr
@@ -339,8 +335,7 @@ func readElevationHead(rec string) (elevationHead, error) {
 // resolves against the configuration.
 func decodeElevation(rec, scope string) (Elevation, error) {
 	d := record{rest: rec}
-	tag := d.str()
-	if tag != elevationTag && tag != legacyElevationTag {
+	if d.str() != elevationTag {
 		return Elevation{}, ErrCorruptRecord
 	}
 	e := Elevation{Scope: scope}
@@ -349,10 +344,8 @@ func decodeElevation(rec, scope string) (Elevation, error) {
 	e.issuerTag = d.str()
 	e.Subject = d.str()
 	e.ID = d.str()
-	if tag == elevationTag {
-		e.generation = d.int()
-		e.sidTag = d.str()
-	}
+	e.generation = d.int()
+	e.sidTag = d.str()
 	bound, boundOK := boundFromCode(d.str())
 	e.Bound = bound
 	e.acrTag = d.str()
@@ -408,7 +401,7 @@ func decodePending(s string) ([]pending, error) {
 		return nil, nil
 	}
 	head, rest, ok := strings.Cut(s, string(listSep))
-	if (head != pendingTag && head != legacyPendingTag) || !ok {
+	if head != pendingTag || !ok {
 		return nil, ErrCorruptRecord
 	}
 	var list []pending
@@ -422,13 +415,10 @@ func decodePending(s string) ([]pending, error) {
 			started:  d.int(),
 			returnTo: d.str(),
 		}
-		modeOK := true
-		if head == pendingTag {
-			mode := d.str()
-			p.popup, modeOK = mode == "p", mode == "" || mode == "p"
-			p.ref = d.str()
-			modeOK = modeOK && (p.popup || p.ref == "")
-		}
+		mode := d.str()
+		p.popup = mode == "p"
+		p.ref = d.str()
+		modeOK := (mode == "" || p.popup) && (p.popup || p.ref == "")
 		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK {
 			return nil, ErrCorruptRecord
 		}

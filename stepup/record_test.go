@@ -1,6 +1,7 @@
 package stepup
 
 import (
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -209,8 +210,7 @@ func canonicalDeltas(fields []string, idx ...int) bool {
 // FuzzDecodeElevation checks that the guard's head read and the full decode
 // agree on every record, and that a decoded record re-encodes to a record
 // that decodes to the same elevation, byte for byte when it was canonical
-// and in the current format (e2). Records in the legacy format (e1, before
-// the sid and the generation were stored) are still read.
+// and in the one format there is (e2). Pre-release formats are refused.
 // testdata/fuzz/FuzzDecodeElevation/8ab70b5bf26519c5: empty auth_time and
 // granted_at re-encoded as -62135596800 (fixed in c264fb0); since the record
 // holds issuer and acr tags that input is refused earlier, and
@@ -256,13 +256,8 @@ func FuzzDecodeElevation(f *testing.F) {
 			t.Errorf("head %+v disagrees with the full decode %+v", h, el)
 		}
 		fields := strings.Split(rec, string(fieldSep))
-		current := len(fields) == 14 && fields[0] == elevationTag
-		legacy := len(fields) == 12 && fields[0] == legacyElevationTag
-		if !current && !legacy {
+		if len(fields) != 14 || fields[0] != elevationTag {
 			t.Fatalf("accepted %q with %d fields", rec, len(fields))
-		}
-		if legacy && (el.generation != 0 || el.sidTag != "") {
-			t.Errorf("legacy record %q decoded with a generation or sid: %+v", rec, el)
 		}
 		if el.Scope != "admin" || h.deadline <= 0 || el.Deadline.IsZero() || el.Bound == "" || !el.Ends.IsZero() {
 			t.Errorf("accepted %q as %+v", rec, el)
@@ -278,10 +273,8 @@ func FuzzDecodeElevation(f *testing.F) {
 		if re2 := encodeElevation(&again); re2 != re {
 			t.Errorf("the encoder's own output %q re-encodes as %q", re, re2)
 		}
-		// A current record re-encodes to itself when its numbers are
-		// canonical; a legacy one re-encodes in the current format, which
-		// the round trip above checked.
-		if current && canonicalInts(fields, 1, 5) && canonicalDeltas(fields, 10, 11, 12, 13) && re != rec {
+		// A record re-encodes to itself when its numbers are canonical.
+		if canonicalInts(fields, 1, 5) && canonicalDeltas(fields, 10, 11, 12, 13) && re != rec {
 			t.Errorf("canonical record %q re-encodes as %q", rec, re)
 		}
 	})
@@ -329,20 +322,13 @@ func FuzzDecodePending(f *testing.F) {
 			return
 		}
 		items := strings.Split(s, string(listSep))
-		current := items[0] == pendingTag
-		if (!current && items[0] != legacyPendingTag) || len(items)-1 != len(list) || len(list) == 0 {
+		if items[0] != pendingTag || len(items)-1 != len(list) || len(list) == 0 {
 			t.Fatalf("accepted %q as %d challenges", s, len(list))
 		}
-		// A legacy list (p1) re-encodes in the current format, so only a
-		// current one is compared byte for byte.
-		canonical := current
+		canonical := true
 		for i, p := range list {
 			fields := strings.Split(items[i+1], string(fieldSep))
-			want := 6
-			if current {
-				want = 8
-			}
-			if len(fields) != want || p.state == "" || p.started <= 0 || (!p.popup && p.ref != "") {
+			if len(fields) != 8 || p.state == "" || p.started <= 0 || (!p.popup && p.ref != "") {
 				t.Errorf("accepted item %q as %+v", items[i+1], p)
 				continue
 			}
@@ -365,23 +351,24 @@ func FuzzDecodePending(f *testing.F) {
 	})
 }
 
-// TestLegacyElevationsStillDecode: an elevation stored before the sid and
-// the generation were recorded (format e1) is still honoured after an
-// upgrade, with no sid and generation 0.
-func TestLegacyElevationsStillDecode(t *testing.T) {
+// TestPreReleaseRecordFormatsFailClosed: v0.1.0 reads one format per
+// record. An elevation or a pending list in a format only a pre-release
+// build wrote (e1, before the sid and the generation were stored; p1,
+// before the popup mode) is refused as corrupt, so the guard drops it and
+// challenges: it never grants on a record it cannot fully read.
+func TestPreReleaseRecordFormatsFailClosed(t *testing.T) {
 	t.Parallel()
 	el := fuzzElevations()[1]
-	cur := encodeElevation(&el)
-	fields := strings.Split(cur, string(fieldSep))
-	legacy := strings.Join(append(append([]string{legacyElevationTag}, fields[1:5]...), fields[7:]...), string(fieldSep))
-	got, err := decodeElevation(legacy, "admin")
-	if err != nil {
-		t.Fatalf("decode(%q): %v", legacy, err)
+	fields := strings.Split(encodeElevation(&el), string(fieldSep))
+	e1 := strings.Join(append(append([]string{"e1"}, fields[1:5]...), fields[7:]...), string(fieldSep))
+	if _, err := decodeElevation(e1, "admin"); !errors.Is(err, ErrCorruptRecord) {
+		t.Errorf("decodeElevation(e1 record) = %v, want ErrCorruptRecord", err)
 	}
-	if got.ID != el.ID || !got.Deadline.Equal(el.Deadline) || got.generation != 0 || got.sidTag != "" {
-		t.Errorf("legacy record decoded as %+v", got)
+	if _, err := readElevationHead(e1); !errors.Is(err, ErrCorruptRecord) {
+		t.Errorf("readElevationHead(e1 record) = %v, want ErrCorruptRecord", err)
 	}
-	if h, err := readElevationHead(legacy); err != nil || h.id != el.ID {
-		t.Errorf("head %+v, %v", h, err)
+	p1 := "p1\x1eS\x1fN\x1fV\x1fadmin\x1f1800000000\x1f/admin"
+	if _, err := decodePending(p1); !errors.Is(err, ErrCorruptRecord) {
+		t.Errorf("decodePending(p1 list) = %v, want ErrCorruptRecord", err)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"reflect"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -45,7 +44,7 @@ func TestRevocationCovers(t *testing.T) {
 		{"Dropped", elevationHead{id: "E;dropped", generation: 4, authTime: at + 50}, ReasonRevoked},
 		{"OtherElevationOfTheSameUser", elevationHead{id: "E;other", generation: 4, authTime: at + 50}, ""},
 		{"GrantedBeforeAnOperatorRevocation", elevationHead{id: "E;x", generation: 2, authTime: at + 50}, ReasonRevokedByOperator},
-		{"LegacyRecordWithoutGeneration", elevationHead{id: "E;x", generation: 0, authTime: at + 50}, ReasonRevokedByOperator},
+		{"GrantedAtGenerationZero", elevationHead{id: "E;x", generation: 0, authTime: at + 50}, ReasonRevokedByOperator},
 		{"GrantedAfterTheOperatorRevocation", elevationHead{id: "E;x", generation: 3, authTime: at + 50}, ""},
 		{"LoginBeforeTheCredentialChange", elevationHead{id: "E;x", generation: 4, authTime: at - 101}, ReasonCredentialChange},
 		{"LoginAtTheCredentialChange", elevationHead{id: "E;x", generation: 4, authTime: at - 100}, ReasonCredentialChange},
@@ -374,41 +373,5 @@ func TestSecondOperatorRevocationAfterTheFirstRecordExpired(t *testing.T) {
 	head, _ := readElevationHead(encodeElevation(&el))
 	if _, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked {
 		t.Fatalf("the second revocation left the elevation granted between the two: revoked %v, %v", revoked, err)
-	}
-}
-
-// TestLegacyDropRecordsAreStillHonoured: an elevation stored in format e1
-// and dropped before the upgrade left its drop under its own id; after the
-// upgrade a request in flight that wrote it back still finds it refused.
-func TestLegacyDropRecordsAreStillHonoured(t *testing.T) {
-	t.Parallel()
-	h := newHarness(t)
-	el := h.elevation(t0.Add(time.Hour))
-	el.ID = newElevationID()
-	fields := strings.Split(encodeElevation(&el), string(fieldSep))
-	legacy := strings.Join(append(append([]string{legacyElevationTag}, fields[1:5]...), fields[7:]...), string(fieldSep))
-	head, err := readElevationHead(legacy)
-	if err != nil || !head.legacy {
-		t.Fatalf("legacy head %+v, %v", head, err)
-	}
-	ctx := context.Background()
-	if _, revoked, err := h.su.revokedBy(ctx, head); err != nil || revoked {
-		t.Fatalf("before the drop: %v %v", revoked, err)
-	}
-	// What Drop stored before format e2: an empty session in the codec,
-	// under the elevation's id, until its deadline.
-	b, err := h.sm.Codec.Encode(el.Deadline, map[string]any{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.sm.Store.Commit(el.ID, b, el.Deadline); err != nil {
-		t.Fatal(err)
-	}
-	if cause, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked || cause != ReasonRevoked {
-		t.Errorf("after a legacy drop: %q %v %v", cause, revoked, err)
-	}
-	current, _ := readElevationHead(encodeElevation(&el))
-	if _, revoked, _ := h.su.revokedBy(ctx, current); revoked {
-		t.Error("an e2 elevation consulted the legacy drop record")
 	}
 }
