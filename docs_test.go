@@ -27,7 +27,8 @@ type testDecl struct {
 }
 
 // TestDocsNameOnlyTestsThatExist: the threat model, the security-testing
-// page and the rest of the documentation cite tests as the proof of each
+// page and the rest of the documentation (docs/, and the READMEs of the
+// root, the examples and the stores) cite tests as the proof of each
 // rule. A citation of a test that was renamed, moved into a table or
 // deleted proves nothing, so every cited name must exist: the function in
 // some *_test.go of the repository (every module of the workspace), and a
@@ -44,7 +45,7 @@ func TestDocsNameOnlyTestsThatExist(t *testing.T) {
 	}
 
 	var docs []string
-	for _, pattern := range []string{"docs/*.md", "docs/idp/*.md", "README.md"} {
+	for _, pattern := range []string{"docs/*.md", "docs/idp/*.md", "README.md", "examples/*/README.md", "stores/*/README.md"} {
 		m, err := filepath.Glob(filepath.Join(root, pattern))
 		if err != nil {
 			t.Fatal(err)

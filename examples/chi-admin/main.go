@@ -6,10 +6,10 @@
 //
 // Run it with -h for the routes and flags.
 //
-// To copy the console into an application, copy its files but devidp.go
-// (and the tests, which drive the development IdP): devidp.go is the one
-// file that wires the development IdP in, and without it the console
-// requires -issuer, -client-id and -acr.
+// README.md ("Copying the console") says which files to copy into an
+// application and which are scaffolding. devidp.go is the one file that
+// wires the development IdP in: without it the console requires -issuer,
+// -client-id and -acr.
 package main
 
 import (
