@@ -1,14 +1,11 @@
 package stepup
 
 import (
-	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"mime"
 	"net/http"
-	"strings"
 	"time"
 )
 
@@ -25,11 +22,6 @@ const backChannelLogoutEvent = "http://schemas.openid.net/event/backchannel-logo
 const (
 	maxLogoutBody  = 16 << 10
 	maxLogoutToken = 8 << 10
-	// maxSignalAge is how old a logout token or a security event token may
-	// be by its iat: IdPs send them as the logout happens and do not retry
-	// (Back-Channel Logout §2.7). It also bounds how long a token's jti must
-	// be remembered to refuse a replay.
-	maxSignalAge = 5 * time.Minute
 )
 
 // Logout describes a back-channel logout stepup received and recorded. It
@@ -164,11 +156,6 @@ func readLogoutToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return v[0], true
 }
 
-var (
-	errStaleSignal = errors.New("stepup: token issued too far from now")
-	errReplayed    = errors.New("stepup: token already processed")
-)
-
 // verifyLogoutToken validates a logout token (§2.6). On failure it may
 // still return what it parsed, for the audit event; nothing of it is
 // trusted.
@@ -204,91 +191,4 @@ func (s *StepUp) verifyLogoutToken(ctx context.Context, raw string) (*Logout, er
 		return l, err
 	}
 	return l, nil
-}
-
-// checkSignalAge applies the freshness rule to a logout token's or SET's
-// iat: at most ClockSkew in the future, and at most maxSignalAge (plus
-// ClockSkew) in the past. A token a few seconds old is fresh.
-func (s *StepUp) checkSignalAge(iat int64) error {
-	now := s.now().Unix()
-	if iat > now+s.skew || iat < now-int64(maxSignalAge/time.Second)-s.skew {
-		return errStaleSignal
-	}
-	return nil
-}
-
-// processOnce runs revoke for a logout token or SET unless one with the
-// same jti (stored under key) was processed before, on any replica; then
-// it records the jti for as long as a token issued at iat can be accepted.
-// The jti is recorded after the revocation, so that a revocation the store
-// failed to write can be retried by the sender (a SET transmitter does)
-// instead of being taken for a replay. Two copies processed at once both
-// revoke, which is harmless: a revocation ends only elevations whose login
-// was not after the token's instant.
-func (s *StepUp) processOnce(ctx context.Context, key string, iat int64, revoke func() error) error {
-	if _, seen, err := s.findRecord(ctx, key); err != nil || seen {
-		if err == nil {
-			err = errReplayed
-		}
-		return err
-	}
-	if err := revoke(); err != nil {
-		return err
-	}
-	until := iat + int64(maxSignalAge/time.Second) + 2*s.skew + 1
-	// The revocation is recorded; failing to remember the jti only lets a
-	// replay revoke again, to the same effect.
-	_ = s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
-		if cur != "" {
-			return "", 0, nil
-		}
-		return encodeSeen(), until, nil
-	})
-	return nil
-}
-
-// encodeSeen is the value of a processed token's record.
-func encodeSeen() string { return "j1" }
-
-// checkJWTType refuses a JWT whose typ header names another kind of token
-// (RFC 8725 §3.11: cross-JWT confusion), such as an access token (at+jwt)
-// or a security event (secevent+jwt) presented as a logout token. want is
-// the explicit type, without "application/". lenient also accepts no typ
-// and typ JWT, which Keycloak sends on logout tokens; otherwise typ must be
-// want.
-func checkJWTType(raw, want string, lenient bool) error {
-	head, _, ok := strings.Cut(raw, ".")
-	if !ok {
-		return errors.New("stepup: not a JWT")
-	}
-	b, err := base64.RawURLEncoding.DecodeString(head)
-	if err != nil {
-		return errors.New("stepup: JWT header is not base64url")
-	}
-	var h struct {
-		Typ *string `json:"typ"`
-	}
-	if err := json.Unmarshal(b, &h); err != nil {
-		return errors.New("stepup: JWT header is not JSON")
-	}
-	if h.Typ == nil {
-		if lenient {
-			return nil
-		}
-		return errors.New("stepup: JWT has no typ")
-	}
-	typ := strings.TrimPrefix(strings.ToLower(*h.Typ), "application/")
-	if typ == want || (lenient && typ == "jwt") {
-		return nil
-	}
-	return errors.New("stepup: JWT typ names another kind of token")
-}
-
-func isJSONObject(raw json.RawMessage) bool {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '{' {
-		return false
-	}
-	var m map[string]json.RawMessage
-	return json.Unmarshal(raw, &m) == nil
 }

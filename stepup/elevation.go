@@ -1,11 +1,8 @@
 package stepup
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
-	"fmt"
 	"net/http"
 	"time"
 )
@@ -122,60 +119,6 @@ func (s *StepUp) Drop(r *http.Request, scope string) {
 	s.remove(r, p, EventDropped, reason)
 }
 
-// recordDrop adds the elevation h to its subject's revocation record,
-// kept until the elevation's deadline, and keeps the lifetime record at
-// least as long.
-func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
-	now := s.now().Unix()
-	until := int64(0)
-	err := s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
-		rv, err := s.parseRevocations(cur, now)
-		if err != nil {
-			return "", 0, err
-		}
-		rv.drops = append(rv.drops, dropRevocation{id: h.id, until: h.deadline})
-		rv.extend(h.deadline)
-		until = rv.until
-		return encodeRevocations(rv), rv.until, nil
-	})
-	if err != nil {
-		return err
-	}
-	_, err = s.updateLifetime(ctx, h.subject, func(l *lifetime) { l.until = max(l.until, until) })
-	return err
-}
-
-// parseRevocations decodes a stored record for an update, pruned at now;
-// the empty string is a new, empty record.
-func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
-	if cur == "" {
-		return &revocations{}, nil
-	}
-	rv, err := decodeRevocations(cur)
-	if err != nil {
-		return nil, ErrCorruptRecord
-	}
-	rv.prune(now)
-	return rv, nil
-}
-
-// revokedBy reports whether a revocation covers the elevation h, reading
-// its subject's record: the one store lookup the guard adds to a request.
-// A store error, or a record that does not decode, is returned, and the
-// caller fails closed.
-func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, error) {
-	cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
-	if err != nil || !found {
-		return "", false, err
-	}
-	rv, err := decodeRevocations(cur)
-	if err != nil {
-		return "", false, ErrCorruptRecord
-	}
-	cause, covered := rv.covers(h)
-	return cause, covered, nil
-}
-
 // DropAll drops every elevation of the session, as [StepUp.Drop] does. Call
 // it at logout, before destroying the session: a destroyed session can be
 // written back by a request in flight too.
@@ -192,35 +135,4 @@ func newElevationID() string {
 	var b [16]byte
 	rand.Read(b[:])
 	return "E;" + base64.RawURLEncoding.EncodeToString(b[:])
-}
-
-// RevokeSubject ends every elevation of the user sub granted so far, on
-// every session, device and replica that shares the session store, at its
-// next request at the latest: for an account disabled or credentials reset
-// by support. An elevation granted after it returns is not affected. Which
-// elevations it covers does not depend on any clock: every grant records
-// the user's revocation generation, and RevokeSubject ends every earlier
-// generation. A step-up under way at the IdP whose login is more than
-// ClockSkew older than the revocation is refused when its callback
-// arrives.
-//
-// It audits a revoked event with reason revoked_by_operator. When the
-// store fails it returns an error wrapping [ErrSession] and audits
-// revocation_failed: the revocation was not recorded, or not kept for as
-// long as the elevations it covers can live (it then lapses with the
-// step-ups in flight, ten minutes and ClockSkew after it). Either way the
-// caller should retry; a retry revokes again, to the same effect.
-func (s *StepUp) RevokeSubject(ctx context.Context, sub string) error {
-	e := Event{Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonRevokedByOperator}
-	if sub == "" || !storable(sub) {
-		return errors.New("stepup: RevokeSubject: the subject must be a non-empty printable string")
-	}
-	if err := s.revokeOperator(ctx, sub); err != nil {
-		e.Type = EventRevocationFailed
-		s.auditContext(ctx, e)
-		return fmt.Errorf("%w: %w", ErrSession, err)
-	}
-	e.Type = EventRevoked
-	s.auditContext(ctx, e)
-	return nil
 }

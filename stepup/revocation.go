@@ -2,19 +2,10 @@ package stepup
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"errors"
-	"hash/maphash"
-	"reflect"
+	"fmt"
 	"slices"
-	"strconv"
-	"strings"
-	"sync"
 	"time"
-
-	"github.com/alexedwards/scs/v2"
-	"github.com/alexedwards/scs/v2/memstore"
 )
 
 // An elevation can end before its deadline in four ways: the application
@@ -50,437 +41,6 @@ import (
 // alive: every grant raises the record's end to the elevation's deadline,
 // and entries for one sid or one elevation end with the last elevation
 // they cover. The store then expires the record.
-
-// AtomicStore is implemented by session stores that can update one record
-// atomically with respect to every other update of the same record, on
-// every replica that shares the store. stepup merges revocations into one
-// record per user with it; without it two revocations arriving together
-// could lose one another (scs stores commit whole values, and the last
-// commit wins).
-//
-// The Redis and PostgreSQL adapters of this repository implement it
-// (modules github.com/oidc-stepup/stepup/stores/redisstore and
-// .../postgresstore). For scs's memstore, which lives in one process,
-// stepup serialises updates with a lock of its own.
-type AtomicStore interface {
-	scs.Store
-	// Update reads the value stored under token (found is false when there
-	// is none, or it has expired), passes it to update, and stores what
-	// update returns, until expiry, unless another update of token
-	// happened in between: then it reads again and calls update again.
-	// An error from update is returned unchanged and nothing is stored.
-	Update(ctx context.Context, token string, update func(current []byte, found bool) (next []byte, expiry time.Time, err error)) error
-}
-
-// revocationValueKey is the key of the record inside the scs session
-// value that holds it: revocation records are stored in the store's own
-// codec, as sessions with one value, so SessionManager.Iterate can still
-// decode everything in the store.
-const revocationValueKey = "stepup.revocations"
-
-const revocationTag = "r1"
-
-// revocations is a subject's revocation record.
-type revocations struct {
-	opCut    int64  // elevations of an earlier generation were revoked by an operator
-	opTime   int64  // when (this server's clock) the last operator revocation was written
-	idpCut   int64  // elevations with auth_time up to this IdP instant were revoked by the IdP
-	idpCause Reason // why, for idpCut
-	sids     []sidRevocation
-	drops    []dropRevocation
-	until    int64 // Unix seconds: no elevation this record covers lives beyond it
-}
-
-// sidRevocation ends the elevations from one IdP session whose auth_time
-// is not after cut.
-type sidRevocation struct {
-	sidTag string
-	cut    int64
-	cause  Reason
-	until  int64
-}
-
-// dropRevocation ends one elevation, dropped by the application.
-type dropRevocation struct {
-	id    string
-	until int64
-}
-
-// covers reports whether the record ends the elevation h, and why.
-func (rv *revocations) covers(h elevationHead) (Reason, bool) {
-	for _, d := range rv.drops {
-		if d.id == h.id {
-			return ReasonRevoked, true
-		}
-	}
-	if h.generation < rv.opCut {
-		return ReasonRevokedByOperator, true
-	}
-	if h.authTime <= rv.idpCut {
-		return rv.idpCause, true
-	}
-	if h.sidTag != "" {
-		for _, s := range rv.sids {
-			if s.sidTag == h.sidTag && h.authTime <= s.cut {
-				return s.cause, true
-			}
-		}
-	}
-	return "", false
-}
-
-// prune drops the entries whose elevations have all ended by now.
-func (rv *revocations) prune(now int64) {
-	rv.sids = slices.DeleteFunc(rv.sids, func(s sidRevocation) bool { return s.until <= now })
-	rv.drops = slices.DeleteFunc(rv.drops, func(d dropRevocation) bool { return d.until <= now })
-}
-
-// extend makes the record last at least until t.
-func (rv *revocations) extend(t int64) { rv.until = max(rv.until, t) }
-
-// The record's causes are stored as one-letter codes.
-var causeCodes = map[Reason]string{
-	ReasonBackChannelLogout: "b",
-	ReasonRevokedByOperator: "o",
-	ReasonSessionRevoked:    "s",
-	ReasonCredentialChange:  "c",
-	ReasonAssuranceLowered:  "a",
-}
-
-func causeCode(r Reason) string { return causeCodes[r] }
-
-func causeFromCode(c string) (Reason, bool) {
-	for r, code := range causeCodes {
-		if code == c {
-			return r, true
-		}
-	}
-	return "", c == ""
-}
-
-// encodeRevocations serialises rv: the scalars, then the sid entries and
-// the drops as lists of sub-records separated by the list separator, their
-// fields by a colon (tags and ids are base64url, with no colon).
-func encodeRevocations(rv *revocations) string {
-	var w writer
-	w.str(revocationTag)
-	w.int(rv.until)
-	w.int(rv.opCut)
-	w.int(rv.opTime)
-	w.int(rv.idpCut)
-	w.str(causeCode(rv.idpCause))
-	sids := make([]string, len(rv.sids))
-	for i, s := range rv.sids {
-		sids[i] = s.sidTag + ":" + strconv.FormatInt(s.cut, 10) + ":" + causeCode(s.cause) + ":" + strconv.FormatInt(s.until, 10)
-	}
-	w.list(sids)
-	drops := make([]string, len(rv.drops))
-	for i, d := range rv.drops {
-		drops[i] = d.id + ":" + strconv.FormatInt(d.until, 10)
-	}
-	w.list(drops)
-	return string(w.b)
-}
-
-func decodeRevocations(s string) (*revocations, error) {
-	d := record{rest: s}
-	if d.str() != revocationTag {
-		return nil, ErrCorruptRecord
-	}
-	rv := &revocations{}
-	rv.until = d.int()
-	rv.opCut = d.int()
-	rv.opTime = d.int()
-	rv.idpCut = d.int()
-	cause, causeOK := causeFromCode(d.str())
-	rv.idpCause = cause
-	sids, drops := d.str(), d.str()
-	if err := d.end(); err != nil || !causeOK || (rv.idpCut != 0) != (cause != "") {
-		return nil, ErrCorruptRecord
-	}
-	for _, item := range splitList(sids) {
-		f := strings.Split(item, ":")
-		if len(f) != 4 || f[0] == "" {
-			return nil, ErrCorruptRecord
-		}
-		cut, err1 := strconv.ParseInt(f[1], 10, 64)
-		c, ok := causeFromCode(f[2])
-		until, err2 := strconv.ParseInt(f[3], 10, 64)
-		if err1 != nil || err2 != nil || !ok || c == "" || cut <= 0 {
-			return nil, ErrCorruptRecord
-		}
-		rv.sids = append(rv.sids, sidRevocation{sidTag: f[0], cut: cut, cause: c, until: until})
-	}
-	for _, item := range splitList(drops) {
-		id, u, ok := strings.Cut(item, ":")
-		until, err := strconv.ParseInt(u, 10, 64)
-		if !ok || id == "" || err != nil {
-			return nil, ErrCorruptRecord
-		}
-		rv.drops = append(rv.drops, dropRevocation{id: id, until: until})
-	}
-	return rv, nil
-}
-
-// A sid's index record maps an IdP session to its subject, for logout
-// tokens that name only sid (Back-Channel Logout §2.4 allows that). It
-// also remembers a logout that arrived before any grant from that session,
-// so that such a grant is refused.
-type sidIndex struct {
-	subject string
-	cut     int64  // the IdP's instant of a logout of this session, or 0
-	cause   Reason // why, for cut
-	until   int64
-}
-
-const sidIndexTag = "s1"
-
-func encodeSidIndex(x *sidIndex) string {
-	var w writer
-	w.str(sidIndexTag)
-	w.int(x.until)
-	w.str(x.subject)
-	w.int(x.cut)
-	w.str(causeCode(x.cause))
-	return string(w.b)
-}
-
-func decodeSidIndex(s string) (*sidIndex, error) {
-	d := record{rest: s}
-	if d.str() != sidIndexTag {
-		return nil, ErrCorruptRecord
-	}
-	x := &sidIndex{until: d.int(), subject: d.str(), cut: d.int()}
-	cause, ok := causeFromCode(d.str())
-	x.cause = cause
-	if d.end() != nil || !ok || (x.cut != 0) != (cause != "") {
-		return nil, ErrCorruptRecord
-	}
-	return x, nil
-}
-
-// Store keys. Each starts with a letter and a semicolon: a semicolon never
-// occurs in a cookie value, so no client can present one as its session
-// token, load the record as its session and overwrite it. Each names its
-// issuer, so that two IdPs' subjects and sessions never share a record.
-func recordKey(kind byte, issuer, value string) string {
-	sum := sha256.Sum256([]byte(issuer + "\x00" + value))
-	return string([]byte{kind, ';'}) + base64.RawURLEncoding.EncodeToString(sum[:16])
-}
-
-// subjectKey is the key of sub's revocation record. The guard needs it on
-// every request, so keys are cached: a map lookup by subject allocates
-// nothing, a SHA-256 and a new string would. The cache is emptied when it
-// holds maxSubjectKeys subjects.
-func (s *StepUp) subjectKey(sub string) string {
-	if k, ok := s.subjectKeys.Load(sub); ok {
-		return k.(string)
-	}
-	k := recordKey('R', s.cfg.Issuer, sub)
-	if s.subjectKeyCount.Add(1) > maxSubjectKeys {
-		s.subjectKeys.Clear()
-		s.subjectKeyCount.Store(1)
-	}
-	s.subjectKeys.Store(strings.Clone(sub), k)
-	return k
-}
-
-const maxSubjectKeys = 100_000
-
-func (s *StepUp) sidKey(sid string) string   { return recordKey('S', s.cfg.Issuer, sid) }
-func (s *StepUp) tokenKey(jti string) string { return recordKey('J', s.cfg.Issuer, jti) }
-
-// findRecordRaw reads a store entry as it is stored. Like scs, it passes
-// ctx to a store that has FindCtx, even without the rest of scs.CtxStore.
-func (s *StepUp) findRecordRaw(ctx context.Context, key string) ([]byte, bool, error) {
-	if cs, ok := s.sm.Store.(ctxFinder); ok {
-		return cs.FindCtx(ctx, key)
-	}
-	return s.sm.Store.Find(key)
-}
-
-type ctxFinder interface {
-	FindCtx(ctx context.Context, token string) ([]byte, bool, error)
-}
-
-// findRecord reads a record from the store. A store error is returned, and
-// the caller fails closed.
-func (s *StepUp) findRecord(ctx context.Context, key string) (string, bool, error) {
-	b, found, err := s.findRecordRaw(ctx, key)
-	if err != nil || !found {
-		return "", false, err
-	}
-	v, err := s.decodeRecordValue(b)
-	return v, err == nil, err
-}
-
-func (s *StepUp) decodeRecordValue(b []byte) (string, error) {
-	_, values, err := s.sm.Codec.Decode(b)
-	if err != nil {
-		return "", ErrCorruptRecord
-	}
-	v, ok := values[revocationValueKey].(string)
-	if !ok {
-		return "", ErrCorruptRecord
-	}
-	return v, nil
-}
-
-// updateRecord atomically replaces the record under key with what update
-// returns from the current one ("" when there is none). update may be
-// called more than once. When update returns the empty string nothing is
-// written.
-func (s *StepUp) updateRecord(ctx context.Context, key string, update func(cur string) (next string, until int64, err error)) error {
-	errUnchanged := errors.New("unchanged")
-	apply := func(b []byte, found bool) ([]byte, time.Time, error) {
-		cur := ""
-		if found {
-			var err error
-			if cur, err = s.decodeRecordValue(b); err != nil {
-				return nil, time.Time{}, err
-			}
-		}
-		next, until, err := update(cur)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		if next == "" {
-			return nil, time.Time{}, errUnchanged
-		}
-		expiry := time.Unix(until, 0)
-		enc, err := s.sm.Codec.Encode(expiry, map[string]interface{}{revocationValueKey: next})
-		return enc, expiry, err
-	}
-	var err error
-	if as, ok := s.sm.Store.(AtomicStore); ok {
-		err = as.Update(ctx, key, apply)
-	} else {
-		err = s.lockedUpdate(ctx, key, apply)
-	}
-	if errors.Is(err, errUnchanged) {
-		return nil
-	}
-	return err
-}
-
-// lockedUpdate is updateRecord for stores that are not an AtomicStore:
-// scs's memstore, which lives in this process, so a lock of this process
-// makes the update atomic; or any store when
-// Config.InsecureNonAtomicRevocations is set, where it is atomic only
-// among this process's own writers.
-func (s *StepUp) lockedUpdate(ctx context.Context, key string, apply func([]byte, bool) ([]byte, time.Time, error)) error {
-	mu := storeLock(s.sm.Store, key)
-	mu.Lock()
-	defer mu.Unlock()
-	b, found, err := s.findRecordRaw(ctx, key)
-	if err != nil {
-		return err
-	}
-	next, expiry, err := apply(b, found)
-	if err != nil {
-		return err
-	}
-	if cs, ok := s.sm.Store.(scs.CtxStore); ok {
-		return cs.CommitCtx(ctx, key, next, expiry)
-	}
-	return s.sm.Store.Commit(key, next, expiry)
-}
-
-// storeLocks serialises lockedUpdate per store and key: one store can be
-// shared by several StepUp values in a process (several replicas in a test,
-// several SessionManagers on one memstore). Stores of a type that cannot be
-// a map key share one set of locks.
-var (
-	storeLocks    sync.Map // scs.Store → *lockStripes
-	storeLockSeed = maphash.MakeSeed()
-	sharedStripes lockStripes
-)
-
-type lockStripes [64]sync.Mutex
-
-func storeLock(store scs.Store, key string) *sync.Mutex {
-	stripes := &sharedStripes
-	if reflect.TypeOf(store).Comparable() {
-		v, _ := storeLocks.LoadOrStore(store, new(lockStripes))
-		stripes = v.(*lockStripes)
-	}
-	return &stripes[maphash.String(storeLockSeed, key)%64]
-}
-
-// atomicRevocations reports whether revocations written through store are
-// atomic across every process that shares it.
-func atomicRevocations(store scs.Store) bool {
-	switch store.(type) {
-	case AtomicStore, *memstore.MemStore:
-		return true
-	}
-	return false
-}
-
-// A subject's lifetime record holds the latest deadline of the user's
-// elevations granted so far, and the user's revocation generation. Grants
-// raise the deadline and read the generation; operator revocations raise
-// the generation; every revocation reads the deadline to keep its record
-// as long as an elevation it covers can live. It is a separate record so
-// that the revocation record, which the guard reads on every request,
-// exists only for users something was revoked for: for everyone else the
-// guard's lookup finds nothing and decodes nothing.
-//
-// The lifetime record outlives the revocation record (every revocation
-// raises it to at least the revocation record's end), so the generation
-// never starts over while an elevation or a revocation that carries it
-// is alive.
-const lifetimeTag = "d1"
-
-type lifetime struct {
-	until      int64 // Unix seconds: the latest deadline, and at least the revocation record's end
-	generation int64 // the generation grants record; RevokeSubject raises it
-}
-
-func (s *StepUp) lifetimeKey(sub string) string { return recordKey('D', s.cfg.Issuer, sub) }
-
-func encodeLifetime(l lifetime) string {
-	var w writer
-	w.str(lifetimeTag)
-	w.int(l.until)
-	w.int(l.generation)
-	return string(w.b)
-}
-
-func decodeLifetime(cur string) (lifetime, error) {
-	d := record{rest: cur}
-	if d.str() != lifetimeTag {
-		return lifetime{}, ErrCorruptRecord
-	}
-	l := lifetime{until: d.int(), generation: d.int()}
-	if d.end() != nil {
-		return lifetime{}, ErrCorruptRecord
-	}
-	return l, nil
-}
-
-// updateLifetime applies change to sub's lifetime record atomically and
-// returns the result. Nothing is written when change leaves it as it was.
-func (s *StepUp) updateLifetime(ctx context.Context, sub string, change func(*lifetime)) (lifetime, error) {
-	var out lifetime
-	err := s.updateRecord(ctx, s.lifetimeKey(sub), func(cur string) (string, int64, error) {
-		var l lifetime
-		if cur != "" {
-			var err error
-			if l, err = decodeLifetime(cur); err != nil {
-				return "", 0, err
-			}
-		}
-		before := l
-		change(&l)
-		out = l
-		if l == before && cur != "" {
-			return "", 0, nil
-		}
-		return encodeLifetime(l), l.until, nil
-	})
-	return out, err
-}
 
 // registerGrant checks the elevation el, about to be stored, against the
 // revocations that may have arrived while the user was at the IdP, and
@@ -678,4 +238,89 @@ func (s *StepUp) revokeOperator(ctx context.Context, sub string) error {
 	return s.revise(ctx, sub, true, func(rv *revocations, generation int64) {
 		rv.opCut, rv.opTime = max(rv.opCut, generation), now
 	})
+}
+
+// recordDrop adds the elevation h to its subject's revocation record,
+// kept until the elevation's deadline, and keeps the lifetime record at
+// least as long.
+func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
+	now := s.now().Unix()
+	until := int64(0)
+	err := s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
+		rv, err := s.parseRevocations(cur, now)
+		if err != nil {
+			return "", 0, err
+		}
+		rv.drops = append(rv.drops, dropRevocation{id: h.id, until: h.deadline})
+		rv.extend(h.deadline)
+		until = rv.until
+		return encodeRevocations(rv), rv.until, nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.updateLifetime(ctx, h.subject, func(l *lifetime) { l.until = max(l.until, until) })
+	return err
+}
+
+// parseRevocations decodes a stored record for an update, pruned at now;
+// the empty string is a new, empty record.
+func (s *StepUp) parseRevocations(cur string, now int64) (*revocations, error) {
+	if cur == "" {
+		return &revocations{}, nil
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil {
+		return nil, ErrCorruptRecord
+	}
+	rv.prune(now)
+	return rv, nil
+}
+
+// revokedBy reports whether a revocation covers the elevation h, reading
+// its subject's record: the one store lookup the guard adds to a request.
+// A store error, or a record that does not decode, is returned, and the
+// caller fails closed.
+func (s *StepUp) revokedBy(ctx context.Context, h elevationHead) (Reason, bool, error) {
+	cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
+	if err != nil || !found {
+		return "", false, err
+	}
+	rv, err := decodeRevocations(cur)
+	if err != nil {
+		return "", false, ErrCorruptRecord
+	}
+	cause, covered := rv.covers(h)
+	return cause, covered, nil
+}
+
+// RevokeSubject ends every elevation of the user sub granted so far, on
+// every session, device and replica that shares the session store, at its
+// next request at the latest: for an account disabled or credentials reset
+// by support. An elevation granted after it returns is not affected. Which
+// elevations it covers does not depend on any clock: every grant records
+// the user's revocation generation, and RevokeSubject ends every earlier
+// generation. A step-up under way at the IdP whose login is more than
+// ClockSkew older than the revocation is refused when its callback
+// arrives.
+//
+// It audits a revoked event with reason revoked_by_operator. When the
+// store fails it returns an error wrapping [ErrSession] and audits
+// revocation_failed: the revocation was not recorded, or not kept for as
+// long as the elevations it covers can live (it then lapses with the
+// step-ups in flight, ten minutes and ClockSkew after it). Either way the
+// caller should retry; a retry revokes again, to the same effect.
+func (s *StepUp) RevokeSubject(ctx context.Context, sub string) error {
+	e := Event{Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonRevokedByOperator}
+	if sub == "" || !storable(sub) {
+		return errors.New("stepup: RevokeSubject: the subject must be a non-empty printable string")
+	}
+	if err := s.revokeOperator(ctx, sub); err != nil {
+		e.Type = EventRevocationFailed
+		s.auditContext(ctx, e)
+		return fmt.Errorf("%w: %w", ErrSession, err)
+	}
+	e.Type = EventRevoked
+	s.auditContext(ctx, e)
+	return nil
 }
