@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The callback's rules that need an OpenID Provider (state, iss, the code
@@ -65,5 +66,49 @@ func TestDefaultErrorResponseHidesTheError(t *testing.T) {
 	h.su.cfg.OnError(w, navigation("GET", "/admin", "alice"), errStoreDown)
 	if w.Code != 500 || strings.Contains(w.Body.String(), errStoreDown.Error()) {
 		t.Errorf("default OnError: %d %q", w.Code, w.Body)
+	}
+}
+
+// TestResponseRules: the checks of an authorization response before its
+// code is redeemed, one row per rule, and their order: an error response
+// is believed only from this session's challenge and this issuer, so a
+// forged ?error= link ends as unknown_state or issuer_mismatch.
+func TestResponseRules(t *testing.T) {
+	t.Parallel()
+	const started = 1_800_000_000
+	ttl := int64(challengeTTL / time.Second)
+	good := callbackParams{state: "S", code: "C", iss: testIssuer, hasIss: true}
+	rc := responseContext{issuer: testIssuer, issParam: true, now: started + 5}
+	c := pending{state: "S", scope: "admin", started: started}
+	with := func(f func(*callbackParams)) callbackParams { p := good; f(&p); return p }
+	for _, tc := range []struct {
+		name     string
+		params   callbackParams
+		paramsOK bool
+		found    bool
+		hasUser  bool
+		rc       responseContext
+		want     Reason
+	}{
+		{"HonestResponse", good, true, true, true, rc, ""},
+		{"MalformedBeforeEverything", with(func(p *callbackParams) { p.err = "access_denied" }), false, false, false, rc, ReasonBadRequest},
+		{"ForgedErrorLinkWithoutState", with(func(p *callbackParams) { p.err = "access_denied" }), true, false, true, rc, ReasonUnknownState},
+		{"MixUpIssuer", with(func(p *callbackParams) { p.iss = "https://evil.test" }), true, true, true, rc, ReasonIssuerMismatch},
+		{"MixUpIssuerBeforeIdPError", with(func(p *callbackParams) { p.iss, p.err = "https://evil.test", "login_required" }), true, true, true, rc, ReasonIssuerMismatch},
+		{"PromisedIssMissing", with(func(p *callbackParams) { p.iss, p.hasIss = "", false }), true, true, true, rc, ReasonMissingIssuer},
+		{"IssNotPromisedNotSent", with(func(p *callbackParams) { p.iss, p.hasIss = "", false }), true, true, true, responseContext{issuer: testIssuer, now: rc.now}, ""},
+		{"IdPError", with(func(p *callbackParams) { p.err = "access_denied" }), true, true, true, rc, ReasonIdPError},
+		{"IdPErrorBeforeExpiry", with(func(p *callbackParams) { p.err = "access_denied" }), true, true, true, responseContext{issuer: testIssuer, issParam: true, now: started + ttl}, ReasonIdPError},
+		{"ChallengeAtItsLastSecond", good, true, true, true, responseContext{issuer: testIssuer, issParam: true, now: started + ttl - 1}, ""},
+		{"ChallengeExpired", good, true, true, true, responseContext{issuer: testIssuer, issParam: true, now: started + ttl}, ReasonChallengeExpired},
+		{"LoggedOutWhileAtTheIdP", good, true, true, false, rc, ReasonUnauthenticated},
+		{"NoCode", with(func(p *callbackParams) { p.code = "" }), true, true, true, rc, ReasonMissingCode},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := checkResponse(tc.params, tc.paramsOK, c, tc.found, tc.hasUser, tc.rc); got != tc.want {
+				t.Errorf("checkResponse = %q, want %q", got, tc.want)
+			}
+		})
 	}
 }

@@ -274,120 +274,167 @@ func (s *StepUp) callback(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	ctx := r.Context()
-	if _, err := s.get(ctx, s.pendingKey); err != nil {
+	if _, err := s.get(r.Context(), s.pendingKey); err != nil {
 		s.cfg.OnError(w, r, err)
 		return
 	}
-	sub, checkSub := "", s.cfg.Subject != nil
+	o := s.answerChallenge(r)
+	s.auditCallback(r, o)
+	s.renderCallback(w, r, o)
+}
+
+// callbackOutcome is where a callback ends: a grant (reason empty, err
+// nil), a denial (reason), or a session that could not be saved (err, with
+// reason session_error). The callback audits it once and renders it once.
+type callbackOutcome struct {
+	c     pending // the challenge the callback answers; zero when none matched
+	found bool
+	sub   string    // the logged-in user, when Config.Subject is set
+	el    Elevation // the elevation granted
+	// reason is why the callback was denied; empty for a grant.
+	reason Reason
+	// detail is what the failing step learned for the audit event: the
+	// IdP's error code, the acr, amr and deadline the token asserted.
+	detail Event
+	// err is the session store's error, for a reason of session_error.
+	err error
+}
+
+// answerChallenge takes a callback through its steps: parse the response
+// and find its challenge, check the response, redeem the code and check
+// the ID token, then grant. Every step that fails ends it with a reason.
+func (s *StepUp) answerChallenge(r *http.Request) callbackOutcome {
+	var o callbackOutcome
 	hasUser := true
-	if checkSub {
-		sub, hasUser = s.cfg.Subject(r)
+	if s.cfg.Subject != nil {
+		o.sub, hasUser = s.cfg.Subject(r)
 	}
+	// Any callback consumes the challenge its state names, whatever its
+	// outcome: a challenge is single-use.
 	params, paramsOK := parseCallback(r.URL.RawQuery)
-	c, found := s.takePending(r, params.state)
-	deny := func(reason Reason, e Event) {
-		e.Type, e.Reason, e.Scope = EventDenied, reason, c.scope
-		if e.Subject == "" {
-			e.Subject = sub
-		}
-		e.Issuer = s.cfg.Issuer
-		if found {
-			e.ChallengeStarted = time.Unix(c.started, 0).UTC()
-		}
-		s.audit(r, e)
-		d := &Denial{Scope: c.scope, Reason: reason, IdPError: e.IdPError}
-		if c.popup {
-			s.popupDenied(w, c, d)
-			return
-		}
-		s.cfg.OnDenied(w, r, d)
+	o.c, o.found = s.takePending(r, params.state)
+	o.reason = checkResponse(params, paramsOK, o.c, o.found, hasUser, s.responseContext())
+	if o.reason == ReasonIdPError {
+		o.detail.IdPError = params.err
 	}
-	// An error response is believed only once the state and iss show it
-	// answers this session's challenge from this issuer: anyone can link a
-	// browser to the callback with ?error=..., and RFC 9207 §2.4 says a
-	// client must not assume an error comes from the intended server.
+	if o.reason != "" {
+		return o
+	}
+	o.el, o.reason, o.detail = s.redeem(r.Context(), params.code, o.c, o.sub, s.cfg.Subject != nil)
+	if o.reason != "" {
+		return o
+	}
+	o.reason, o.err = s.grant(r.Context(), &o.el, o.c)
+	return o
+}
+
+// responseContext is what checkResponse compares a response with.
+type responseContext struct {
+	issuer   string
+	issParam bool  // the IdP promises the RFC 9207 iss parameter
+	now      int64 // Unix seconds
+}
+
+func (s *StepUp) responseContext() responseContext {
+	return responseContext{issuer: s.cfg.Issuer, issParam: s.issParam, now: s.now().Unix()}
+}
+
+// checkResponse checks an authorization response before its code is
+// redeemed, in this order, and returns the first reason to deny it. It is
+// pure. An error response is believed only once the state and iss show it
+// answers this session's challenge from this issuer: anyone can link a
+// browser to the callback with ?error=..., and RFC 9207 §2.4 says a
+// client must not assume an error comes from the intended server.
+func checkResponse(p callbackParams, paramsOK bool, c pending, found, hasUser bool, rc responseContext) Reason {
 	switch {
 	case !paramsOK:
-		deny(ReasonBadRequest, Event{})
-		return
+		return ReasonBadRequest
 	case !found:
-		deny(ReasonUnknownState, Event{})
-		return
-	case params.hasIss && params.iss != s.cfg.Issuer:
-		deny(ReasonIssuerMismatch, Event{})
-		return
-	case !params.hasIss && s.issParam:
-		deny(ReasonMissingIssuer, Event{})
-		return
-	case params.err != "":
-		deny(ReasonIdPError, Event{IdPError: params.err})
-		return
-	case s.now().Unix()-c.started >= int64(challengeTTL/time.Second):
-		deny(ReasonChallengeExpired, Event{})
-		return
+		return ReasonUnknownState
+	case p.hasIss && p.iss != rc.issuer:
+		return ReasonIssuerMismatch
+	case !p.hasIss && rc.issParam:
+		return ReasonMissingIssuer
+	case p.err != "":
+		return ReasonIdPError
+	case rc.now-c.started >= int64(challengeTTL/time.Second):
+		return ReasonChallengeExpired
 	case !hasUser:
-		deny(ReasonUnauthenticated, Event{})
-		return
-	case params.code == "":
-		deny(ReasonMissingCode, Event{})
-		return
+		return ReasonUnauthenticated
+	case p.code == "":
+		return ReasonMissingCode
 	}
+	return ""
+}
 
-	el, reason, e := s.redeem(ctx, params.code, c, sub, checkSub)
-	if reason != "" {
-		deny(reason, e)
-		return
-	}
-	// A logout or a revocation may have arrived while the user was at the
-	// IdP; the subject's record also hands out the elevation's generation.
-	reason, err := s.registerGrant(ctx, &el, el.sid)
+// grant checks the elevation against the revocations that may have
+// arrived while the user was at the IdP, then stores it. A revocation that
+// covers it is a denial with the revocation's cause. A session that
+// cannot be renewed or saved is session_error with the store's error, and
+// nothing is elevated.
+func (s *StepUp) grant(ctx context.Context, el *Elevation, c pending) (Reason, error) {
+	// The subject's record also hands out the elevation's generation.
+	reason, err := s.registerGrant(ctx, el, el.sid)
 	if err != nil {
-		s.failSession(w, r, c, sub, err)
-		return
+		return ReasonSessionError, err
 	}
 	if reason != "" {
-		deny(reason, e)
-		return
+		return reason, nil
 	}
-
 	// Session fixation: a change of privilege gets a new session token
 	// (OWASP ASVS V3.2.1). Then save the session before the first byte of
 	// the response, so a store failure is seen here and not after a 303.
-	p := s.policies[c.scope]
 	if err := s.sm.RenewToken(ctx); err != nil {
-		s.failSession(w, r, c, sub, err)
-		return
+		return ReasonSessionError, err
 	}
-	s.sm.Put(ctx, p.key, encodeElevation(&el))
+	key := s.policies[c.scope].key
+	s.sm.Put(ctx, key, encodeElevation(el))
 	if _, _, err := s.sm.Commit(ctx); err != nil {
-		s.sm.Remove(ctx, p.key)
-		s.failSession(w, r, c, sub, err)
-		return
+		s.sm.Remove(ctx, key)
+		return ReasonSessionError, err
 	}
-	s.audit(r, Event{
-		Type: EventGranted, Scope: el.Scope, Subject: el.Subject, Issuer: el.Issuer,
-		ACR: el.ACR, AMR: el.AMR, Deadline: el.Deadline, Bound: el.Bound, Elevation: el.ID,
-		ChallengeStarted: time.Unix(c.started, 0).UTC(),
-	})
-	if c.popup {
-		s.popupGranted(w, c)
-		return
-	}
-	http.Redirect(w, r, c.returnTo, http.StatusSeeOther)
+	return "", nil
 }
 
-// failSession denies a callback whose session could not be renewed or
-// saved. It fails closed through [Config.OnError]: nothing is elevated. A
-// popup challenge gets the popup page instead, with reason session_error
-// and a 500, so that the window that opened it learns the outcome.
-func (s *StepUp) failSession(w http.ResponseWriter, r *http.Request, c pending, sub string, err error) {
-	s.audit(r, Event{Type: EventDenied, Scope: c.scope, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError})
-	if c.popup {
-		s.popupDenied(w, c, &Denial{Scope: c.scope, Reason: ReasonSessionError})
+// auditCallback writes the callback's one audit event: granted, or denied
+// with its reason.
+func (s *StepUp) auditCallback(r *http.Request, o callbackOutcome) {
+	e := o.detail
+	if o.found {
+		e.ChallengeStarted = time.Unix(o.c.started, 0).UTC()
+	}
+	if o.reason == "" {
+		el := &o.el
+		e.Type, e.Scope, e.Subject, e.Issuer = EventGranted, el.Scope, el.Subject, el.Issuer
+		e.ACR, e.AMR, e.Deadline, e.Bound, e.Elevation = el.ACR, el.AMR, el.Deadline, el.Bound, el.ID
+		s.audit(r, e)
 		return
 	}
-	s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+	e.Type, e.Reason, e.Scope, e.Issuer = EventDenied, o.reason, o.c.scope, s.cfg.Issuer
+	if e.Subject == "" {
+		e.Subject = o.sub
+	}
+	s.audit(r, e)
+}
+
+// renderCallback answers the callback: a popup challenge gets the page
+// that reports to its opener, whatever the outcome; otherwise a grant is a
+// 303 to return_to, a denial goes to Config.OnDenied, and a session that
+// could not be saved to Config.OnError (it fails closed: nothing is
+// elevated).
+func (s *StepUp) renderCallback(w http.ResponseWriter, r *http.Request, o callbackOutcome) {
+	switch {
+	case o.c.popup && o.reason == "":
+		s.popupGranted(w, o.c)
+	case o.c.popup:
+		s.popupDenied(w, o.c, &Denial{Scope: o.c.scope, Reason: o.reason, IdPError: o.detail.IdPError})
+	case o.err != nil:
+		s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, o.err))
+	case o.reason != "":
+		s.cfg.OnDenied(w, r, &Denial{Scope: o.c.scope, Reason: o.reason, IdPError: o.detail.IdPError})
+	default:
+		http.Redirect(w, r, o.c.returnTo, http.StatusSeeOther)
+	}
 }
 
 // redeem exchanges the code and checks the ID token. It returns the
