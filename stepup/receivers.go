@@ -30,11 +30,15 @@ var (
 // iat: at most ClockSkew in the future, and at most maxSignalAge (plus
 // ClockSkew) in the past. A token a few seconds old is fresh.
 func (s *StepUp) checkSignalAge(iat int64) error {
-	now := s.now().Unix()
-	if iat > now+s.skew || iat < now-int64(maxSignalAge/time.Second)-s.skew {
+	if !signalFresh(iat, s.now().Unix(), s.skew) {
 		return errStaleSignal
 	}
 	return nil
+}
+
+// signalFresh is the freshness rule on Unix seconds.
+func signalFresh(iat, now, skew int64) bool {
+	return iat <= now+skew && iat >= now-int64(maxSignalAge/time.Second)-skew
 }
 
 // processOnce runs revoke for a logout token or SET unless one with the

@@ -191,57 +191,52 @@ func (s *StepUp) securityEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ss := s.signals
-	if want := ss.cfg.Authorization; want != "" {
-		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
-			s.audit(r, Event{Type: EventSignalRejected, Reason: ReasonInvalidSignal, Issuer: ss.cfg.Issuer})
-			w.Header().Set("WWW-Authenticate", "Bearer")
-			setError(w, http.StatusUnauthorized, "authentication_failed", "the push is not authorized")
-			return
-		}
+	if want := ss.cfg.Authorization; want != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte(want)) != 1 {
+		s.audit(r, Event{Type: EventSignalRejected, Reason: ReasonInvalidSignal, Issuer: ss.cfg.Issuer})
+		w.Header().Set("WWW-Authenticate", "Bearer")
+		setError(w, http.StatusUnauthorized, "authentication_failed", "the push is not authorized")
+		return
 	}
 	set, err := s.readSET(w, r)
 	if err != nil {
-		var rj *setRejection
-		if !errors.As(err, &rj) {
-			rj = &setRejection{code: "invalid_request", reason: ReasonInvalidSignal, description: "the security event is not valid"}
+		s.rejectSET(w, r, set, err)
+		return
+	}
+	e := Event{Type: EventSignalIgnored, Reason: set.ignore, Issuer: ss.cfg.Issuer, TokenID: set.jti, Subject: set.subject, SID: set.sid}
+	if set.ignore == "" {
+		err = s.processOnce(r.Context(), recordKey('J', ss.cfg.Issuer, set.jti), set.iat, func() (err error) {
+			e.Subject, err = s.revokeIdP(r.Context(), set.subject, set.sid, set.at, set.cause)
+			return err
+		})
+		switch {
+		case errors.Is(err, errReplayed):
+			// A transmitter retries a push whose 202 it did not see
+			// (RFC 8935 §2.2): answer it as delivered, do nothing again.
+			e.Subject, e.Reason = set.subject, ReasonReplayedToken
+		case err != nil:
+			s.setRevocationFailed(w, r, set.cause, e)
+			return
+		default:
+			e.Type, e.Reason = EventRevoked, set.cause
 		}
-		e := Event{Type: EventSignalRejected, Reason: rj.reason, Issuer: ss.cfg.Issuer}
-		if set != nil {
-			e.TokenID = set.jti
-		}
-		s.audit(r, e)
-		setError(w, http.StatusBadRequest, rj.code, rj.description)
-		return
 	}
-	e := Event{Issuer: ss.cfg.Issuer, TokenID: set.jti, Subject: set.subject, SID: set.sid}
-	if set.ignore != "" {
-		e.Type, e.Reason = EventSignalIgnored, set.ignore
-		s.audit(r, e)
-		w.WriteHeader(http.StatusAccepted)
-		return
-	}
-	ctx := r.Context()
-	var sub string
-	err = s.processOnce(ctx, recordKey('J', ss.cfg.Issuer, set.jti), set.iat, func() error {
-		var err error
-		sub, err = s.revokeIdP(ctx, set.subject, set.sid, set.at, set.cause)
-		return err
-	})
-	switch {
-	case errors.Is(err, errReplayed):
-		// A transmitter retries a push whose 202 it did not see
-		// (RFC 8935 §2.2): answer it as delivered, do nothing again.
-		e.Type, e.Reason = EventSignalIgnored, ReasonReplayedToken
-		s.audit(r, e)
-		w.WriteHeader(http.StatusAccepted)
-		return
-	case err != nil:
-		s.setRevocationFailed(w, r, set.cause, e)
-		return
-	}
-	e.Type, e.Reason, e.Subject = EventRevoked, set.cause, sub
 	s.audit(r, e)
 	w.WriteHeader(http.StatusAccepted)
+}
+
+// rejectSET answers a push whose SET was refused: the RFC 8935 §2.4
+// error and a signal_rejected event naming what could be read of it.
+func (s *StepUp) rejectSET(w http.ResponseWriter, r *http.Request, set *securityEventToken, err error) {
+	var rj *setRejection
+	if !errors.As(err, &rj) {
+		rj = &setRejection{code: "invalid_request", reason: ReasonInvalidSignal, description: "the security event is not valid"}
+	}
+	e := Event{Type: EventSignalRejected, Reason: rj.reason, Issuer: s.signals.cfg.Issuer}
+	if set != nil {
+		e.TokenID = set.jti
+	}
+	s.audit(r, e)
+	setError(w, rj.reason.status(), rj.code, rj.description)
 }
 
 // setRevocationFailed answers a valid SET whose revocation could not be
@@ -263,28 +258,69 @@ type securityEventToken struct {
 	at      int64  // the event's instant: event_timestamp, else iat
 	cause   Reason // what the event revokes
 	ignore  Reason // why the event ends nothing, when it does not
+	subID   json.RawMessage
 }
 
-// readSET reads and verifies one pushed SET. On a failure it returns what
-// it could read, for the audit event.
+// readSET reads and verifies one pushed SET in four steps: read the
+// body, verify its type and signature, check its claims, classify its
+// event. On a failure it returns what it could read, for the audit event.
 func (s *StepUp) readSET(w http.ResponseWriter, r *http.Request) (*securityEventToken, error) {
-	ss := s.signals
+	raw, err := readSETBody(w, r)
+	if err != nil {
+		return nil, err
+	}
+	payload, err := s.signals.verifySET(r.Context(), raw)
+	if err != nil {
+		return nil, err
+	}
+	set, ev, err := checkSETClaims(payload, s.signals.cfg, s.now().Unix(), s.skew)
+	if err != nil {
+		return set, err
+	}
+	classifySET(set, ev, s.cfg.Issuer)
+	return set, nil
+}
+
+// readSETBody reads a push's body: one application/secevent+jwt
+// (RFC 8935 §2), within maxSETBody.
+func readSETBody(w http.ResponseWriter, r *http.Request) (string, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/secevent+jwt" {
-		return nil, reject("invalid_request", ReasonBadRequest, "expected application/secevent+jwt")
+		return "", reject("invalid_request", ReasonBadRequest, "expected application/secevent+jwt")
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxSETBody))
 	if err != nil {
-		return nil, reject("invalid_request", ReasonBadRequest, "the body is too large")
+		return "", reject("invalid_request", ReasonBadRequest, "the body is too large")
 	}
-	raw := string(bytes.TrimSpace(body))
+	return string(bytes.TrimSpace(body)), nil
+}
+
+// verifySET checks the SET's typ header (RFC 8417 §2.3, against
+// confusion with other JWTs) and its signature by a key of the
+// transmitter's jwks_uri, and returns its payload.
+func (ss *signals) verifySET(ctx context.Context, raw string) ([]byte, error) {
 	if err := checkJWTType(raw, "secevent+jwt", false); err != nil {
 		return nil, reject("invalid_request", ReasonInvalidSignal, "the SET must be typed secevent+jwt")
 	}
-	payload, err := ss.keys.VerifySignature(r.Context(), raw)
+	payload, err := ss.keys.VerifySignature(ctx, raw)
 	if err != nil {
 		return nil, reject("invalid_key", ReasonInvalidSignal, "the signature does not verify with the transmitter's keys")
 	}
+	return payload, nil
+}
+
+// setEvent is the one event of a SET.
+type setEvent struct {
+	typ             string  // the event-type URI
+	changeDirection *string // assurance-level-change's change_direction
+}
+
+// checkSETClaims applies the SET rules to a verified payload (RFC 8417
+// §2.2, SSF 1.0 §4.1, RFC 8935 §2.4 for the error codes): the issuer and
+// audience of cfg, a usable jti, neither sub nor exp, a fresh iat, and one
+// event that is a JSON object with an event_timestamp, when present, not
+// after iat. now and skew are Unix seconds. It is pure.
+func checkSETClaims(payload []byte, cfg SharedSignals, now, skew int64) (*securityEventToken, setEvent, error) {
 	var c struct {
 		Issuer   string                     `json:"iss"`
 		Audience json.RawMessage            `json:"aud"`
@@ -295,80 +331,83 @@ func (s *StepUp) readSET(w http.ResponseWriter, r *http.Request) (*securityEvent
 		SubID    json.RawMessage            `json:"sub_id"`
 		Events   map[string]json.RawMessage `json:"events"`
 	}
+	invalid := func(description string) error { return reject("invalid_request", ReasonInvalidSignal, description) }
 	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, reject("invalid_request", ReasonInvalidSignal, "the SET's claims are not a JSON object")
+		return nil, setEvent{}, invalid("the SET's claims are not a JSON object")
 	}
-	set := &securityEventToken{jti: c.JTI}
-	if c.Issuer != ss.cfg.Issuer {
-		return set, reject("invalid_issuer", ReasonInvalidSignal, "the SET is from another issuer")
-	}
-	if !audienceContains(c.Audience, ss.cfg.Audience) {
-		return set, reject("invalid_audience", ReasonInvalidSignal, "the SET is for another audience")
-	}
-	if c.JTI == "" || len(c.JTI) > 256 || !storable(c.JTI) {
-		return nil, reject("invalid_request", ReasonInvalidSignal, "the SET has no usable jti")
-	}
-	// SSF 1.0 §4.1.3, §4.1.5: no sub and no exp, against confusion with
-	// other JWTs.
-	if !isNull(c.Sub) || !isNull(c.Exp) {
-		return set, reject("invalid_request", ReasonInvalidSignal, "a SET has neither sub nor exp")
+	set := &securityEventToken{jti: c.JTI, subID: c.SubID}
+	switch {
+	case c.Issuer != cfg.Issuer:
+		return set, setEvent{}, reject("invalid_issuer", ReasonInvalidSignal, "the SET is from another issuer")
+	case !audienceContains(c.Audience, cfg.Audience):
+		return set, setEvent{}, reject("invalid_audience", ReasonInvalidSignal, "the SET is for another audience")
+	case c.JTI == "" || len(c.JTI) > 256 || !storable(c.JTI):
+		return nil, setEvent{}, invalid("the SET has no usable jti")
+	case !isNull(c.Sub) || !isNull(c.Exp):
+		// SSF 1.0 §4.1.3, §4.1.5: against confusion with other JWTs.
+		return set, setEvent{}, invalid("a SET has neither sub nor exp")
 	}
 	iat, present, err := parseUnixSeconds(c.IssuedAt)
 	if err != nil || !present {
-		return set, reject("invalid_request", ReasonInvalidSignal, "the SET has no usable iat")
+		return set, setEvent{}, invalid("the SET has no usable iat")
 	}
-	if s.checkSignalAge(iat) != nil {
-		return set, reject("invalid_request", ReasonStaleToken, "the SET was issued too far from now")
+	if !signalFresh(iat, now, skew) {
+		return set, setEvent{}, reject("invalid_request", ReasonStaleToken, "the SET was issued too far from now")
 	}
 	set.iat, set.at = iat, iat
 	// SSF 1.0 §4.2.1: one event (alternative URIs for one type aside,
 	// which the CAEP types here do not have).
 	if len(c.Events) != 1 {
-		return set, reject("invalid_request", ReasonInvalidSignal, "a SET carries exactly one event")
+		return set, setEvent{}, invalid("a SET carries exactly one event")
 	}
-	var eventType string
-	var event json.RawMessage
-	for eventType, event = range c.Events {
+	var ev setEvent
+	var raw json.RawMessage
+	for ev.typ, raw = range c.Events {
 	}
-	if !isJSONObject(event) {
-		return set, reject("invalid_request", ReasonInvalidSignal, "the event is not a JSON object")
-	}
-	var ev struct {
+	var body struct {
 		EventTimestamp  json.RawMessage `json:"event_timestamp"`
 		ChangeDirection *string         `json:"change_direction"`
 	}
-	if err := json.Unmarshal(event, &ev); err != nil {
-		return set, reject("invalid_request", ReasonInvalidSignal, "the event's claims are malformed")
+	if !isJSONObject(raw) || json.Unmarshal(raw, &body) != nil {
+		return set, setEvent{}, invalid("the event is not a JSON object")
 	}
-	if ts, present, err := parseUnixSeconds(ev.EventTimestamp); err != nil {
-		return set, reject("invalid_request", ReasonInvalidSignal, "event_timestamp is not whole Unix seconds")
-	} else if present {
+	ev.changeDirection = body.ChangeDirection
+	ts, present, err := parseUnixSeconds(body.EventTimestamp)
+	switch {
+	case err != nil:
+		return set, setEvent{}, invalid("event_timestamp is not whole Unix seconds")
+	case present && ts > iat+skew:
 		// An event cannot happen after the SET that reports it was issued:
 		// a later event_timestamp would end logins that follow it.
-		if ts > iat+s.skew {
-			return set, reject("invalid_request", ReasonInvalidSignal, "event_timestamp is after the SET's iat")
-		}
+		return set, setEvent{}, invalid("event_timestamp is after the SET's iat")
+	case present:
 		set.at = ts
 	}
-	switch eventType {
+	return set, ev, nil
+}
+
+// classifySET decides what a valid SET does: the revocation cause of its
+// event and the user or session it names (a sub_id of issuer's users), or
+// why it ends nothing here. It is pure.
+func classifySET(set *securityEventToken, ev setEvent, issuer string) {
+	switch ev.typ {
 	case CAEPSessionRevoked:
 		set.cause = ReasonSessionRevoked
 	case CAEPCredentialChange:
 		set.cause = ReasonCredentialChange
 	case CAEPAssuranceLevelChange:
 		set.cause = ReasonAssuranceLowered
-		if ev.ChangeDirection != nil && *ev.ChangeDirection == "increase" {
+		if ev.changeDirection != nil && *ev.changeDirection == "increase" {
 			set.ignore = ReasonAssuranceRaised
+			return
 		}
 	default:
 		set.ignore = ReasonUnsupportedEvent
+		return
 	}
-	if set.ignore != "" {
-		return set, nil
-	}
-	if !s.readSubject(set, c.SubID) {
+	if !readSubject(set, set.subID, issuer) {
 		set.ignore = ReasonUnsupportedSubject
-		return set, nil
+		return
 	}
 	// Only session-revoked is about one session; the others end every
 	// elevation of the user even when a session is named.
@@ -378,13 +417,13 @@ func (s *StepUp) readSET(w http.ResponseWriter, r *http.Request) (*securityEvent
 	if set.subject == "" && set.cause != ReasonSessionRevoked {
 		set.ignore = ReasonUnsupportedSubject
 	}
-	return set, nil
 }
 
 // readSubject reads the SET's sub_id (SSF 1.0 §3, RFC 9493): an iss_sub
-// user of this application's OIDC issuer, or a complex subject with such a
-// user and/or an opaque session. It reports false for any other subject.
-func (s *StepUp) readSubject(set *securityEventToken, raw json.RawMessage) bool {
+// user of issuer, this application's OIDC issuer, or a complex subject with
+// such a user and/or an opaque session. It reports false for any other
+// subject.
+func readSubject(set *securityEventToken, raw json.RawMessage, issuer string) bool {
 	var id struct {
 		Format  string          `json:"format"`
 		Iss     string          `json:"iss"`
@@ -397,7 +436,7 @@ func (s *StepUp) readSubject(set *securityEventToken, raw json.RawMessage) bool 
 	}
 	user := func(raw json.RawMessage) bool {
 		var u struct{ Format, Iss, Sub string }
-		if json.Unmarshal(raw, &u) != nil || u.Format != "iss_sub" || u.Iss != s.cfg.Issuer || u.Sub == "" || !storable(u.Sub) {
+		if json.Unmarshal(raw, &u) != nil || u.Format != "iss_sub" || u.Iss != issuer || u.Sub == "" || !storable(u.Sub) {
 			return false
 		}
 		set.subject = u.Sub
