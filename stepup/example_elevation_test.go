@@ -107,6 +107,149 @@ func ExampleStepUp_Drop() {
 	// 401 Unauthorized
 }
 
+// Support disables a user's account or resets their credentials: their
+// elevations end on every session, device and replica sharing the session
+// store, each refused at its next guarded request. A step-up after the
+// revocation is granted as usual.
+func ExampleStepUp_RevokeSubject() {
+	idp := newExampleIdP()
+	defer idp.Close()
+	sessions := scs.New()
+	sessions.Store = memstore.NewWithCleanupInterval(0)
+	su, err := stepup.New(idp.config(sessions))
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /stepup/callback", su.CallbackHandler())
+	mux.Handle("/admin/", su.RequireStepUp("admin")(adminConsole))
+	browser := newExampleClient(sessions.LoadAndSave(mux))
+	fmt.Println(browser.get("/admin/"))
+
+	// In the support tool:
+	if err := su.RevokeSubject(context.Background(), "alice"); err != nil {
+		log.Print("not recorded, try again: ", err) // audited as revocation_failed
+	}
+
+	fmt.Println(browser.post("/admin/users", "application/x-www-form-urlencoded", "name=bob"))
+	fmt.Println(browser.get("/admin/"))
+	// Output:
+	// audit: challenge admin
+	// audit: granted admin alice
+	// 200 OK: admin console
+	// audit: revoked revoked_by_operator alice
+	// audit: dropped admin revoked_by_operator alice
+	// audit: challenge admin
+	// 401 Unauthorized
+	// audit: challenge admin
+	// audit: granted admin alice
+	// 200 OK: admin console
+}
+
+// The IdP ends alice's IdP session and POSTs a signed logout token (OpenID
+// Connect Back-Channel Logout 1.0) to the URL registered as the client's
+// backchannel_logout_uri. The handler is mounted outside the session
+// middleware: the IdP sends no cookie. A token the IdP's keys do not
+// verify is answered 400 and revokes nothing.
+func ExampleStepUp_BackChannelLogoutHandler() {
+	idp := newExampleIdP()
+	defer idp.Close()
+	sessions := scs.New()
+	sessions.Store = memstore.NewWithCleanupInterval(0)
+	su, err := stepup.New(idp.config(sessions))
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /stepup/callback", su.CallbackHandler())
+	mux.Handle("/admin/", su.RequireStepUp("admin")(adminConsole))
+	app := http.NewServeMux()
+	app.Handle("POST /backchannel-logout", su.BackChannelLogoutHandler())
+	app.Handle("/", sessions.LoadAndSave(mux))
+	browser, idpClient := newExampleClient(app), newExampleClient(app)
+	fmt.Println(browser.get("/admin/"))
+
+	logout := map[string]any{
+		"iss":    idp.URL,
+		"aud":    "console",
+		"iat":    idp.Now().Unix(),
+		"exp":    idp.Now().Add(2 * time.Minute).Unix(),
+		"jti":    "logout-1",
+		"sub":    "alice",
+		"sid":    idp.sid, // the IdP session alice logged in with: her ID token's sid
+		"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+	}
+	form := "logout_token=" + idp.sign("logout+jwt", logout)
+	fmt.Println(idpClient.post("/backchannel-logout", "application/x-www-form-urlencoded", form))
+
+	// A forgery: the same claims, signed with a key the IdP never published.
+	attacker, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	forged := "logout_token=" + signJWT(attacker, "logout+jwt", logout)
+	fmt.Println(idpClient.post("/backchannel-logout", "application/x-www-form-urlencoded", forged))
+
+	fmt.Println(browser.post("/admin/users", "application/x-www-form-urlencoded", "name=bob"))
+	// Output:
+	// audit: challenge admin
+	// audit: granted admin alice
+	// 200 OK: admin console
+	// audit: revoked backchannel_logout alice
+	// 200 OK
+	// audit: signal_rejected invalid_token
+	// 400 Bad Request
+	// audit: dropped admin backchannel_logout alice
+	// audit: challenge admin
+	// 401 Unauthorized
+}
+
+// A Shared Signals transmitter (here the IdP) pushes a CAEP session-revoked
+// event for alice as a signed Security Event Token (RFC 8935 push
+// delivery). New reads the transmitter's /.well-known/ssf-configuration
+// for its keys; the handler is mounted outside the session middleware and
+// answers 202.
+func ExampleStepUp_SecurityEventHandler() {
+	idp := newExampleIdP()
+	defer idp.Close()
+	sessions := scs.New()
+	sessions.Store = memstore.NewWithCleanupInterval(0)
+	cfg := idp.config(sessions)
+	cfg.SharedSignals = &stepup.SharedSignals{Issuer: idp.URL, Audience: "https://app.example.com"}
+	su, err := stepup.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /stepup/callback", su.CallbackHandler())
+	mux.Handle("/admin/", su.RequireStepUp("admin")(adminConsole))
+	app := http.NewServeMux()
+	app.Handle("POST /security-events", su.SecurityEventHandler())
+	app.Handle("/", sessions.LoadAndSave(mux))
+	browser, transmitter := newExampleClient(app), newExampleClient(app)
+	fmt.Println(browser.get("/admin/"))
+
+	set := idp.sign("secevent+jwt", map[string]any{
+		"iss":    idp.URL,
+		"aud":    "https://app.example.com",
+		"iat":    idp.Now().Unix(),
+		"jti":    "set-1",
+		"sub_id": map[string]any{"format": "iss_sub", "iss": idp.URL, "sub": "alice"}, // every session of alice
+		"events": map[string]any{
+			stepup.CAEPSessionRevoked: map[string]any{"event_timestamp": idp.Now().Unix()},
+		},
+	})
+	fmt.Println(transmitter.post("/security-events", "application/secevent+jwt", set))
+
+	fmt.Println(browser.post("/admin/users", "application/x-www-form-urlencoded", "name=bob"))
+	// Output:
+	// audit: challenge admin
+	// audit: granted admin alice
+	// 200 OK: admin console
+	// audit: revoked session_revoked alice
+	// 202 Accepted
+	// audit: dropped admin session_revoked alice
+	// audit: challenge admin
+	// 401 Unauthorized
+}
+
 // What follows is the examples' scaffolding, not part of an application.
 
 var adminConsole = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
