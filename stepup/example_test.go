@@ -2,13 +2,17 @@ package stepup_test
 
 import (
 	"context"
+	"crypto/sha512"
+	"encoding/base64"
 	"fmt"
+	"html/template"
 	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -206,4 +210,47 @@ func ExamplePrintable() {
 	fmt.Println(stepup.Printable("alice"), stepup.Printable("alice\u202eecila"), stepup.Printable("alice\nforged log line"))
 	// Output:
 	// true false false
+}
+
+// ScriptHandler serves stepup.js, the client that steps up in a popup.
+// Browsers revalidate it with its ETag at each use (Cache-Control:
+// no-cache), so a new version is picked up at once, and a match costs a
+// 304 without a body. The tag that loads it carries ScriptIntegrity, so
+// the browser runs only the script this version of stepup embeds.
+func ExampleScriptHandler() {
+	mux := http.NewServeMux()
+	mux.Handle("GET /stepup/stepup.js", stepup.ScriptHandler())
+	page := template.Must(template.New("page").Parse(
+		`<script type="module" src="/stepup/stepup.js" integrity="{{.}}"></script>`))
+
+	w := httptest.NewRecorder()
+	mux.ServeHTTP(w, httptest.NewRequest("GET", "/stepup/stepup.js", nil))
+	fmt.Println(w.Code)
+	for _, k := range []string{"Content-Type", "Cache-Control", "X-Content-Type-Options"} {
+		fmt.Printf("  %s: %s\n", k, w.Header().Get(k))
+	}
+	sum := sha512.Sum384(w.Body.Bytes())
+	fmt.Println("  the body matches ScriptIntegrity:", "sha384-"+base64.StdEncoding.EncodeToString(sum[:]) == stepup.ScriptIntegrity())
+
+	r := httptest.NewRequest("GET", "/stepup/stepup.js", nil)
+	r.Header.Set("If-None-Match", w.Header().Get("ETag"))
+	w = httptest.NewRecorder()
+	mux.ServeHTTP(w, r)
+	fmt.Println(w.Code, "with its ETag,", w.Body.Len(), "bytes")
+
+	var tag strings.Builder
+	if err := page.Execute(&tag, stepup.ScriptIntegrity()); err != nil {
+		log.Fatal(err)
+	}
+	// The integrity value changes with each version of the script: it is
+	// hidden in this output.
+	fmt.Println(regexp.MustCompile(`sha384-[^"]+`).ReplaceAllString(tag.String(), "sha384-***"))
+	// Output:
+	// 200
+	//   Content-Type: text/javascript; charset=utf-8
+	//   Cache-Control: no-cache
+	//   X-Content-Type-Options: nosniff
+	//   the body matches ScriptIntegrity: true
+	// 304 with its ETag, 0 bytes
+	// <script type="module" src="/stepup/stepup.js" integrity="sha384-***"></script>
 }
