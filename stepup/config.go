@@ -110,7 +110,11 @@ type Config struct {
 	// to ClockSkew ahead, and a login up to ClockSkew before the challenge
 	// counts. Use [NoClockSkew] for none. Default: [DefaultClockSkew] (30s).
 	ClockSkew time.Duration
-	// Now is the clock. Default: time.Now.
+	// Now is the clock. Revocation records are kept until instants computed
+	// from it, and the session store expires them by its own clock: a Now
+	// that runs behind the store's (a fake clock fixed in the past, in a
+	// test) lets the store drop a revocation before the elevations it
+	// covers end. Default: time.Now.
 	Now func() time.Time
 
 	// Auditor receives an event for every challenge, grant, denial,
