@@ -181,74 +181,22 @@ type ruleContext struct {
 }
 
 // checkClaims applies the checks go-oidc's Verify leaves to the caller to
-// a token Verify accepted, and computes the elevation's deadline. It returns
-// the elevation to grant, or the reason to deny with what to add to the
-// audit event. It is pure: no I/O, no clock.
+// a token Verify accepted, and computes the elevation's deadline: first
+// the token's own claims, then the login it asserts, then the deadline. It
+// returns the elevation to grant, or the reason to deny with what to add
+// to the audit event. It is pure: no I/O, no clock.
 func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Reason, Event) {
-	now := rc.now
-	cl := &t.claims
-	// OIDC Core §3.1.3.7 (11): the nonce must be the one this challenge sent.
-	if subtle.ConstantTimeCompare([]byte(t.nonce), []byte(c.nonce)) != 1 {
-		return Elevation{}, ReasonNonceMismatch, Event{}
+	tok, reason := checkToken(t, c.nonce, rc)
+	if reason != "" {
+		return Elevation{}, reason, Event{}
 	}
-	// §3.1.3.7 (4, 5): with several audiences azp must be present, and when
-	// present it must be this client.
-	azp, err := parseString(cl.AZP)
-	if err != nil || (len(t.audience) > 1 && azp == "") || (azp != "" && azp != rc.clientID) {
-		return Elevation{}, ReasonAZPMismatch, Event{}
-	}
-	// §3.1.3.7 (10): go-oidc does not check iat at all.
-	iat := t.issuedAt
-	if iat < minUnix || iat > now+rc.skew {
-		return Elevation{}, ReasonInvalidIAT, Event{}
-	}
-	// go-oidc accepts any exp in the future; one in milliseconds would make
-	// an endless elevation of a scope without Lifetime.
-	if t.expiry >= maxUnix {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	if !storable(t.subject) || t.subject == "" {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	// Back-Channel Logout §2.1 and CAEP session-revoked name the IdP
-	// session by sid: keep a digest of it, so that either can end this
-	// elevation.
-	sid, err := parseString(cl.SID)
-	if err != nil || !storable(sid) {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	amr, err := parseStrings(cl.AMR)
-	if err != nil || len(amr) > 32 || slices.ContainsFunc(amr, func(m string) bool { return !storable(m) || len(m) > 64 }) {
-		return Elevation{}, ReasonInvalidClaims, Event{}
-	}
-	// §3.1.3.7 (12) and RFC 9470 §4: the acr must be one the scope accepts.
-	// The user can edit acr_values in the URL, so the request proves nothing.
-	acr, ok, err := acceptedACR(cl, p.ACR)
-	if err != nil || !storable(acr) {
-		return Elevation{}, ReasonInvalidClaims, Event{AMR: amr}
-	}
-	e := Event{ACR: acr, AMR: amr}
-	if !ok {
-		return Elevation{}, ReasonACRNotSatisfied, e
-	}
-	// §3.1.3.7 (13): auth_time proves when the user logged in. stepup
-	// requires a login after the challenge began, and within MaxAge.
-	authTime, present, err := parseUnixSeconds(cl.AuthTime)
-	switch {
-	case !present:
-		return Elevation{}, ReasonMissingAuthTime, e
-	case err != nil:
-		return Elevation{}, ReasonInvalidAuthTime, e
-	case authTime > now+rc.skew:
-		return Elevation{}, ReasonAuthTimeInFuture, e
-	case authTime < c.started-rc.skew, p.maxAgeSecs > 0 && now-authTime > p.maxAgeSecs:
-		return Elevation{}, ReasonStaleAuthTime, e
-	}
-	if rc.checkSub && t.subject != rc.subject {
-		return Elevation{}, ReasonSubjectMismatch, e
+	acr, authTime, reason := checkLogin(t, c, p, rc)
+	e := Event{ACR: acr, AMR: tok.amr}
+	if reason != "" {
+		return Elevation{}, reason, e
 	}
 	// IPSIE session_expiry, read only from the verified ID token.
-	sessionExpiry, _, err := parseUnixSeconds(cl.SessionExpiry)
+	sessionExpiry, _, err := parseUnixSeconds(t.claims.SessionExpiry)
 	if err != nil {
 		return Elevation{}, ReasonInvalidSessionExpiry, e
 	}
@@ -257,31 +205,106 @@ func checkClaims(t idToken, c pending, p *policy, rc ruleContext) (Elevation, Re
 		b.exp = t.expiry
 	}
 	if p.lifetimeSecs > 0 {
-		b.lifetime = now + p.lifetimeSecs
+		b.lifetime = rc.now + p.lifetimeSecs
 	}
 	if p.maxAgeSecs > 0 {
 		b.maxAge = authTime + p.maxAgeSecs
 	}
 	deadline, bound, ok := b.deadline()
 	e.Deadline, e.Bound = unixOrZero(deadline), bound
-	if !ok || bornExpired(deadline, now, iat, rc.skew) {
+	if !ok || bornExpired(deadline, rc.now, t.issuedAt, rc.skew) {
 		return Elevation{}, ReasonCeilingInPast, e
 	}
-	el := Elevation{
+	return Elevation{
 		ID:            newElevationID(),
 		Scope:         p.name,
 		Issuer:        rc.issuer,
 		Subject:       t.subject,
 		ACR:           acr,
-		AMR:           amr,
+		AMR:           tok.amr,
 		AuthTime:      time.Unix(authTime, 0),
 		IDTokenExpiry: time.Unix(t.expiry, 0),
 		SessionExpiry: unixOrZero(sessionExpiry),
-		GrantedAt:     time.Unix(now, 0),
+		GrantedAt:     time.Unix(rc.now, 0),
 		Deadline:      time.Unix(deadline, 0),
 		Bound:         bound,
-		sidTag:        sidTag(rc.issuer, sid),
-		sid:           sid,
+		sidTag:        sidTag(rc.issuer, tok.sid),
+		sid:           tok.sid,
+	}, "", e
+}
+
+// tokenClaims are what checkToken reads from a token it accepts.
+type tokenClaims struct {
+	sid string
+	amr []string
+}
+
+// checkToken checks the token's own claims: that it was issued for this
+// challenge and this client, when, to whom, and that every value stepup
+// stores can be stored.
+func checkToken(t idToken, nonce string, rc ruleContext) (tokenClaims, Reason) {
+	cl := &t.claims
+	// OIDC Core §3.1.3.7 (11): the nonce must be the one this challenge sent.
+	if subtle.ConstantTimeCompare([]byte(t.nonce), []byte(nonce)) != 1 {
+		return tokenClaims{}, ReasonNonceMismatch
 	}
-	return el, "", e
+	// §3.1.3.7 (4, 5): with several audiences azp must be present, and when
+	// present it must be this client.
+	azp, err := parseString(cl.AZP)
+	if err != nil || (len(t.audience) > 1 && azp == "") || (azp != "" && azp != rc.clientID) {
+		return tokenClaims{}, ReasonAZPMismatch
+	}
+	// §3.1.3.7 (10): go-oidc does not check iat at all.
+	if t.issuedAt < minUnix || t.issuedAt > rc.now+rc.skew {
+		return tokenClaims{}, ReasonInvalidIAT
+	}
+	// go-oidc accepts any exp in the future; one in milliseconds would make
+	// an endless elevation of a scope without Lifetime.
+	if t.expiry >= maxUnix || !storable(t.subject) || t.subject == "" {
+		return tokenClaims{}, ReasonInvalidClaims
+	}
+	// Back-Channel Logout §2.1 and CAEP session-revoked name the IdP
+	// session by sid: keep a digest of it, so that either can end this
+	// elevation.
+	sid, err := parseString(cl.SID)
+	if err != nil || !storable(sid) {
+		return tokenClaims{}, ReasonInvalidClaims
+	}
+	amr, err := parseStrings(cl.AMR)
+	if err != nil || len(amr) > 32 || slices.ContainsFunc(amr, func(m string) bool { return !storable(m) || len(m) > 64 }) {
+		return tokenClaims{}, ReasonInvalidClaims
+	}
+	return tokenClaims{sid: sid, amr: amr}, ""
+}
+
+// checkLogin checks the login the token asserts: strong enough for the
+// scope (acr), fresh enough for the challenge (auth_time), and by the
+// logged-in user. It returns the accepted acr (the asserted one on a
+// downgrade, for the audit event) and auth_time.
+func checkLogin(t idToken, c pending, p *policy, rc ruleContext) (string, int64, Reason) {
+	// §3.1.3.7 (12) and RFC 9470 §4: the acr must be one the scope accepts.
+	// The user can edit acr_values in the URL, so the request proves nothing.
+	acr, ok, err := acceptedACR(&t.claims, p.ACR)
+	if err != nil || !storable(acr) {
+		return "", 0, ReasonInvalidClaims
+	}
+	if !ok {
+		return acr, 0, ReasonACRNotSatisfied
+	}
+	// §3.1.3.7 (13): auth_time proves when the user logged in. stepup
+	// requires a login after the challenge began, and within MaxAge.
+	authTime, present, err := parseUnixSeconds(t.claims.AuthTime)
+	switch {
+	case !present:
+		return acr, 0, ReasonMissingAuthTime
+	case err != nil:
+		return acr, 0, ReasonInvalidAuthTime
+	case authTime > rc.now+rc.skew:
+		return acr, 0, ReasonAuthTimeInFuture
+	case authTime < c.started-rc.skew, p.maxAgeSecs > 0 && rc.now-authTime > p.maxAgeSecs:
+		return acr, 0, ReasonStaleAuthTime
+	case rc.checkSub && t.subject != rc.subject:
+		return acr, 0, ReasonSubjectMismatch
+	}
+	return acr, authTime, ""
 }

@@ -360,38 +360,47 @@ func (c *Config) validate() error {
 		return bad("Scopes", "at least one scope is required")
 	}
 	for name, sc := range c.Scopes {
-		f := func(sub string) string { return fmt.Sprintf("Scopes[%q]%s", name, sub) }
-		if name == "" || !storable(name) || len(name) > 64 {
-			return bad(f(""), "scope names must be 1 to 64 printable characters")
+		if err := validateScope(name, sc); err != nil {
+			return err
 		}
-		if len(sc.ACR) == 0 {
-			return bad(f(".ACR"), "must name at least one acceptable acr value")
+	}
+	return nil
+}
+
+// validateScope checks one scope's policy.
+func validateScope(name string, sc Scope) error {
+	bad := func(field, problem string) error { return &ConfigError{Field: field, Problem: problem} }
+	f := func(sub string) string { return fmt.Sprintf("Scopes[%q]%s", name, sub) }
+	if name == "" || !storable(name) || len(name) > 64 {
+		return bad(f(""), "scope names must be 1 to 64 printable characters")
+	}
+	if len(sc.ACR) == 0 {
+		return bad(f(".ACR"), "must name at least one acceptable acr value")
+	}
+	for _, v := range sc.ACR {
+		if v == "" || !storable(v) || strings.ContainsRune(v, ' ') || strings.ContainsRune(v, '"') {
+			return bad(f(".ACR"), fmt.Sprintf("%q is not a valid acr value", v))
 		}
-		for _, v := range sc.ACR {
-			if v == "" || !storable(v) || strings.ContainsRune(v, ' ') || strings.ContainsRune(v, '"') {
-				return bad(f(".ACR"), fmt.Sprintf("%q is not a valid acr value", v))
-			}
-		}
-		switch sc.ACRClaim {
-		case "", "acr", "acrs":
-		default:
-			return bad(f(".ACRClaim"), `must be "acr" or "acrs"`)
-		}
-		if sc.ACRClaim != "" && !sc.RequestACRClaim {
-			return bad(f(".ACRClaim"), "needs RequestACRClaim")
-		}
-		if !validDuration(sc.MaxAge) {
-			return bad(f(".MaxAge"), "must be zero or a positive whole number of seconds")
-		}
-		if sc.MaxAge > 0 && !sc.PromptLogin {
-			return bad(f(".MaxAge"), "a non-zero MaxAge needs PromptLogin: the IdP may otherwise reuse a login older than the challenge, which stepup refuses")
-		}
-		if !validDuration(sc.Lifetime) {
-			return bad(f(".Lifetime"), "must be zero or a positive whole number of seconds")
-		}
-		if sc.IgnoreIDTokenExpiry && sc.Lifetime == 0 && sc.MaxAge == 0 {
-			return bad(f(".IgnoreIDTokenExpiry"), "needs Lifetime or MaxAge: an elevation must always have a finite deadline")
-		}
+	}
+	switch sc.ACRClaim {
+	case "", "acr", "acrs":
+	default:
+		return bad(f(".ACRClaim"), `must be "acr" or "acrs"`)
+	}
+	if sc.ACRClaim != "" && !sc.RequestACRClaim {
+		return bad(f(".ACRClaim"), "needs RequestACRClaim")
+	}
+	if !validDuration(sc.MaxAge) {
+		return bad(f(".MaxAge"), "must be zero or a positive whole number of seconds")
+	}
+	if sc.MaxAge > 0 && !sc.PromptLogin {
+		return bad(f(".MaxAge"), "a non-zero MaxAge needs PromptLogin: the IdP may otherwise reuse a login older than the challenge, which stepup refuses")
+	}
+	if !validDuration(sc.Lifetime) {
+		return bad(f(".Lifetime"), "must be zero or a positive whole number of seconds")
+	}
+	if sc.IgnoreIDTokenExpiry && sc.Lifetime == 0 && sc.MaxAge == 0 {
+		return bad(f(".IgnoreIDTokenExpiry"), "needs Lifetime or MaxAge: an elevation must always have a finite deadline")
 	}
 	return nil
 }
