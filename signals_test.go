@@ -84,24 +84,33 @@ func TestCredentialChangeEndsEveryElevationOfTheUser(t *testing.T) {
 // from it, and not those from the user's other sessions.
 func TestSessionRevokedEndsThatSessionOnly(t *testing.T) {
 	t.Parallel()
-	for _, withUser := range []bool{true, false} {
-		a := newApp(t, appOptions{signals: true})
-		laptop, laptopSID := elevatedAs(t, a, "alice")
-		phone, _ := elevatedAs(t, a, "alice")
-		sub := ""
-		if withUser {
-			sub = "alice"
-		}
-		set := securityEvent(t, a, stepuptest.SecurityEvent{
-			Subject: stepuptest.SessionSubject(a.idp.Issuer(), sub, laptopSID),
-			Type:    stepuptest.CAEPSessionRevoked,
+	for _, tc := range []struct {
+		name     string
+		withUser bool // the subject names the user as well as the session
+	}{
+		{name: "SessionAndUser", withUser: true},
+		{name: "SessionOnly", withUser: false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newApp(t, appOptions{signals: true})
+			laptop, laptopSID := elevatedAs(t, a, "alice")
+			phone, _ := elevatedAs(t, a, "alice")
+			sub := ""
+			if tc.withUser {
+				sub = "alice"
+			}
+			set := securityEvent(t, a, stepuptest.SecurityEvent{
+				Subject: stepuptest.SessionSubject(a.idp.Issuer(), sub, laptopSID),
+				Type:    stepuptest.CAEPSessionRevoked,
+			})
+			if status, body := pushEvent(t, a, set, ""); status != http.StatusAccepted {
+				t.Fatalf("push (user %v): %d %s", tc.withUser, status, body)
+			}
+			if laptop.elevated(t) || !phone.elevated(t) {
+				t.Errorf("user %v: laptop elevated %v, phone elevated %v; want false, true", tc.withUser, laptop.elevated(t), phone.elevated(t))
+			}
 		})
-		if status, body := pushEvent(t, a, set, ""); status != http.StatusAccepted {
-			t.Fatalf("push (user %v): %d %s", withUser, status, body)
-		}
-		if laptop.elevated(t) || !phone.elevated(t) {
-			t.Errorf("user %v: laptop elevated %v, phone elevated %v; want false, true", withUser, laptop.elevated(t), phone.elevated(t))
-		}
 	}
 	// Without a session, session-revoked is about every session of the
 	// user.
@@ -391,13 +400,15 @@ func TestNewRefusesAnUnusableTransmitter(t *testing.T) {
 		"NotAnIssuerURL":   {Issuer: "transmitter", Audience: a.url},
 		"BadAuthorization": {Issuer: a.idp.Issuer(), Audience: a.url, Authorization: "Bearer x\n"},
 	} {
-		cfg := a.cfg
-		cfg.SharedSignals = &ss
-		cfg.HTTPClient = &http.Client{Timeout: 2 * time.Second}
-		var ce *stepup.ConfigError
-		if _, err := stepup.New(cfg); !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "SharedSignals.") {
-			t.Errorf("%s: New = %v", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			cfg := a.cfg
+			cfg.SharedSignals = &ss
+			cfg.HTTPClient = &http.Client{Timeout: 2 * time.Second}
+			var ce *stepup.ConfigError
+			if _, err := stepup.New(cfg); !errors.As(err, &ce) || !strings.HasPrefix(ce.Field, "SharedSignals.") {
+				t.Errorf("%s: New = %v", name, err)
+			}
+		})
 	}
 }
 

@@ -53,18 +53,22 @@ func TestFlagsFallBackToEnvironment(t *testing.T) {
 func TestFlagErrors(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		name string
 		args []string
 		env  map[string]string
 		want string
 	}{
-		{[]string{"-issuer", "https://idp.example.com"}, nil, "-client-id and -acr are required"},
-		{nil, map[string]string{"STEPUP_SKEW": "soon"}, "STEPUP_SKEW"},
-		{[]string{"extra"}, nil, "unexpected arguments"},
+		{"IssuerWithoutClientIDAndACR", []string{"-issuer", "https://idp.example.com"}, nil, "-client-id and -acr are required"},
+		{"SkewInTheEnvironmentNotADuration", nil, map[string]string{"STEPUP_SKEW": "soon"}, "STEPUP_SKEW"},
+		{"UnexpectedArgument", []string{"extra"}, nil, "unexpected arguments"},
 	} {
-		_, err := parseConfig(tc.args, &bytes.Buffer{}, func(k string) string { return tc.env[k] })
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q %v: error %v, want %q", tc.args, tc.env, err, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, err := parseConfig(tc.args, &bytes.Buffer{}, func(k string) string { return tc.env[k] })
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("%q %v: error %v, want %q", tc.args, tc.env, err, tc.want)
+			}
+		})
 	}
 }
 

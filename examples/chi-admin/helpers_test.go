@@ -82,6 +82,10 @@ func newClient(t *testing.T, stop func(*http.Request) bool) *client {
 	return c
 }
 
+// in returns c for the subtest t: the same browser (cookie jar, redirect
+// rule), failing t rather than the test that made c.
+func (c *client) in(t *testing.T) *client { return &client{t: t, http: c.http} }
+
 type result struct {
 	status int
 	url    *url.URL

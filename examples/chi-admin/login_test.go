@@ -78,20 +78,22 @@ func TestAnonymousLoginFloodLeavesNoSessionsAndLittleHeap(t *testing.T) {
 func TestOverlongReturnToFallsBackToRoot(t *testing.T) {
 	t.Parallel()
 	app, idp := startConsole(t, devidp.Config{})
-	for _, tc := range []struct{ returnTo, want string }{
-		{"/admin/users?x=" + strings.Repeat("a", 2<<10), "/"},
-		{"https://evil.example/", "/"},
-		{"/admin/users?sort=name", "/admin/users?sort=name"},
+	for _, tc := range []struct{ name, returnTo, want string }{
+		{"Overlong", "/admin/users?x=" + strings.Repeat("a", 2<<10), "/"},
+		{"OtherOrigin", "https://evil.example/", "/"},
+		{"LocalPathWithQuery", "/admin/users?sort=name", "/admin/users?sort=name"},
 	} {
-		c := newClient(t, func(r *http.Request) bool { return r.URL.Path == "/admin/users" })
-		p := c.signIn(idp, c.get(app.URL+"/login?return_to="+url.QueryEscape(tc.returnTo)), "alice")
-		got := p.url.RequestURI()
-		if p.status/100 == 3 {
-			got = p.header.Get("Location")
-		}
-		if got != tc.want {
-			t.Errorf("return_to %.40q: landed on %.60q, want %q", tc.returnTo, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClient(t, func(r *http.Request) bool { return r.URL.Path == "/admin/users" })
+			p := c.signIn(idp, c.get(app.URL+"/login?return_to="+url.QueryEscape(tc.returnTo)), "alice")
+			got := p.url.RequestURI()
+			if p.status/100 == 3 {
+				got = p.header.Get("Location")
+			}
+			if got != tc.want {
+				t.Errorf("return_to %.40q: landed on %.60q, want %q", tc.returnTo, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -128,16 +130,19 @@ func TestForgedOrStaleLoginCookieIsRefused(t *testing.T) {
 		{"empty", sealer, "", now, false},
 		{"oversized", sealer, strings.Repeat("A", 5<<10), now, false},
 	} {
-		r := httptest.NewRequest("GET", "/auth/callback", nil)
-		r.AddCookie(&http.Cookie{Name: loginCookieName, Value: tc.value})
-		w := httptest.NewRecorder()
-		got, ok := tc.sealer.take(w, r, tc.at)
-		if ok != tc.ok || (ok && got != p) {
-			t.Errorf("%s: %+v, %v; want ok=%v", tc.name, got, ok, tc.ok)
-		}
-		if ck := w.Result().Cookies(); len(ck) != 1 || ck[0].MaxAge >= 0 {
-			t.Errorf("%s: the login cookie was not deleted: %v", tc.name, ck)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest("GET", "/auth/callback", nil)
+			r.AddCookie(&http.Cookie{Name: loginCookieName, Value: tc.value})
+			w := httptest.NewRecorder()
+			got, ok := tc.sealer.take(w, r, tc.at)
+			if ok != tc.ok || (ok && got != p) {
+				t.Errorf("%s: %+v, %v; want ok=%v", tc.name, got, ok, tc.ok)
+			}
+			if ck := w.Result().Cookies(); len(ck) != 1 || ck[0].MaxAge >= 0 {
+				t.Errorf("%s: the login cookie was not deleted: %v", tc.name, ck)
+			}
+		})
 	}
 }
 
@@ -149,30 +154,33 @@ func TestUnauthenticatedUsesTheGuardsNavigationRule(t *testing.T) {
 	a := newConsoleApp(t, appDeps{})
 	h := a.routes()
 	for _, tc := range []struct {
+		name   string
 		method string
 		header map[string]string
 		want   int
 	}{
-		{"GET", map[string]string{"Accept": "text/html"}, http.StatusSeeOther},
-		{"GET", map[string]string{"Accept": "application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}, http.StatusSeeOther},
-		{"GET", map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "cors"}, http.StatusUnauthorized},
-		{"GET", map[string]string{"Accept": "text/html", "X-Requested-With": "XMLHttpRequest"}, http.StatusUnauthorized},
-		{"GET", map[string]string{"Accept": "text/html;q=0"}, http.StatusUnauthorized},
-		{"GET", map[string]string{"Accept": "*/*"}, http.StatusUnauthorized},
-		{"POST", map[string]string{"Accept": "text/html"}, http.StatusUnauthorized},
+		{"HTMLPage", "GET", map[string]string{"Accept": "text/html"}, http.StatusSeeOther},
+		{"XHTMLNavigation", "GET", map[string]string{"Accept": "application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}, http.StatusSeeOther},
+		{"CORSFetch", "GET", map[string]string{"Accept": "text/html", "Sec-Fetch-Mode": "cors"}, http.StatusUnauthorized},
+		{"XMLHttpRequest", "GET", map[string]string{"Accept": "text/html", "X-Requested-With": "XMLHttpRequest"}, http.StatusUnauthorized},
+		{"HTMLRefused", "GET", map[string]string{"Accept": "text/html;q=0"}, http.StatusUnauthorized},
+		{"AnyType", "GET", map[string]string{"Accept": "*/*"}, http.StatusUnauthorized},
+		{"POST", "POST", map[string]string{"Accept": "text/html"}, http.StatusUnauthorized},
 	} {
-		r := httptest.NewRequest(tc.method, "/admin/users?sort=name", nil)
-		for k, v := range tc.header {
-			r.Header.Set(k, v)
-		}
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != tc.want {
-			t.Errorf("%s %v: %d, want %d", tc.method, tc.header, w.Code, tc.want)
-		}
-		if w.Code == http.StatusSeeOther && w.Header().Get("Location") != "/login?return_to="+url.QueryEscape("/admin/users?sort=name") {
-			t.Errorf("%s %v: Location %q", tc.method, tc.header, w.Header().Get("Location"))
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, "/admin/users?sort=name", nil)
+			for k, v := range tc.header {
+				r.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, r)
+			if w.Code != tc.want {
+				t.Errorf("%s %v: %d, want %d", tc.method, tc.header, w.Code, tc.want)
+			}
+			if w.Code == http.StatusSeeOther && w.Header().Get("Location") != "/login?return_to="+url.QueryEscape("/admin/users?sort=name") {
+				t.Errorf("%s %v: Location %q", tc.method, tc.header, w.Header().Get("Location"))
+			}
+		})
 	}
 }
 
@@ -271,29 +279,32 @@ func TestForgedCodeIsARefusalNotAnUpstreamFailure(t *testing.T) {
 	fault := &tokenEndpointFault{tokenURL: con.login0.Endpoint.TokenURL}
 	con.httpClient.Transport = fault // before any request uses it
 	for _, tc := range []struct {
+		name    string
 		mode    string
 		want    int
 		wantLog string
 	}{
-		{"", http.StatusForbidden, "primary login refused: the token endpoint refused the code: invalid_grant"},
-		{"503", http.StatusBadGateway, "the token endpoint failed: HTTP 503"},
-		{"400-html", http.StatusBadGateway, "the token endpoint failed: HTTP 400"},
-		{"network", http.StatusBadGateway, "the token endpoint could not be reached"},
-		{"timeout", http.StatusBadGateway, "the token endpoint timed out"},
+		{"InvalidGrant", "", http.StatusForbidden, "primary login refused: the token endpoint refused the code: invalid_grant"},
+		{"ServiceUnavailable", "503", http.StatusBadGateway, "the token endpoint failed: HTTP 503"},
+		{"BadRequestInHTML", "400-html", http.StatusBadGateway, "the token endpoint failed: HTTP 400"},
+		{"Unreachable", "network", http.StatusBadGateway, "the token endpoint could not be reached"},
+		{"TimedOut", "timeout", http.StatusBadGateway, "the token endpoint timed out"},
 	} {
-		fault.mode.Store(tc.mode)
-		c := newClient(t, func(*http.Request) bool { return true })
-		state := c.get(con.URL + "/login").location().Query().Get("state")
-		p := c.get(con.URL + "/auth/callback?state=" + url.QueryEscape(state) + "&code=bogus")
-		if p.status != tc.want {
-			t.Errorf("token endpoint %q: callback answered %d, want %d", tc.mode, p.status, tc.want)
-		}
-		if tc.want == http.StatusForbidden && !strings.Contains(p.body, "The identity provider refused the login.") {
-			t.Errorf("token endpoint %q: the page does not say the IdP refused the login:\n%s", tc.mode, p.body)
-		}
-		if !strings.Contains(con.stderr.String(), tc.wantLog) {
-			t.Errorf("token endpoint %q: log lacks %q:\n%s", tc.mode, tc.wantLog, con.stderr)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			fault.mode.Store(tc.mode)
+			c := newClient(t, func(*http.Request) bool { return true })
+			state := c.get(con.URL + "/login").location().Query().Get("state")
+			p := c.get(con.URL + "/auth/callback?state=" + url.QueryEscape(state) + "&code=bogus")
+			if p.status != tc.want {
+				t.Errorf("token endpoint %q: callback answered %d, want %d", tc.mode, p.status, tc.want)
+			}
+			if tc.want == http.StatusForbidden && !strings.Contains(p.body, "The identity provider refused the login.") {
+				t.Errorf("token endpoint %q: the page does not say the IdP refused the login:\n%s", tc.mode, p.body)
+			}
+			if !strings.Contains(con.stderr.String(), tc.wantLog) {
+				t.Errorf("token endpoint %q: log lacks %q:\n%s", tc.mode, tc.wantLog, con.stderr)
+			}
+		})
 	}
 }
 
@@ -316,10 +327,13 @@ func TestDeniedStatusByReason(t *testing.T) {
 		stepup.ReasonACRNotSatisfied: http.StatusForbidden,
 		stepup.ReasonUnknownState:    http.StatusForbidden,
 	} {
-		w := httptest.NewRecorder()
-		a.denied(w, httptest.NewRequest("GET", "/stepup/callback", nil), &stepup.Denial{Scope: "admin", Reason: reason})
-		if w.Code != want {
-			t.Errorf("%s: %d, want %d", reason, w.Code, want)
-		}
+		t.Run(string(reason), func(t *testing.T) {
+			t.Parallel()
+			w := httptest.NewRecorder()
+			a.denied(w, httptest.NewRequest("GET", "/stepup/callback", nil), &stepup.Denial{Scope: "admin", Reason: reason})
+			if w.Code != want {
+				t.Errorf("%s: %d, want %d", reason, w.Code, want)
+			}
+		})
 	}
 }

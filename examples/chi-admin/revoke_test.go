@@ -89,9 +89,11 @@ func TestRevokeFormIsRefusedCrossOrigin(t *testing.T) {
 		"Sec-Fetch-Site same-site":  {"Sec-Fetch-Site": {"same-site"}},
 		"foreign Origin":            {"Origin": {"http://evil.example"}},
 	} {
-		if p := alice.revoke(app.URL, "bob", h); p.status != http.StatusForbidden {
-			t.Errorf("%s: %d, want 403", name, p.status)
-		}
+		t.Run(name, func(t *testing.T) {
+			if p := alice.in(t).revoke(app.URL, "bob", h); p.status != http.StatusForbidden {
+				t.Errorf("%s: %d, want 403", name, p.status)
+			}
+		})
 	}
 	bob.requireElevated(app.URL)
 	if n := len(auditEvents(t, app, stepup.EventRevoked)); n != 0 {
@@ -126,14 +128,24 @@ func TestRevokeFormIsGuarded(t *testing.T) {
 func TestRevokeFormRefusesABadSubject(t *testing.T) {
 	t.Parallel()
 	con := newConsoleApp(t, appDeps{})
-	for _, sub := range []string{"", "   ", "bob\u202Eecila", "eve\x00", "line\u2028break", "bad\xffutf8", strings.Repeat("a", 256)} {
-		r := httptest.NewRequest("POST", "/admin/elevations/revoke", strings.NewReader(url.Values{"subject": {sub}}.Encode()))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		w := httptest.NewRecorder()
-		con.revokeElevations(w, r)
-		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "A subject is 1 to 255 printable characters.") {
-			t.Errorf("subject %q: %d, want 400 and what a subject is\n%s", sub, w.Code, w.Body)
-		}
+	for _, tc := range []struct{ name, sub string }{
+		{"Empty", ""},
+		{"Blank", "   "},
+		{"BidiOverride", "bob\u202Eecila"},
+		{"NUL", "eve\x00"},
+		{"LineSeparator", "line\u2028break"},
+		{"InvalidUTF8", "bad\xffutf8"},
+		{"TooLong", strings.Repeat("a", 256)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/admin/elevations/revoke", strings.NewReader(url.Values{"subject": {tc.sub}}.Encode()))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			w := httptest.NewRecorder()
+			con.revokeElevations(w, r)
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), "A subject is 1 to 255 printable characters.") {
+				t.Errorf("subject %q: %d, want 400 and what a subject is\n%s", tc.sub, w.Code, w.Body)
+			}
+		})
 	}
 }
 

@@ -91,9 +91,19 @@ func TestServerTimeoutsOutlastTheIdPClient(t *testing.T) {
 		t.Errorf("server timeouts: header %v, read %v, write %v, idle %v; want all set, write above %v",
 			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.WriteTimeout, srv.IdleTimeout, 2*idpTimeout)
 	}
-	for _, args := range [][]string{{"-write-timeout", "10s"}, {"-read-timeout", "0s"}, {"-idle-timeout", "-1s"}} {
-		if _, err := parseConfig(args, io.Discard, func(string) string { return "" }); err == nil {
-			t.Errorf("%q accepted", args)
-		}
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"WriteTimeoutWithinTwoIdPCalls", []string{"-write-timeout", "10s"}},
+		{"ZeroReadTimeout", []string{"-read-timeout", "0s"}},
+		{"NegativeIdleTimeout", []string{"-idle-timeout", "-1s"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := parseConfig(tc.args, io.Discard, func(string) string { return "" }); err == nil {
+				t.Errorf("%q accepted", tc.args)
+			}
+		})
 	}
 }

@@ -159,37 +159,41 @@ func TestSessionLockWaitIsBounded(t *testing.T) {
 	t.Parallel()
 	const wait = 100 * time.Millisecond
 	for _, tc := range []struct {
+		name       string
 		holder     string // the method of the request that runs
 		method     string // of the one that arrives meanwhile
 		cookie     string
 		wantBlocks bool
 	}{
-		{"POST", "GET", "A", true},
-		{"POST", "POST", "A", true},
-		{"GET", "POST", "A", true},
-		{"GET", "GET", "A", false},
-		{"POST", "POST", "B", false},
-		{"POST", "POST", "", false},
+		{"GETWaitsForPOST", "POST", "GET", "A", true},
+		{"POSTWaitsForPOST", "POST", "POST", "A", true},
+		{"POSTWaitsForGET", "GET", "POST", "A", true},
+		{"GETGoesAlongsideGET", "GET", "GET", "A", false},
+		{"OtherSessionGoesAhead", "POST", "POST", "B", false},
+		{"CookielessGoesAhead", "POST", "POST", "", false},
 	} {
-		x := newLockHarness(t, wait)
-		done := x.hold(tc.holder, "A")
-		code, took := x.serve(tc.method, "/", tc.cookie)
-		if tc.wantBlocks && (code != http.StatusServiceUnavailable || took < wait || took > wait+time.Second) {
-			t.Errorf("%s on %q while a %s on A runs: %d after %v, want 503 after about %v", tc.method, tc.cookie, tc.holder, code, took, wait)
-		}
-		if !tc.wantBlocks && (code != http.StatusOK || took >= wait) {
-			t.Errorf("%s on %q while a %s on A runs: %d after %v, want 200 at once", tc.method, tc.cookie, tc.holder, code, took)
-		}
-		close(x.release)
-		if code := <-done; code != http.StatusOK {
-			t.Errorf("the %s that held A: %d", tc.holder, code)
-		}
-		if code, took := x.serve(tc.method, "/", "A"); code != http.StatusOK || took >= wait {
-			t.Errorf("%s on A once free: %d after %v, want 200 at once", tc.method, code, took)
-		}
-		if n := x.locks.inUse(); n != 0 {
-			t.Errorf("%d session locks outlived their requests", n)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			x := newLockHarness(t, wait)
+			done := x.hold(tc.holder, "A")
+			code, took := x.serve(tc.method, "/", tc.cookie)
+			if tc.wantBlocks && (code != http.StatusServiceUnavailable || took < wait || took > wait+time.Second) {
+				t.Errorf("%s on %q while a %s on A runs: %d after %v, want 503 after about %v", tc.method, tc.cookie, tc.holder, code, took, wait)
+			}
+			if !tc.wantBlocks && (code != http.StatusOK || took >= wait) {
+				t.Errorf("%s on %q while a %s on A runs: %d after %v, want 200 at once", tc.method, tc.cookie, tc.holder, code, took)
+			}
+			close(x.release)
+			if code := <-done; code != http.StatusOK {
+				t.Errorf("the %s that held A: %d", tc.holder, code)
+			}
+			if code, took := x.serve(tc.method, "/", "A"); code != http.StatusOK || took >= wait {
+				t.Errorf("%s on A once free: %d after %v, want 200 at once", tc.method, code, took)
+			}
+			if n := x.locks.inUse(); n != 0 {
+				t.Errorf("%d session locks outlived their requests", n)
+			}
+		})
 	}
 }
 

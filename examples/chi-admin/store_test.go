@@ -59,13 +59,20 @@ func TestRedisStoreURLNamesUserPasswordAndDatabase(t *testing.T) {
 
 func TestStoreSpecErrors(t *testing.T) {
 	t.Parallel()
-	for _, spec := range []string{"redis:s3cret@host", "memcached://host", "redis://127.0.0.1:1/notanumber"} {
-		_, _, err := openStore(spec)
-		if err == nil {
-			t.Errorf("%q: no error", spec)
-		} else if strings.Contains(err.Error(), "s3cret") {
-			t.Errorf("%q: the error shows the password: %v", spec, err)
-		}
+	for _, tc := range []struct{ name, spec string }{
+		{"RedisURLWithoutSlashes", "redis:s3cret@host"},
+		{"UnknownScheme", "memcached://host"},
+		{"DatabaseNotANumber", "redis://127.0.0.1:1/notanumber"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			_, _, err := openStore(tc.spec)
+			if err == nil {
+				t.Errorf("%q: no error", tc.spec)
+			} else if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("%q: the error shows the password: %v", tc.spec, err)
+			}
+		})
 	}
 }
 

@@ -31,9 +31,16 @@ func TestVulnerableToolchain(t *testing.T) {
 		"devel go1.28-1a2b3c4d Mon Jan 1 00:00:00 2027 +0000": false, // unknown: no warning
 		"": false,
 	} {
-		if got := vulnerableToolchain(v); got != want {
-			t.Errorf("vulnerableToolchain(%q) = %v, want %v", v, got, want)
+		name := v
+		if name == "" {
+			name = "empty"
 		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if got := vulnerableToolchain(v); got != want {
+				t.Errorf("vulnerableToolchain(%q) = %v, want %v", v, got, want)
+			}
+		})
 	}
 }
 

@@ -62,9 +62,12 @@ func TestParseWrkRefusesAnIncompleteReport(t *testing.T) {
 		"empty":        "",
 		"usage":        "Usage: wrk <options> <url>\n",
 	} {
-		if _, err := parseWrk(out); err == nil {
-			t.Errorf("%s: parseWrk accepted\n%s", name, out)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := parseWrk(out); err == nil {
+				t.Errorf("%s: parseWrk accepted\n%s", name, out)
+			}
+		})
 	}
 }
 

@@ -279,17 +279,21 @@ func TestAccountFormsRefuseCrossOriginPostsAndVisitorsWithoutASession(t *testing
 	e.login(t, br, basic, "alice")
 	page := e.account(t, br)
 	for _, step := range []string{"signout", "reset-code", "lock", "unlock", "account"} {
-		res := br.submit(t, page, url.Values{"step": {step}}, http.Header{"Sec-Fetch-Site": {"cross-site"}})
-		if res.status != http.StatusForbidden {
-			t.Errorf("a cross-site %s: status %d, want 403", step, res.status)
-		}
+		t.Run("cross-site "+step, func(t *testing.T) {
+			res := br.submit(t, page, url.Values{"step": {step}}, http.Header{"Sec-Fetch-Site": {"cross-site"}})
+			if res.status != http.StatusForbidden {
+				t.Errorf("a cross-site %s: status %d, want 403", step, res.status)
+			}
+		})
 	}
 	stranger := newBrowser(t)
 	for _, step := range []string{"signout", "reset-code", "lock"} {
-		res := stranger.submit(t, page, url.Values{"step": {step}}, nil)
-		if !res.hasError() || strings.Contains(res.body, `id="account-user"`) {
-			t.Errorf("%s without an IdP session:\n%s", step, res.body)
-		}
+		t.Run("without a session "+step, func(t *testing.T) {
+			res := stranger.submit(t, page, url.Values{"step": {step}}, nil)
+			if !res.hasError() || strings.Contains(res.body, `id="account-user"`) {
+				t.Errorf("%s without an IdP session:\n%s", step, res.body)
+			}
+		})
 	}
 	if logout, events := rp.received(); len(logout)+len(events) != 0 || e.idp.Locked("alice") || len(e.idp.Provider().Sessions("alice")) != 1 {
 		t.Errorf("refused posts changed something: %d logout tokens, %d events, locked %v", len(logout), len(events), e.idp.Locked("alice"))

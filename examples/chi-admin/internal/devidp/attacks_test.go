@@ -39,10 +39,15 @@ func TestSessionFixationPlantedCookieIsWorthless(t *testing.T) {
 	if now := victim.sessionCookie(e.idp.Issuer()); now == first {
 		t.Fatal("re-authentication kept the session cookie value")
 	}
-	for _, value := range []string{"planted-by-attacker", first} {
-		attacker := newBrowser(t)
-		attacker.setSessionCookie(e.idp.Issuer(), value)
-		wantPage(t, attacker.get(t, e.start(basic).authURL), signInTitle)
+	for _, tc := range []struct{ name, value string }{
+		{"PlantedBeforeTheLogin", "planted-by-attacker"},
+		{"RotatedAwayByReauthentication", first},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			attacker := newBrowser(t)
+			attacker.setSessionCookie(e.idp.Issuer(), tc.value)
+			wantPage(t, attacker.get(t, e.start(basic).authURL), signInTitle)
+		})
 	}
 }
 
@@ -137,10 +142,13 @@ func TestStartValidates(t *testing.T) {
 		"receiver without URL":   {Addr: "127.0.0.1:0", Receivers: []devidp.Receiver{{Audience: "https://rp.example"}}},
 		"receiver without aud":   {Addr: "127.0.0.1:0", Receivers: []devidp.Receiver{{URL: "http://127.0.0.1:9/ssf/events"}}},
 	} {
-		if idp, err := devidp.Start(cfg); err == nil {
-			idp.Close()
-			t.Errorf("%s: Start succeeded", name)
-		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			if idp, err := devidp.Start(cfg); err == nil {
+				idp.Close()
+				t.Errorf("%s: Start succeeded", name)
+			}
+		})
 	}
 	e := newEnv(t, devidp.Config{})
 	if _, err := e.idp.Code("mallory"); err == nil {

@@ -116,14 +116,21 @@ func TestStrongLogin(t *testing.T) {
 func TestIDTokenTTL(t *testing.T) {
 	t.Parallel()
 	for _, tt := range []struct {
+		name      string
 		ttl, want time.Duration
-	}{{0, 5 * time.Minute}, {2 * time.Minute, 2 * time.Minute}} {
-		e := newEnv(t, devidp.Config{IDTokenTTL: tt.ttl})
-		c := e.login(t, newBrowser(t), basic, "alice")
-		// zitadel reads the real clock twice: exp - iat may be a second more.
-		if d := time.Duration(c.Exp-c.Iat) * time.Second; d < tt.want || d > tt.want+time.Second {
-			t.Errorf("IDTokenTTL %v: exp - iat = %v, want %v", tt.ttl, d, tt.want)
-		}
+	}{
+		{"DefaultIsFiveMinutes", 0, 5 * time.Minute},
+		{"TwoMinutes", 2 * time.Minute, 2 * time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnv(t, devidp.Config{IDTokenTTL: tt.ttl})
+			c := e.login(t, newBrowser(t), basic, "alice")
+			// zitadel reads the real clock twice: exp - iat may be a second more.
+			if d := time.Duration(c.Exp-c.Iat) * time.Second; d < tt.want || d > tt.want+time.Second {
+				t.Errorf("IDTokenTTL %v: exp - iat = %v, want %v", tt.ttl, d, tt.want)
+			}
+		})
 	}
 }
 
@@ -273,17 +280,24 @@ func TestWrongPasswordIsRefused(t *testing.T) {
 	b := newBrowser(t)
 	f := e.start(basic)
 	page := b.get(t, f.authURL)
-	for _, fields := range []url.Values{
-		{"username": {"alice"}, "password": {"wrong"}},
-		{"username": {"alice"}, "password": {""}},
-		{"username": {"mallory"}, "password": {devidp.Password}},
+	for _, tc := range []struct {
+		name   string
+		fields url.Values
+	}{
+		{"WrongPassword", url.Values{"username": {"alice"}, "password": {"wrong"}}},
+		{"EmptyPassword", url.Values{"username": {"alice"}, "password": {""}}},
+		{"UnknownUser", url.Values{"username": {"mallory"}, "password": {devidp.Password}}},
 	} {
-		res := b.submit(t, page, fields, nil)
-		wantPage(t, res, signInTitle)
-		if !res.hasError() {
-			t.Fatalf("%v: no #error on the page", fields)
-		}
-		page = res
+		// Each row posts the form the row before got back, as a user
+		// retrying would.
+		t.Run(tc.name, func(t *testing.T) {
+			res := b.submit(t, page, tc.fields, nil)
+			wantPage(t, res, signInTitle)
+			if !res.hasError() {
+				t.Fatalf("%v: no #error on the page", tc.fields)
+			}
+			page = res
+		})
 	}
 	if c := e.finish(t, f, b.signIn(t, page, "alice")); c.Sub != "alice" {
 		t.Fatalf("sub = %q after retrying, want alice", c.Sub)
@@ -302,16 +316,20 @@ func TestCrossOriginPOSTIsRefused(t *testing.T) {
 		"Sec-Fetch-Site same-site":  {"Sec-Fetch-Site": {"same-site"}},
 		"foreign Origin":            {"Sec-Fetch-Site": nil, "Origin": {"http://evil.example"}},
 	} {
-		res := b.submit(t, page, fields, hdr)
-		if res.status != http.StatusForbidden || res.callback != nil {
-			t.Errorf("%s: status %d, callback %v; want 403", name, res.status, res.callback)
-		}
+		t.Run(name, func(t *testing.T) {
+			res := b.submit(t, page, fields, hdr)
+			if res.status != http.StatusForbidden || res.callback != nil {
+				t.Errorf("%s: status %d, callback %v; want 403", name, res.status, res.callback)
+			}
+		})
 	}
 	for _, step := range []string{"otp", "code"} { // every form, not just the first
-		res := b.submit(t, page, url.Values{"step": {step}}, http.Header{"Sec-Fetch-Site": {"cross-site"}})
-		if res.status != http.StatusForbidden {
-			t.Errorf("step %s: status %d, want 403", step, res.status)
-		}
+		t.Run("cross-site step "+step, func(t *testing.T) {
+			res := b.submit(t, page, url.Values{"step": {step}}, http.Header{"Sec-Fetch-Site": {"cross-site"}})
+			if res.status != http.StatusForbidden {
+				t.Errorf("step %s: status %d, want 403", step, res.status)
+			}
+		})
 	}
 	e.finish(t, f, b.signIn(t, page, "alice")) // the request is still there for the user
 }
