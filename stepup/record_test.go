@@ -58,13 +58,23 @@ func TestDecodeElevationRefusesDamage(t *testing.T) {
 	t.Parallel()
 	el := Elevation{ID: "x", Issuer: "i", Subject: "s", Deadline: time.Unix(1_800_000_000, 0), Bound: BoundExp, AuthTime: time.Unix(1, 0), GrantedAt: time.Unix(1, 0)}
 	good := encodeElevation(&el)
+	if _, err := decodeElevation(good, "admin"); err != nil {
+		t.Fatalf("decodeElevation(%q): %v", good, err)
+	}
+	// with returns good with its field i replaced by v: damage to one
+	// field of a record that is otherwise well formed.
+	with := func(i int, v string) string {
+		f := strings.Split(good, string(fieldSep))
+		f[i] = v
+		return strings.Join(f, string(fieldSep))
+	}
 	for _, bad := range []string{
 		"", "e1", "e2", "e3" + good[2:], good + "\x1fextra", good[:strings.LastIndexByte(good, fieldSep)],
-		"e1\x1f100\x1f\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",     // no issuer tag
-		"e1\x1f100\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1fsoon\x1f\x1f\x1f1", // an instant that is not a number
-		"e1\x1f-5\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",
-		"e1\x1f0\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",
-		"e1\x1f100\x1fi\x1fs\x1fx\x1fq\x1f\x1f\x1f1\x1f\x1f\x1f1",
+		with(2, ""),      // no issuer tag
+		with(10, "soon"), // an instant (auth_time) that is not a number
+		with(1, "-5"),    // a negative deadline
+		with(1, "0"),     // a zero deadline
+		with(7, "q"),     // an unknown bound
 	} {
 		if _, err := decodeElevation(bad, "admin"); err == nil {
 			t.Errorf("decodeElevation(%q) accepted damage", bad)
@@ -85,7 +95,10 @@ func TestPendingRoundTrips(t *testing.T) {
 	if s := encodePending(nil); s != "" {
 		t.Errorf("empty list encodes as %q", s)
 	}
-	for _, bad := range []string{"p1", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1e\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1eS\x1fN",
+	if _, err := decodePending("p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1f"); err != nil {
+		t.Fatalf("a well-formed list: %v", err)
+	}
+	for _, bad := range []string{"p1", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p2\x1e\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1f", "p2\x1eS\x1fN",
 		"p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fq\x1f", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1fref-without-popup"} {
 		if _, err := decodePending(bad); err == nil {
 			t.Errorf("decodePending(%q) accepted damage", bad)
@@ -96,16 +109,17 @@ func TestPendingRoundTrips(t *testing.T) {
 func TestStorable(t *testing.T) {
 	t.Parallel()
 	for s, want := range map[string]bool{
-		"alice":                          true,
-		"urn:x:y ü":                      true,
-		"a\x1fb":                         false,
-		"a\x1eb":                         false,
-		"a\nb":                           false,
-		"\x7f":                           false,
-		"\xff":                           false,
-		"a\u0085b":                       false,
-		"a\u2028b":                       false,
-		string(make([]byte, maxField+1)): false,
+		"alice":                         true,
+		"urn:x:y ü":                     true,
+		"a\x1fb":                        false,
+		"a\x1eb":                        false,
+		"a\nb":                          false,
+		"\x7f":                          false,
+		"\xff":                          false,
+		"a\u0085b":                      false,
+		"a\u2028b":                      false,
+		strings.Repeat("a", maxField):   true,
+		strings.Repeat("a", maxField+1): false,
 	} {
 		if got := storable(s); got != want {
 			t.Errorf("storable(%q) = %v", s, got)
