@@ -16,17 +16,20 @@ func TestHandlersRefuseOtherMethodsAndRepeatedParameters(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	for _, tc := range []struct {
+		name    string
 		handler http.Handler
 		req     *http.Request
 		want    int
 	}{
-		{h.su.CallbackHandler(), navigation("POST", "/stepup/callback?state=x&code=y", "alice"), http.StatusMethodNotAllowed},
-		{h.su.StartHandler(), navigation("POST", "/stepup/start?scope=admin", "alice"), http.StatusMethodNotAllowed},
-		{h.su.StartHandler(), navigation("GET", "/stepup/start?scope=admin&scope=admin", "alice"), http.StatusBadRequest},
+		{"CallbackByPOST", h.su.CallbackHandler(), navigation("POST", "/stepup/callback?state=x&code=y", "alice"), http.StatusMethodNotAllowed},
+		{"StartByPOST", h.su.StartHandler(), navigation("POST", "/stepup/start?scope=admin", "alice"), http.StatusMethodNotAllowed},
+		{"StartWithScopeRepeated", h.su.StartHandler(), navigation("GET", "/stepup/start?scope=admin&scope=admin", "alice"), http.StatusBadRequest},
 	} {
-		if w := h.serve(tc.req, nil, tc.handler); w.Code != tc.want {
-			t.Errorf("%s %s: %d, want %d", tc.req.Method, tc.req.URL, w.Code, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			if w := h.serve(tc.req, nil, tc.handler); w.Code != tc.want {
+				t.Errorf("%s %s: %d, want %d", tc.req.Method, tc.req.URL, w.Code, tc.want)
+			}
+		})
 	}
 	var got []pending
 	h.serve(navigation("GET", "/stepup/start?scope=admin&return_to=%2Fa&return_to=%2F%2Fevil.test", "alice"), nil,

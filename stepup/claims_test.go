@@ -14,33 +14,37 @@ import (
 func TestParseUnixSeconds(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		name    string
 		raw     string
 		want    int64
 		present bool
 		ok      bool
 	}{
-		{"", 0, false, true},
-		{"null", 0, false, true},
-		{"1800000000", 1_800_000_000, true, true},
-		{"1000000000", 1_000_000_000, true, true},
-		{"9999999999", 9_999_999_999, true, true},
-		{"1800000000000", 0, true, false}, // milliseconds
-		{"10000000000", 0, true, false},
-		{"999999999", 0, true, false}, // a duration, not an instant
-		{"3600", 0, true, false},
-		{"-1800000000", 0, true, false},
-		{"1800000000.5", 0, true, false},
-		{"1800000000.0", 0, true, false},
-		{"1.8e9", 0, true, false},
-		{`"1800000000"`, 0, true, false},
-		{"true", 0, true, false},
-		{"[1800000000]", 0, true, false},
-		{"0", 0, true, false},
+		{"Absent", "", 0, false, true},
+		{"Null", "null", 0, false, true},
+		{"Seconds", "1800000000", 1_800_000_000, true, true},
+		{"FirstAcceptedInstant", "1000000000", 1_000_000_000, true, true},
+		{"LastAcceptedInstant", "9999999999", 9_999_999_999, true, true},
+		{"Milliseconds", "1800000000000", 0, true, false},
+		{"FirstInstantPastTheRange", "10000000000", 0, true, false},
+		{"DurationJustBelowTheRange", "999999999", 0, true, false}, // a duration, not an instant
+		{"DurationOfAnHour", "3600", 0, true, false},
+		{"Negative", "-1800000000", 0, true, false},
+		{"Fraction", "1800000000.5", 0, true, false},
+		{"ZeroFraction", "1800000000.0", 0, true, false},
+		{"Exponent", "1.8e9", 0, true, false},
+		{"String", `"1800000000"`, 0, true, false},
+		{"Boolean", "true", 0, true, false},
+		{"Array", "[1800000000]", 0, true, false},
+		{"Zero", "0", 0, true, false},
 	} {
-		got, present, err := parseUnixSeconds(json.RawMessage(tc.raw))
-		if got != tc.want || present != tc.present || (err == nil) != tc.ok {
-			t.Errorf("parseUnixSeconds(%s) = %d, %v, %v", tc.raw, got, present, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, present, err := parseUnixSeconds(json.RawMessage(tc.raw))
+			if got != tc.want || present != tc.present || (err == nil) != tc.ok {
+				t.Errorf("parseUnixSeconds(%s) = %d, %v, %v", tc.raw, got, present, err)
+			}
+		})
 	}
 }
 
@@ -63,11 +67,14 @@ func TestAcceptedACR(t *testing.T) {
 		{"acrs holding numbers", ``, `[1,2]`, "", false, true},
 		{"acrs holding null", ``, `[null,"urn:mfa"]`, "", false, true},
 	} {
-		c := idClaims{ACR: json.RawMessage(tc.acr), ACRs: json.RawMessage(tc.acrs)}
-		got, ok, err := acceptedACR(&c, accept)
-		if got != tc.want || ok != tc.ok || (err != nil) != tc.err {
-			t.Errorf("%s: got %q, %v, %v", tc.name, got, ok, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := idClaims{ACR: json.RawMessage(tc.acr), ACRs: json.RawMessage(tc.acrs)}
+			got, ok, err := acceptedACR(&c, accept)
+			if got != tc.want || ok != tc.ok || (err != nil) != tc.err {
+				t.Errorf("got %q, %v, %v", got, ok, err)
+			}
+		})
 	}
 }
 
@@ -538,17 +545,21 @@ func TestClaimRulesReportWhatTheTokenAsserted(t *testing.T) {
 func TestACRClaimsRequest(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		name   string
 		claim  string
 		values []string
 		want   string
 	}{
-		{"acr", []string{"urn:mfa"}, `{"id_token":{"acr":{"essential":true,"values":["urn:mfa"]}}}`},
-		{"acr", []string{"urn:hw", "urn:mfa"}, `{"id_token":{"acr":{"essential":true,"values":["urn:hw","urn:mfa"]}}}`},
-		{"acrs", []string{"c1"}, `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`},
-		{"acrs", []string{"c1", "c2"}, `{"id_token":{"acrs":{"essential":true,"values":["c1","c2"]}}}`},
+		{"ACROneValue", "acr", []string{"urn:mfa"}, `{"id_token":{"acr":{"essential":true,"values":["urn:mfa"]}}}`},
+		{"ACRTwoValues", "acr", []string{"urn:hw", "urn:mfa"}, `{"id_token":{"acr":{"essential":true,"values":["urn:hw","urn:mfa"]}}}`},
+		{"ACRSOneValue", "acrs", []string{"c1"}, `{"id_token":{"acrs":{"essential":true,"value":"c1"}}}`},
+		{"ACRSTwoValues", "acrs", []string{"c1", "c2"}, `{"id_token":{"acrs":{"essential":true,"values":["c1","c2"]}}}`},
 	} {
-		if got := acrClaimsRequest(tc.claim, tc.values); got != tc.want {
-			t.Errorf("acrClaimsRequest(%q, %q) = %s, want %s", tc.claim, tc.values, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := acrClaimsRequest(tc.claim, tc.values); got != tc.want {
+				t.Errorf("acrClaimsRequest(%q, %q) = %s, want %s", tc.claim, tc.values, got, tc.want)
+			}
+		})
 	}
 }

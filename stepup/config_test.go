@@ -13,56 +13,65 @@ import (
 func TestNewRefusesBadConfigNamingTheField(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
+		name   string
 		field  string
 		mutate func(*Config)
 	}{
-		{"Issuer", func(c *Config) { c.Issuer, c.Provider = "", nil }},
-		{"ClientID", func(c *Config) { c.ClientID = "" }},
-		{"RedirectURL", func(c *Config) { c.RedirectURL = "" }},
-		{"RedirectURL", func(c *Config) { c.RedirectURL = "/stepup/callback" }},
-		{"RedirectURL", func(c *Config) { c.RedirectURL = "javascript:alert(1)" }},
-		{"AuthStyle", func(c *Config) { c.AuthStyle = oauth2.AuthStyle(7) }},
-		{"SessionManager", func(c *Config) { c.SessionManager = nil }},
-		{"ClockSkew", func(c *Config) { c.ClockSkew = -time.Second }},
-		{"ClockSkew", func(c *Config) { c.ClockSkew = 1500 * time.Millisecond }},
-		{"ClockSkew", func(c *Config) { c.ClockSkew = 6 * time.Minute }},
-		{"LoginHint", func(c *Config) { c.LoginHint, c.Subject = true, nil }},
-		{"HTTPClient", func(c *Config) { c.HTTPClient = &http.Client{} }},
-		{"StartPath", func(c *Config) { c.StartPath = "stepup/start" }},
-		{"DefaultReturnTo", func(c *Config) { c.DefaultReturnTo = "//evil.test" }},
-		{"Scopes", func(c *Config) { c.Scopes = nil }},
-		{`Scopes[""]`, func(c *Config) { c.Scopes = map[string]Scope{"": {ACR: []string{"a"}}} }},
-		{`Scopes["admin"].ACR`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {}} }},
-		{`Scopes["admin"].ACR`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a b"}}} }},
-		{`Scopes["admin"].MaxAge`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: -time.Second}} }},
-		{`Scopes["admin"].MaxAge`, func(c *Config) {
+		{"IssuerAndProviderMissing", "Issuer", func(c *Config) { c.Issuer, c.Provider = "", nil }},
+		{"ClientIDMissing", "ClientID", func(c *Config) { c.ClientID = "" }},
+		{"RedirectURLMissing", "RedirectURL", func(c *Config) { c.RedirectURL = "" }},
+		{"RedirectURLRelative", "RedirectURL", func(c *Config) { c.RedirectURL = "/stepup/callback" }},
+		{"RedirectURLJavaScript", "RedirectURL", func(c *Config) { c.RedirectURL = "javascript:alert(1)" }},
+		{"AuthStyleUnknown", "AuthStyle", func(c *Config) { c.AuthStyle = oauth2.AuthStyle(7) }},
+		{"SessionManagerMissing", "SessionManager", func(c *Config) { c.SessionManager = nil }},
+		{"ClockSkewNegative", "ClockSkew", func(c *Config) { c.ClockSkew = -time.Second }},
+		{"ClockSkewNotWholeSeconds", "ClockSkew", func(c *Config) { c.ClockSkew = 1500 * time.Millisecond }},
+		{"ClockSkewOverFiveMinutes", "ClockSkew", func(c *Config) { c.ClockSkew = 6 * time.Minute }},
+		{"LoginHintWithoutSubject", "LoginHint", func(c *Config) { c.LoginHint, c.Subject = true, nil }},
+		{"HTTPClientWithoutTimeout", "HTTPClient", func(c *Config) { c.HTTPClient = &http.Client{} }},
+		{"StartPathRelative", "StartPath", func(c *Config) { c.StartPath = "stepup/start" }},
+		{"DefaultReturnToOffOrigin", "DefaultReturnTo", func(c *Config) { c.DefaultReturnTo = "//evil.test" }},
+		{"ScopesMissing", "Scopes", func(c *Config) { c.Scopes = nil }},
+		{"ScopeWithoutName", `Scopes[""]`, func(c *Config) { c.Scopes = map[string]Scope{"": {ACR: []string{"a"}}} }},
+		{"ScopeWithoutACR", `Scopes["admin"].ACR`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {}} }},
+		{"ACRWithSpace", `Scopes["admin"].ACR`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a b"}}} }},
+		{"MaxAgeNegative", `Scopes["admin"].MaxAge`, func(c *Config) {
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: -time.Second}}
+		}},
+		{"MaxAgeNotWholeSeconds", `Scopes["admin"].MaxAge`, func(c *Config) {
 			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: 1500 * time.Millisecond, PromptLogin: true}}
 		}},
-		{`Scopes["admin"].MaxAge`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: time.Minute}} }},
-		{`Scopes["admin"].Lifetime`, func(c *Config) { c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, Lifetime: -time.Minute}} }},
-		{`Scopes["admin"].Lifetime`, func(c *Config) {
+		{"MaxAgeWithoutPromptLogin", `Scopes["admin"].MaxAge`, func(c *Config) {
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: time.Minute}}
+		}},
+		{"LifetimeNegative", `Scopes["admin"].Lifetime`, func(c *Config) {
+			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, Lifetime: -time.Minute}}
+		}},
+		{"LifetimeNotLongerThanClockSkew", `Scopes["admin"].Lifetime`, func(c *Config) {
 			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, Lifetime: 30 * time.Second}}
 		}},
-		{`Scopes["admin"].MaxAge`, func(c *Config) {
+		{"MaxAgeNotLongerThanClockSkew", `Scopes["admin"].MaxAge`, func(c *Config) {
 			c.ClockSkew = time.Minute
 			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, MaxAge: time.Minute, PromptLogin: true}}
 		}},
-		{`Scopes["admin"].IgnoreIDTokenExpiry`, func(c *Config) {
+		{"IgnoreIDTokenExpiryWithoutLifetimeOrMaxAge", `Scopes["admin"].IgnoreIDTokenExpiry`, func(c *Config) {
 			c.Scopes = map[string]Scope{"admin": {ACR: []string{"a"}, IgnoreIDTokenExpiry: true}}
 		}},
 	} {
-		h := newHarness(t)
-		cfg := h.cfg
-		tc.mutate(&cfg)
-		_, err := New(cfg)
-		var ce *ConfigError
-		if !errors.As(err, &ce) || ce.Field != tc.field {
-			t.Errorf("want a ConfigError on %s, got %v", tc.field, err)
-			continue
-		}
-		if !strings.HasPrefix(err.Error(), "stepup: config: "+tc.field+": ") {
-			t.Errorf("error text %q", err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			cfg := h.cfg
+			tc.mutate(&cfg)
+			_, err := New(cfg)
+			var ce *ConfigError
+			if !errors.As(err, &ce) || ce.Field != tc.field {
+				t.Fatalf("want a ConfigError on %s, got %v", tc.field, err)
+			}
+			if !strings.HasPrefix(err.Error(), "stepup: config: "+tc.field+": ") {
+				t.Errorf("error text %q", err)
+			}
+		})
 	}
 }
 
@@ -89,18 +98,24 @@ func TestProviderWithoutDiscoveryTakesTheConfiguredIssuer(t *testing.T) {
 func TestRedirectURLMustBeHTTPSUnlessLoopback(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	for url, ok := range map[string]bool{
-		"https://app.example.com/stepup/callback": true,
-		"http://127.0.0.1:8080/stepup/callback":   true,
-		"http://localhost:8080/stepup/callback":   true,
-		"http://[::1]:8080/stepup/callback":       true,
-		"http://app.example.com/stepup/callback":  false,
+	for _, tc := range []struct {
+		name string
+		url  string
+		ok   bool
+	}{
+		{"HTTPS", "https://app.example.com/stepup/callback", true},
+		{"HTTPOnLoopbackIPv4", "http://127.0.0.1:8080/stepup/callback", true},
+		{"HTTPOnLocalhost", "http://localhost:8080/stepup/callback", true},
+		{"HTTPOnLoopbackIPv6", "http://[::1]:8080/stepup/callback", true},
+		{"HTTPOnAnotherHost", "http://app.example.com/stepup/callback", false},
 	} {
-		cfg := h.cfg
-		cfg.RedirectURL = url
-		if _, err := New(cfg); (err == nil) != ok {
-			t.Errorf("RedirectURL %s: %v", url, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := h.cfg
+			cfg.RedirectURL = tc.url
+			if _, err := New(cfg); (err == nil) != tc.ok {
+				t.Errorf("RedirectURL %s: %v", tc.url, err)
+			}
+		})
 	}
 }
 
@@ -128,16 +143,22 @@ func TestDefaults(t *testing.T) {
 
 func TestNewRefusesACRClaimWithoutItsRequest(t *testing.T) {
 	t.Parallel()
-	for _, sc := range []Scope{
-		{ACR: []string{"c1"}, ACRClaim: "amr", RequestACRClaim: true},
-		{ACR: []string{"c1"}, ACRClaim: "acrs"},
+	for _, tc := range []struct {
+		name  string
+		scope Scope
+	}{
+		{"ClaimOtherThanACROrACRS", Scope{ACR: []string{"c1"}, ACRClaim: "amr", RequestACRClaim: true}},
+		{"ACRSWithoutRequestACRClaim", Scope{ACR: []string{"c1"}, ACRClaim: "acrs"}},
 	} {
-		h := newHarness(t)
-		cfg := h.cfg
-		cfg.Scopes = map[string]Scope{"admin": sc}
-		var ce *ConfigError
-		if _, err := New(cfg); !errors.As(err, &ce) || ce.Field != `Scopes["admin"].ACRClaim` {
-			t.Errorf("%+v: New = %v", sc, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			cfg := h.cfg
+			cfg.Scopes = map[string]Scope{"admin": tc.scope}
+			var ce *ConfigError
+			if _, err := New(cfg); !errors.As(err, &ce) || ce.Field != `Scopes["admin"].ACRClaim` {
+				t.Errorf("%+v: New = %v", tc.scope, err)
+			}
+		})
 	}
 }

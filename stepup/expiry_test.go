@@ -37,21 +37,34 @@ func TestBoundsDeadlineIsTheEarliestBound(t *testing.T) {
 func TestFreshAtTheBoundaries(t *testing.T) {
 	t.Parallel()
 	const deadline = 1_800_000_600
-	for _, skew := range []int64{30, 0} {
-		for _, tc := range []struct {
-			name string
-			now  int64
-			want bool
-		}{
-			{"deadline - skew - 1s", deadline - skew - 1, true},
-			{"deadline - skew", deadline - skew, false},
-			{"deadline", deadline, false},
-			{"deadline + 1s", deadline + 1, false},
-		} {
-			if got := fresh(tc.now, skew, deadline); got != tc.want {
-				t.Errorf("skew %ds, %s: fresh = %v, want %v", skew, tc.name, got, tc.want)
+	for _, sk := range []struct {
+		name string
+		skew int64
+	}{
+		{"DefaultSkew", 30},
+		{"NoSkew", 0},
+	} {
+		skew := sk.skew
+		t.Run(sk.name, func(t *testing.T) {
+			t.Parallel()
+			for _, tc := range []struct {
+				name string
+				now  int64
+				want bool
+			}{
+				{"deadline - skew - 1s", deadline - skew - 1, true},
+				{"deadline - skew", deadline - skew, false},
+				{"deadline", deadline, false},
+				{"deadline + 1s", deadline + 1, false},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					t.Parallel()
+					if got := fresh(tc.now, skew, deadline); got != tc.want {
+						t.Errorf("skew %ds: fresh = %v, want %v", skew, got, tc.want)
+					}
+				})
 			}
-		}
+		})
 	}
 }
 
@@ -70,8 +83,11 @@ func TestBornExpired(t *testing.T) {
 		{"no skew, one second left", 101, 100, 100, 0, false},
 		{"no skew, deadline now", 100, 100, 100, 0, true},
 	} {
-		if got := bornExpired(tc.deadline, tc.now, tc.iat, tc.skew); got != tc.want {
-			t.Errorf("%s: bornExpired = %v, want %v", tc.name, got, tc.want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := bornExpired(tc.deadline, tc.now, tc.iat, tc.skew); got != tc.want {
+				t.Errorf("bornExpired = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

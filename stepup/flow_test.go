@@ -20,51 +20,64 @@ import (
 // origin whatever a browser makes of it.
 func TestOpenRedirectThroughReturnToIsRefused(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[string]bool{
-		"/":                     true,
-		"/admin":                true,
-		"/admin/users?page=2#x": true,
-		"/a/%2F%2Fevil.test":    true,
-		"":                      false,
-		"admin":                 false,
-		"//evil.test":           false,
-		"//evil.test/admin":     false,
-		"/\\evil.test":          false,
-		"/admin\\..\\x":         false,
-		"https://evil.test/":    false,
-		"javascript:alert(1)":   false,
-		"/\t/evil.test":         false,
-		"/\n/evil.test":         false,
-		"/admin\x00":            false,
-		"\\\\evil.test":         false,
-		"/" + strings.Repeat("a", maxReturnToLen): false,
+	for _, tc := range []struct {
+		name string
+		s    string
+		want bool
+	}{
+		{"Root", "/", true},
+		{"Path", "/admin", true},
+		{"PathWithQueryAndFragment", "/admin/users?page=2#x", true},
+		{"EncodedSlashesInThePath", "/a/%2F%2Fevil.test", true},
+		{"Empty", "", false},
+		{"RelativePath", "admin", false},
+		{"ProtocolRelative", "//evil.test", false},
+		{"ProtocolRelativeWithAPath", "//evil.test/admin", false},
+		{"SlashBackslash", "/\\evil.test", false},
+		{"BackslashesInThePath", "/admin\\..\\x", false},
+		{"AbsoluteURL", "https://evil.test/", false},
+		{"JavaScriptURL", "javascript:alert(1)", false},
+		{"TabBetweenTheSlashes", "/\t/evil.test", false},
+		{"NewlineBetweenTheSlashes", "/\n/evil.test", false},
+		{"NUL", "/admin\x00", false},
+		{"TwoBackslashes", "\\\\evil.test", false},
+		{"OverTheLengthLimit", "/" + strings.Repeat("a", maxReturnToLen), false},
 	} {
-		if _, ok := SafeReturnTo(s); ok != want {
-			t.Errorf("SafeReturnTo(%q) ok = %v, want %v", s, ok, want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, ok := SafeReturnTo(tc.s); ok != tc.want {
+				t.Errorf("SafeReturnTo(%q) ok = %v, want %v", tc.s, ok, tc.want)
+			}
+		})
 	}
 }
 
 func TestStartHandlerFallsBackToDefaultReturnTo(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	for target, wantReturn := range map[string]string{
-		"/stepup/start?scope=admin&return_to=%2Fadmin%2Fusers":     "/admin/users",
-		"/stepup/start?scope=admin&return_to=%2F%2Fevil.test":      "/",
-		"/stepup/start?scope=admin&return_to=https%3A%2F%2Fe.test": "/",
-		"/stepup/start?scope=admin":                                "/",
+	for _, tc := range []struct {
+		name       string
+		target     string
+		wantReturn string
+	}{
+		{"SafeReturnTo", "/stepup/start?scope=admin&return_to=%2Fadmin%2Fusers", "/admin/users"},
+		{"ProtocolRelativeReturnTo", "/stepup/start?scope=admin&return_to=%2F%2Fevil.test", "/"},
+		{"AbsoluteReturnTo", "/stepup/start?scope=admin&return_to=https%3A%2F%2Fe.test", "/"},
+		{"NoReturnTo", "/stepup/start?scope=admin", "/"},
 	} {
-		var got string
-		w := h.serve(navigation("GET", target, "alice"), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h.su.StartHandler().ServeHTTP(w, r)
-			list, _ := decodePending(stringValue(h.sm.Get(r.Context(), "stepup.pending")))
-			if len(list) == 1 {
-				got = list[0].returnTo
+		t.Run(tc.name, func(t *testing.T) {
+			var got string
+			w := h.serve(navigation("GET", tc.target, "alice"), nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.su.StartHandler().ServeHTTP(w, r)
+				list, _ := decodePending(stringValue(h.sm.Get(r.Context(), "stepup.pending")))
+				if len(list) == 1 {
+					got = list[0].returnTo
+				}
+			}))
+			if w.Code != http.StatusSeeOther || got != tc.wantReturn {
+				t.Errorf("%s: status %d, return_to %q, want %q", tc.target, w.Code, got, tc.wantReturn)
 			}
-		}))
-		if w.Code != http.StatusSeeOther || got != wantReturn {
-			t.Errorf("%s: status %d, return_to %q, want %q", target, w.Code, got, wantReturn)
-		}
+		})
 	}
 	w := h.serve(navigation("GET", "/stepup/start?scope=root", "alice"), nil, h.su.StartHandler())
 	if w.Code != http.StatusBadRequest {
@@ -117,20 +130,26 @@ func TestParseCallbackLimits(t *testing.T) {
 	if p, ok := parseCallback("state=S&code=" + long); !ok || p.code != long || p.state != "S" {
 		t.Errorf("a 3000-byte code was refused")
 	}
-	for _, q := range []string{
-		"state=S&code=" + strings.Repeat("c", maxCodeLen+1),
-		"state=S&state=S&code=c",
-		"state=S&code=c%0a",
-		"state=S&error=access%22denied",
-		"state=S&code=c&%zz",
+	for _, tc := range []struct {
+		name string
+		q    string
+	}{
+		{"CodeOverTheLimit", "state=S&code=" + strings.Repeat("c", maxCodeLen+1)},
+		{"StateRepeated", "state=S&state=S&code=c"},
+		{"CodeWithANewline", "state=S&code=c%0a"},
+		{"ErrorWithAQuote", "state=S&error=access%22denied"},
+		{"MalformedEscape", "state=S&code=c&%zz"},
 	} {
-		p, ok := parseCallback(q)
-		if ok {
-			t.Errorf("parseCallback(%.40q) accepted it", q)
-		}
-		if strings.HasPrefix(q, "state=S&code=c") && p.state != "S" {
-			t.Errorf("parseCallback(%.40q) lost the well-formed state, so its challenge would not be consumed", q)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p, ok := parseCallback(tc.q)
+			if ok {
+				t.Errorf("parseCallback(%.40q) accepted it", tc.q)
+			}
+			if strings.HasPrefix(tc.q, "state=S&code=c") && p.state != "S" {
+				t.Errorf("parseCallback(%.40q) lost the well-formed state, so its challenge would not be consumed", tc.q)
+			}
+		})
 	}
 }
 
@@ -264,23 +283,47 @@ func TestParseCallbackSizeBoundaries(t *testing.T) {
 		{"iss", "iss", maxReturnToLen},
 		{"error", "error", maxErrorLen},
 	} {
-		for _, n := range []int{tc.max, tc.max + 1} {
-			q := "state=S&" + tc.param + "=" + strings.Repeat("a", n)
-			if tc.param == "state" {
-				q = "state=" + strings.Repeat("a", n)
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			for _, size := range boundary(tc.max) {
+				t.Run(size.name, func(t *testing.T) {
+					t.Parallel()
+					q := "state=S&" + tc.param + "=" + strings.Repeat("a", size.n)
+					if tc.param == "state" {
+						q = "state=" + strings.Repeat("a", size.n)
+					}
+					if _, ok := parseCallback(q); ok != (size.n <= tc.max) {
+						t.Errorf("%s of %d bytes (limit %d): ok = %v", tc.name, size.n, tc.max, ok)
+					}
+				})
 			}
-			if _, ok := parseCallback(q); ok != (n <= tc.max) {
-				t.Errorf("%s of %d bytes (limit %d): ok = %v", tc.name, n, tc.max, ok)
-			}
-		}
+		})
 	}
-	base := "state=S&code=c&pad="
-	for _, n := range []int{maxCallbackQuery, maxCallbackQuery + 1} {
-		q := base + strings.Repeat("x", n-len(base))
-		if p, ok := parseCallback(q); ok != (n <= maxCallbackQuery) || (ok && p.state != "S") {
-			t.Errorf("query of %d bytes (limit %d): ok = %v, state %q", n, maxCallbackQuery, ok, p.state)
+	t.Run("query", func(t *testing.T) {
+		t.Parallel()
+		base := "state=S&code=c&pad="
+		for _, size := range boundary(maxCallbackQuery) {
+			t.Run(size.name, func(t *testing.T) {
+				t.Parallel()
+				q := base + strings.Repeat("x", size.n-len(base))
+				if p, ok := parseCallback(q); ok != (size.n <= maxCallbackQuery) || (ok && p.state != "S") {
+					t.Errorf("query of %d bytes (limit %d): ok = %v, state %q", size.n, maxCallbackQuery, ok, p.state)
+				}
+			})
 		}
-	}
+	})
+}
+
+// boundary is the two sizes that pin a limit of limit bytes: at it, and
+// one byte over it.
+func boundary(limit int) []struct {
+	name string
+	n    int
+} {
+	return []struct {
+		name string
+		n    int
+	}{{"AtTheLimit", limit}, {"OneByteOver", limit + 1}}
 }
 
 // browserResolve resolves ref against base the way a browser follows a
@@ -436,17 +479,29 @@ func TestTokenErrorTellsRefusalFromFailure(t *testing.T) {
 		{"Timeout", context.DeadlineExceeded, ReasonTokenExchange, ""},
 		{"ConnectionRefused", errors.New("dial tcp 127.0.0.1:1: connect: connection refused"), ReasonTokenExchange, ""},
 	} {
-		reason, code := tokenError(tc.err)
-		if reason != tc.reason || code != tc.code {
-			t.Errorf("%s: %q %q, want %q %q", tc.name, reason, code, tc.reason, tc.code)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			reason, code := tokenError(tc.err)
+			if reason != tc.reason || code != tc.code {
+				t.Errorf("%q %q, want %q %q", reason, code, tc.reason, tc.code)
+			}
+		})
 	}
-	for _, r := range []Reason{ReasonTokenRefused, ReasonTokenExchange} {
-		w := httptest.NewRecorder()
-		defaultDenied(w, httptest.NewRequest("GET", "/stepup/callback", nil), &Denial{Reason: r})
-		want := map[Reason]int{ReasonTokenRefused: http.StatusForbidden, ReasonTokenExchange: http.StatusBadGateway}[r]
-		if w.Code != want {
-			t.Errorf("default OnDenied for %s: %d, want %d", r, w.Code, want)
-		}
+	for _, tc := range []struct {
+		name   string
+		reason Reason
+		want   int
+	}{
+		{"DefaultOnDeniedForARefusal", ReasonTokenRefused, http.StatusForbidden},
+		{"DefaultOnDeniedForAFailure", ReasonTokenExchange, http.StatusBadGateway},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := httptest.NewRecorder()
+			defaultDenied(w, httptest.NewRequest("GET", "/stepup/callback", nil), &Denial{Reason: tc.reason})
+			if w.Code != tc.want {
+				t.Errorf("default OnDenied for %s: %d, want %d", tc.reason, w.Code, tc.want)
+			}
+		})
 	}
 }

@@ -233,20 +233,33 @@ func TestCorruptElevationFailsClosed(t *testing.T) {
 	})
 	el := h.elevation(t0.Add(time.Hour))
 	good := encodeElevation(&el)
-	for _, v := range []any{"e1\x1fnot-a-number", 42, []byte("e1"), "e2\x1f99999999999", good[:len(good)-2] + "x", good + "\x1f"} {
-		gotErr = nil
-		w := h.serve(navigation("GET", "/admin", "alice"),
-			map[string]any{"stepup.elevation.admin": v},
-			h.su.RequireStepUp("admin")(okHandler))
-		if w.Code != 500 || strings.Contains(w.Body.String(), "secret") {
-			t.Errorf("%#v: got %d %q", v, w.Code, w.Body)
-		}
-		if !errors.Is(gotErr, ErrCorruptRecord) {
-			t.Errorf("%#v: OnError got %v", v, gotErr)
-		}
-		if ev := h.audit.Events(); len(ev) == 0 || ev[len(ev)-1].Type != EventDropped || ev[len(ev)-1].Reason != ReasonCorrupt {
-			t.Errorf("%#v: audit %+v, want dropped/corrupt", v, ev)
-		}
+	for _, tc := range []struct {
+		name string
+		v    any
+	}{
+		{"PreReleaseFormat", "e1\x1fnot-a-number"},
+		{"StoredAsAnInt", 42},
+		{"StoredAsBytes", []byte("e1")},
+		{"TruncatedAfterTheDeadline", "e2\x1f99999999999"},
+		{"GrantedAtNotANumber", good[:len(good)-2] + "x"},
+		{"EmptyFieldAppended", good + "\x1f"},
+	} {
+		// The rows share the harness and its OnError: not parallel.
+		t.Run(tc.name, func(t *testing.T) {
+			gotErr = nil
+			w := h.serve(navigation("GET", "/admin", "alice"),
+				map[string]any{"stepup.elevation.admin": tc.v},
+				h.su.RequireStepUp("admin")(okHandler))
+			if w.Code != 500 || strings.Contains(w.Body.String(), "secret") {
+				t.Errorf("%#v: got %d %q", tc.v, w.Code, w.Body)
+			}
+			if !errors.Is(gotErr, ErrCorruptRecord) {
+				t.Errorf("%#v: OnError got %v", tc.v, gotErr)
+			}
+			if ev := h.audit.Events(); len(ev) == 0 || ev[len(ev)-1].Type != EventDropped || ev[len(ev)-1].Reason != ReasonCorrupt {
+				t.Errorf("%#v: audit %+v, want dropped/corrupt", tc.v, ev)
+			}
+		})
 	}
 }
 
@@ -273,20 +286,27 @@ func TestRequireStepUpPanicsOnUnknownScope(t *testing.T) {
 
 func TestAcceptsHTML(t *testing.T) {
 	t.Parallel()
-	for accept, want := range map[string]bool{
-		"text/html":                           true,
-		"TEXT/HTML; charset=utf-8":            true,
-		"application/xhtml+xml;q=0.5":         true,
-		"text/html;q=0":                       false,
-		"text/html;q=0.000, application/json": false,
-		"text/html;q=0.001":                   true,
-		"*/*":                                 false,
-		"application/json":                    false,
-		"":                                    false,
+	for _, tc := range []struct {
+		name   string
+		accept string
+		want   bool
+	}{
+		{"HTML", "text/html", true},
+		{"HTMLInUpperCaseWithAParameter", "TEXT/HTML; charset=utf-8", true},
+		{"XHTMLWithAWeight", "application/xhtml+xml;q=0.5", true},
+		{"HTMLAtWeightZero", "text/html;q=0", false},
+		{"HTMLAtWeightZeroWithDecimals", "text/html;q=0.000, application/json", false},
+		{"HTMLAtTheSmallestWeight", "text/html;q=0.001", true},
+		{"AnyType", "*/*", false},
+		{"JSON", "application/json", false},
+		{"Empty", "", false},
 	} {
-		if got := acceptsHTML([]string{accept}); got != want {
-			t.Errorf("acceptsHTML(%q) = %v, want %v", accept, got, want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := acceptsHTML([]string{tc.accept}); got != tc.want {
+				t.Errorf("acceptsHTML(%q) = %v, want %v", tc.accept, got, tc.want)
+			}
+		})
 	}
 }
 
@@ -379,19 +399,30 @@ func TestGuardVerdict(t *testing.T) {
 		})
 	}
 
-	for _, skew := range []time.Duration{NoClockSkew, time.Second, DefaultClockSkew, 5 * time.Minute} {
-		h := newHarness(t, func(c *Config) { c.ClockSkew = skew })
-		s := int64(max(skew, 0) / time.Second)
-		for now := d - s - 3; now <= d+2; now++ {
-			got, _ := h.su.check(valid, "alice", true, now)
-			want := verdictExpired
-			if now < d-s {
-				want = verdictElevated
+	for _, sk := range []struct {
+		name string
+		skew time.Duration
+	}{
+		{"BoundaryWithNoClockSkew", NoClockSkew},
+		{"BoundaryWithASkewOf1s", time.Second},
+		{"BoundaryWithTheDefaultClockSkew", DefaultClockSkew},
+		{"BoundaryWithASkewOf5m", 5 * time.Minute},
+	} {
+		t.Run(sk.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, func(c *Config) { c.ClockSkew = sk.skew })
+			s := int64(max(sk.skew, 0) / time.Second)
+			for now := d - s - 3; now <= d+2; now++ {
+				got, _ := h.su.check(valid, "alice", true, now)
+				want := verdictExpired
+				if now < d-s {
+					want = verdictElevated
+				}
+				if got != want {
+					t.Errorf("skew %s, %ds before the deadline: verdict %d, want %d", sk.skew, d-now, got, want)
+				}
 			}
-			if got != want {
-				t.Errorf("skew %s, %ds before the deadline: verdict %d, want %d", skew, d-now, got, want)
-			}
-		}
+		})
 	}
 }
 
@@ -413,17 +444,23 @@ func TestSubjectFromSessionWithoutLoadAndSaveFailsClosed(t *testing.T) {
 			http.Error(w, "fail closed", http.StatusInternalServerError)
 		}
 	})
-	for name, handler := range map[string]http.Handler{
-		"RequireStepUp":   h.su.RequireStepUp("admin")(okHandler),
-		"StartHandler":    h.su.StartHandler(),
-		"CallbackHandler": h.su.CallbackHandler(),
+	for _, tc := range []struct {
+		name    string
+		handler http.Handler
+	}{
+		{"RequireStepUp", h.su.RequireStepUp("admin")(okHandler)},
+		{"StartHandler", h.su.StartHandler()},
+		{"CallbackHandler", h.su.CallbackHandler()},
 	} {
-		gotErr = nil
-		w := httptest.NewRecorder()
-		handler.ServeHTTP(w, navigation("GET", "/stepup/start?scope=admin", ""))
-		if w.Code != http.StatusInternalServerError || !errors.Is(gotErr, ErrNoSession) || strings.Contains(w.Body.String(), "secret") {
-			t.Errorf("%s: %d %q, OnError got %v", name, w.Code, w.Body, gotErr)
-		}
+		// The rows share the harness and its OnError: not parallel.
+		t.Run(tc.name, func(t *testing.T) {
+			gotErr = nil
+			w := httptest.NewRecorder()
+			tc.handler.ServeHTTP(w, navigation("GET", "/stepup/start?scope=admin", ""))
+			if w.Code != http.StatusInternalServerError || !errors.Is(gotErr, ErrNoSession) || strings.Contains(w.Body.String(), "secret") {
+				t.Errorf("%d %q, OnError got %v", w.Code, w.Body, gotErr)
+			}
+		})
 	}
 	if _, ok := h.su.Elevation(navigation("GET", "/", ""), "admin"); ok {
 		t.Error("Elevation reported an elevation without a session")

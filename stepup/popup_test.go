@@ -109,24 +109,29 @@ func TestPopupPageReportsTheGrantToItsOpenerOnly(t *testing.T) {
 func TestPopupPageReportsADenial(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	for reason, status := range map[Reason]int{
-		ReasonACRNotSatisfied: http.StatusForbidden,
-		ReasonTokenExchange:   http.StatusBadGateway,
-		ReasonTokenRefused:    http.StatusForbidden,
-		ReasonUnauthenticated: http.StatusUnauthorized,
-		ReasonBadRequest:      http.StatusBadRequest,
-		ReasonSessionError:    http.StatusInternalServerError,
+	for _, tc := range []struct {
+		reason Reason
+		status int
+	}{
+		{ReasonACRNotSatisfied, http.StatusForbidden},
+		{ReasonTokenExchange, http.StatusBadGateway},
+		{ReasonTokenRefused, http.StatusForbidden},
+		{ReasonUnauthenticated, http.StatusUnauthorized},
+		{ReasonBadRequest, http.StatusBadRequest},
+		{ReasonSessionError, http.StatusInternalServerError},
 	} {
-		w := httptest.NewRecorder()
-		d := &Denial{Scope: "admin", Reason: reason}
-		h.su.popupDenied(w, pending{scope: "admin", returnTo: "/admin", popup: true, ref: "r-2"}, d)
-		p := readPopupPage(t, w)
-		if p.status != status || p.message["type"] != "stepup:denied" || p.message["reason"] != string(reason) || p.message["ref"] != "r-2" {
-			t.Errorf("%s: %d %v", reason, p.status, p.message)
-		}
-		if !strings.Contains(p.body, `<p id="stepup-text">`+strings.ReplaceAll(d.Text(), "'", "&#39;")) {
-			t.Errorf("%s: the page does not explain the denial: %s", reason, p.body)
-		}
+		t.Run(string(tc.reason), func(t *testing.T) {
+			w := httptest.NewRecorder()
+			d := &Denial{Scope: "admin", Reason: tc.reason}
+			h.su.popupDenied(w, pending{scope: "admin", returnTo: "/admin", popup: true, ref: "r-2"}, d)
+			p := readPopupPage(t, w)
+			if p.status != tc.status || p.message["type"] != "stepup:denied" || p.message["reason"] != string(tc.reason) || p.message["ref"] != "r-2" {
+				t.Errorf("%d %v", p.status, p.message)
+			}
+			if !strings.Contains(p.body, `<p id="stepup-text">`+strings.ReplaceAll(d.Text(), "'", "&#39;")) {
+				t.Errorf("the page does not explain the denial: %s", p.body)
+			}
+		})
 	}
 }
 
@@ -165,14 +170,25 @@ func TestStartHandlerPopupMode(t *testing.T) {
 	if loc, _ := url.Parse(w.Header().Get("Location")); loc.Query().Has("display") || len(list) != 1 || list[0].popup {
 		t.Errorf("a full-page start became a popup: %s %+v", loc, list)
 	}
-	for _, q := range []string{
-		"display=page", "display=popup&display=popup", "display=popup&ref=a%20b", "display=popup&ref=" + strings.Repeat("r", 65),
-		"ref=abc", "display=popup&ref=a&ref=b", "display=popup&ref=%3Cscript%3E",
+	for _, tc := range []struct {
+		name string
+		q    string
+	}{
+		{"DisplayOtherThanPopup", "display=page"},
+		{"DisplayRepeated", "display=popup&display=popup"},
+		{"RefWithASpace", "display=popup&ref=a%20b"},
+		{"RefOver64Bytes", "display=popup&ref=" + strings.Repeat("r", 65)},
+		{"RefWithoutPopup", "ref=abc"},
+		{"RefRepeated", "display=popup&ref=a&ref=b"},
+		{"RefWithMarkup", "display=popup&ref=%3Cscript%3E"},
 	} {
-		w := h.serve(navigation("GET", "/stepup/start?scope=admin&"+q, "alice"), nil, start)
-		if w.Code != http.StatusBadRequest {
-			t.Errorf("%s: %d", q, w.Code)
-		}
+		// The rows share the harness: not parallel.
+		t.Run(tc.name, func(t *testing.T) {
+			w := h.serve(navigation("GET", "/stepup/start?scope=admin&"+tc.q, "alice"), nil, start)
+			if w.Code != http.StatusBadRequest {
+				t.Errorf("%s: %d", tc.q, w.Code)
+			}
+		})
 	}
 }
 
@@ -200,14 +216,25 @@ func TestScriptHandlerServesASmallSelfContainedModule(t *testing.T) {
 		w.Header().Get("Content-Type") != "text/javascript; charset=utf-8" || w.Header().Get("X-Content-Type-Options") != "nosniff" {
 		t.Fatalf("GET: %d %v", w.Code, w.Header())
 	}
-	for _, inm := range []string{etag, "W/" + etag, `"other", ` + etag, "*"} {
-		w = httptest.NewRecorder()
-		r := httptest.NewRequest("GET", "/stepup/stepup.js", nil)
-		r.Header.Set("If-None-Match", inm)
-		h.ServeHTTP(w, r)
-		if w.Code != http.StatusNotModified || w.Body.Len() != 0 {
-			t.Errorf("If-None-Match %s: %d", inm, w.Code)
-		}
+	for _, tc := range []struct {
+		name string
+		inm  string
+	}{
+		{"IfNoneMatchTheETag", etag},
+		{"IfNoneMatchTheWeakETag", "W/" + etag},
+		{"IfNoneMatchAListWithTheETag", `"other", ` + etag},
+		{"IfNoneMatchAny", "*"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("GET", "/stepup/stepup.js", nil)
+			r.Header.Set("If-None-Match", tc.inm)
+			h.ServeHTTP(w, r)
+			if w.Code != http.StatusNotModified || w.Body.Len() != 0 {
+				t.Errorf("If-None-Match %s: %d", tc.inm, w.Code)
+			}
+		})
 	}
 	w = httptest.NewRecorder()
 	r := httptest.NewRequest("GET", "/stepup/stepup.js", nil)

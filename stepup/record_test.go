@@ -10,39 +10,46 @@ import (
 
 func TestElevationRoundTrips(t *testing.T) {
 	t.Parallel()
-	for _, el := range []Elevation{
-		{
+	for _, tc := range []struct {
+		name string
+		el   Elevation
+	}{
+		{"EveryField", Elevation{
 			ID: "id", Scope: "admin", Issuer: "https://idp.test", Subject: "248289761001",
 			ACR: "http://schemas.openid.net/pape/policies/2007/06/multi-factor", AMR: []string{"pwd", "otp", "hwk"},
 			AuthTime: time.Unix(1_800_000_000, 0), IDTokenExpiry: time.Unix(1_800_000_600, 0),
 			SessionExpiry: time.Unix(1_800_000_300, 0), GrantedAt: time.Unix(1_800_000_001, 0),
 			Deadline: time.Unix(1_800_000_300, 0), Bound: BoundSessionExpiry,
 			sidTag: sidTag("https://idp.test", "f47ac10b-58cc-4372-a567-0e02b2c3d479"), generation: 7,
-		},
-		{
+		}},
+		{"OptionalFieldsEmpty", Elevation{
 			ID: "id2", Scope: "billing", Issuer: "https://idp.test", Subject: "bob",
 			AuthTime: time.Unix(1_800_000_000, 0), IDTokenExpiry: time.Unix(1_800_000_600, 0),
 			GrantedAt: time.Unix(1_800_000_001, 0), Deadline: time.Unix(1_800_000_100, 0), Bound: BoundLifetime,
-		},
+		}},
 	} {
-		rec := encodeElevation(&el)
-		got, err := decodeElevation(rec, el.Scope)
-		if err != nil {
-			t.Fatalf("decode(%q): %v", rec, err)
-		}
-		// The record keeps tags of the issuer and the acr, not the values.
-		if got.issuerTag != issuerTag(el.Issuer) || got.Issuer != "" || got.acrTag != acrTag(el.ACR) || got.ACR != "" {
-			t.Errorf("tags: issuer %q (%q), acr %q (%q)", got.issuerTag, got.Issuer, got.acrTag, got.ACR)
-		}
-		got.Issuer, got.issuerTag, got.ACR, got.acrTag = el.Issuer, "", el.ACR, ""
-		if !reflect.DeepEqual(got, el) {
-			t.Errorf("round trip\n got %+v\nwant %+v", got, el)
-		}
-		h, err := readElevationHead(rec)
-		if err != nil || h.deadline != el.Deadline.Unix() || h.issuerTag != issuerTag(el.Issuer) || h.subject != el.Subject || h.id != el.ID ||
-			h.generation != el.generation || h.sidTag != el.sidTag || h.authTime != el.AuthTime.Unix() {
-			t.Errorf("head %+v, %v", h, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			el := tc.el
+			rec := encodeElevation(&el)
+			got, err := decodeElevation(rec, el.Scope)
+			if err != nil {
+				t.Fatalf("decode(%q): %v", rec, err)
+			}
+			// The record keeps tags of the issuer and the acr, not the values.
+			if got.issuerTag != issuerTag(el.Issuer) || got.Issuer != "" || got.acrTag != acrTag(el.ACR) || got.ACR != "" {
+				t.Errorf("tags: issuer %q (%q), acr %q (%q)", got.issuerTag, got.Issuer, got.acrTag, got.ACR)
+			}
+			got.Issuer, got.issuerTag, got.ACR, got.acrTag = el.Issuer, "", el.ACR, ""
+			if !reflect.DeepEqual(got, el) {
+				t.Errorf("round trip\n got %+v\nwant %+v", got, el)
+			}
+			h, err := readElevationHead(rec)
+			if err != nil || h.deadline != el.Deadline.Unix() || h.issuerTag != issuerTag(el.Issuer) || h.subject != el.Subject || h.id != el.ID ||
+				h.generation != el.generation || h.sidTag != el.sidTag || h.authTime != el.AuthTime.Unix() {
+				t.Errorf("head %+v, %v", h, err)
+			}
+		})
 	}
 }
 
@@ -58,17 +65,38 @@ func TestDecodeElevationRefusesDamage(t *testing.T) {
 	t.Parallel()
 	el := Elevation{ID: "x", Issuer: "i", Subject: "s", Deadline: time.Unix(1_800_000_000, 0), Bound: BoundExp, AuthTime: time.Unix(1, 0), GrantedAt: time.Unix(1, 0)}
 	good := encodeElevation(&el)
-	for _, bad := range []string{
-		"", "e1", "e2", "e3" + good[2:], good + "\x1fextra", good[:strings.LastIndexByte(good, fieldSep)],
-		"e1\x1f100\x1f\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",     // no issuer tag
-		"e1\x1f100\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1fsoon\x1f\x1f\x1f1", // an instant that is not a number
-		"e1\x1f-5\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",
-		"e1\x1f0\x1fi\x1fs\x1fx\x1fe\x1f\x1f\x1f1\x1f\x1f\x1f1",
-		"e1\x1f100\x1fi\x1fs\x1fx\x1fq\x1f\x1f\x1f1\x1f\x1f\x1f1",
+	if _, err := decodeElevation(good, "admin"); err != nil {
+		t.Fatalf("decodeElevation(%q): %v", good, err)
+	}
+	// with returns good with its field i replaced by v: damage to one
+	// field of a record that is otherwise well formed.
+	with := func(i int, v string) string {
+		f := strings.Split(good, string(fieldSep))
+		f[i] = v
+		return strings.Join(f, string(fieldSep))
+	}
+	for _, tc := range []struct {
+		name string
+		bad  string
+	}{
+		{"Empty", ""},
+		{"PreReleaseTagAlone", "e1"},
+		{"TagAlone", "e2"},
+		{"FutureFormat", "e3" + good[2:]},
+		{"FieldAppended", good + "\x1fextra"},
+		{"LastFieldMissing", good[:strings.LastIndexByte(good, fieldSep)]},
+		{"NoIssuerTag", with(2, "")},
+		{"AuthTimeNotANumber", with(10, "soon")},
+		{"NegativeDeadline", with(1, "-5")},
+		{"ZeroDeadline", with(1, "0")},
+		{"UnknownBound", with(7, "q")},
 	} {
-		if _, err := decodeElevation(bad, "admin"); err == nil {
-			t.Errorf("decodeElevation(%q) accepted damage", bad)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := decodeElevation(tc.bad, "admin"); err == nil {
+				t.Errorf("decodeElevation(%q) accepted damage", tc.bad)
+			}
+		})
 	}
 }
 
@@ -85,31 +113,54 @@ func TestPendingRoundTrips(t *testing.T) {
 	if s := encodePending(nil); s != "" {
 		t.Errorf("empty list encodes as %q", s)
 	}
-	for _, bad := range []string{"p1", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1e\x1fN\x1fV\x1fa\x1f1\x1f/", "p1\x1eS\x1fN",
-		"p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fq\x1f", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1fref-without-popup"} {
-		if _, err := decodePending(bad); err == nil {
-			t.Errorf("decodePending(%q) accepted damage", bad)
-		}
+	if _, err := decodePending("p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1f"); err != nil {
+		t.Fatalf("a well-formed list: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		bad  string
+	}{
+		{"PreReleaseFormat", "p1"},
+		{"ItemWithoutModeAndRef", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/"},
+		{"EmptyState", "p2\x1e\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1f"},
+		{"TruncatedItem", "p2\x1eS\x1fN"},
+		{"UnknownMode", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1fq\x1f"},
+		{"RefWithoutPopup", "p2\x1eS\x1fN\x1fV\x1fa\x1f1\x1f/\x1f\x1fref-without-popup"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := decodePending(tc.bad); err == nil {
+				t.Errorf("decodePending(%q) accepted damage", tc.bad)
+			}
+		})
 	}
 }
 
 func TestStorable(t *testing.T) {
 	t.Parallel()
-	for s, want := range map[string]bool{
-		"alice":                          true,
-		"urn:x:y ü":                      true,
-		"a\x1fb":                         false,
-		"a\x1eb":                         false,
-		"a\nb":                           false,
-		"\x7f":                           false,
-		"\xff":                           false,
-		"a\u0085b":                       false,
-		"a\u2028b":                       false,
-		string(make([]byte, maxField+1)): false,
+	for _, tc := range []struct {
+		name string
+		s    string
+		want bool
+	}{
+		{"Plain", "alice", true},
+		{"SpaceAndNonASCII", "urn:x:y ü", true},
+		{"UnitSeparator", "a\x1fb", false},
+		{"RecordSeparator", "a\x1eb", false},
+		{"Newline", "a\nb", false},
+		{"DEL", "\x7f", false},
+		{"InvalidUTF8", "\xff", false},
+		{"C1NextLine", "a\u0085b", false},
+		{"LineSeparator", "a\u2028b", false},
+		{"AtMaxField", strings.Repeat("a", maxField), true},
+		{"OneByteOverMaxField", strings.Repeat("a", maxField+1), false},
 	} {
-		if got := storable(s); got != want {
-			t.Errorf("storable(%q) = %v", s, got)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := storable(tc.s); got != tc.want {
+				t.Errorf("storable(%q) = %v", tc.s, got)
+			}
+		})
 	}
 }
 

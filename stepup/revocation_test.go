@@ -55,10 +55,13 @@ func TestRevocationCovers(t *testing.T) {
 		{"AnotherSessionOfTheSameUser", elevationHead{id: "E;x", generation: 4, sidTag: sidB, authTime: at - 5}, ""},
 		{"NoSidIsNotASid", elevationHead{id: "E;x", generation: 4, authTime: at - 5}, ""},
 	} {
-		cause, covered := rv.covers(tc.h)
-		if cause != tc.cause || covered != (tc.cause != "") {
-			t.Errorf("%s: %q %v, want %q", tc.name, cause, covered, tc.cause)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cause, covered := rv.covers(tc.h)
+			if cause != tc.cause || covered != (tc.cause != "") {
+				t.Errorf("%q %v, want %q", cause, covered, tc.cause)
+			}
+		})
 	}
 }
 
@@ -81,17 +84,25 @@ func TestRevocationRecordRoundTripsAndPrunes(t *testing.T) {
 	if len(got.sids) != 1 || got.sids[0].cause != ReasonBackChannelLogout || len(got.drops) != 1 || got.drops[0].id != rv.drops[1].id {
 		t.Errorf("pruned at 1_800_000_600: %+v", got)
 	}
-	for _, bad := range []string{
-		"", "r2", "r1\x1f\x1f\x1f\x1f\x1f\x1f", // too few fields
-		"r1\x1f1\x1f\x1f\x1f5\x1f\x1f\x1f",       // a cut without a cause
-		"r1\x1f1\x1f\x1f\x1f5\x1fz\x1f\x1f",      // an unknown cause
-		"r1\x1f1\x1f\x1f\x1f\x1f\x1fsid:1:b\x1f", // a sid entry without until
-		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1fid-without-until",
-		"r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1fextra",
+	for _, tc := range []struct {
+		name string
+		bad  string
+	}{
+		{"Empty", ""},
+		{"UnknownFormat", "r2"},
+		{"TooFewFields", "r1\x1f\x1f\x1f\x1f\x1f\x1f"},
+		{"CutWithoutACause", "r1\x1f1\x1f\x1f\x1f5\x1f\x1f\x1f"},
+		{"UnknownCause", "r1\x1f1\x1f\x1f\x1f5\x1fz\x1f\x1f"},
+		{"SidEntryWithoutUntil", "r1\x1f1\x1f\x1f\x1f\x1f\x1fsid:1:b\x1f"},
+		{"DropEntryWithoutUntil", "r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1fid-without-until"},
+		{"FieldAppended", "r1\x1f1\x1f\x1f\x1f\x1f\x1f\x1f\x1fextra"},
 	} {
-		if _, err := decodeRevocations(bad); err == nil {
-			t.Errorf("decodeRevocations(%q) accepted", bad)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if _, err := decodeRevocations(tc.bad); err == nil {
+				t.Errorf("decodeRevocations(%q) accepted", tc.bad)
+			}
+		})
 	}
 }
 
