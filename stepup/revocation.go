@@ -60,22 +60,15 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 	authTime, deadline := el.AuthTime.Unix(), el.Deadline.Unix()
 	if sid != "" {
 		var cause Reason
-		err := s.updateRecord(ctx, s.sidKey(sid), func(cur string) (string, int64, error) {
-			x := &sidIndex{}
-			if cur != "" {
-				var err error
-				if x, err = decodeSidIndex(cur); err != nil {
-					return "", 0, ErrCorruptRecord
-				}
-			}
+		err := s.updateSidIndex(ctx, sid, func(x *sidIndex) bool {
 			cause = ""
 			if x.cut != 0 && authTime <= x.cut {
 				cause = x.cause
-				return "", 0, nil
+				return false
 			}
 			x.subject = el.Subject
 			x.until = max(x.until, deadline)
-			return encodeSidIndex(x), x.until, nil
+			return true
 		})
 		if err != nil || cause != "" {
 			return cause, err
@@ -192,20 +185,13 @@ func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(
 func (s *StepUp) revokeIdP(ctx context.Context, sub, sid string, at int64, cause Reason) (string, error) {
 	now := s.now().Unix()
 	if sub == "" {
-		err := s.updateRecord(ctx, s.sidKey(sid), func(cur string) (string, int64, error) {
-			x := &sidIndex{}
-			if cur != "" {
-				var err error
-				if x, err = decodeSidIndex(cur); err != nil {
-					return "", 0, ErrCorruptRecord
-				}
-			}
+		err := s.updateSidIndex(ctx, sid, func(x *sidIndex) bool {
 			if at > x.cut {
 				x.cut, x.cause = at, cause
 			}
 			x.until = max(x.until, s.inFlight(now))
 			sub = x.subject
-			return encodeSidIndex(x), x.until, nil
+			return true
 		})
 		if err != nil || sub == "" {
 			return sub, err

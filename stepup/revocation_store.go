@@ -193,3 +193,21 @@ func (s *StepUp) updateLifetime(ctx context.Context, sub string, change func(*li
 	})
 	return out, err
 }
+
+// updateSidIndex applies change to sid's index record atomically (a new,
+// empty one when there is none) and writes it when change returns true.
+func (s *StepUp) updateSidIndex(ctx context.Context, sid string, change func(x *sidIndex) (write bool)) error {
+	return s.updateRecord(ctx, s.sidKey(sid), func(cur string) (string, int64, error) {
+		x := &sidIndex{}
+		if cur != "" {
+			var err error
+			if x, err = decodeSidIndex(cur); err != nil {
+				return "", 0, err
+			}
+		}
+		if !change(x) {
+			return "", 0, nil
+		}
+		return encodeSidIndex(x), x.until, nil
+	})
+}
