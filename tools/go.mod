@@ -9,6 +9,7 @@ require (
 	github.com/oidc-stepup/stepup/stepup v0.1.0
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
 	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
+	golang.org/x/mod v0.43.0
 )
 
 require (
