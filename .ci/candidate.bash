@@ -39,3 +39,16 @@ candidate_env() {
   export GOPROXY="$GOPROXY,$upstream"
   export GOWORK=off GONOSUMDB=github.com/oidc-stepup GOMODCACHE="$2"
 }
+
+# candidate_modfile DIR OUT copies the go.mod and go.sum of the module in
+# DIR to OUT.mod and OUT.sum and runs go mod download and go mod tidy on the
+# copies (-modfile), in the environment candidate_env set: the go.sum
+# copy then holds the lines for siblings at the candidate version, which
+# are not committed (.ci/run says why), and the working tree is not
+# written. Commands run in DIR with GOFLAGS=-modfile=OUT.mod then see the
+# module as a user's go command does.
+candidate_modfile() {
+  cp "$1/go.mod" "$2.mod"
+  if [ -f "$1/go.sum" ]; then cp "$1/go.sum" "$2.sum"; else : > "$2.sum"; fi
+  (cd "$1" && export GOFLAGS="-mod=mod -modfile=$2.mod" && go mod download && go mod tidy)
+}
