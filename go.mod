@@ -11,10 +11,10 @@ require (
 	github.com/go-jose/go-jose/v4 v4.1.9
 	github.com/gomodule/redigo v1.9.3
 	github.com/lib/pq v1.12.3
-	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stepup/stepuptest v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stores/postgresstore v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stores/redisstore v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup/stepup v0.1.0
+	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
+	github.com/oidc-stepup/stepup/stores/postgresstore v0.1.0
+	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
 	go.uber.org/goleak v1.3.0
 )
 

@@ -390,6 +390,14 @@ func testCancelledUpdate(t *testing.T, kit atomicStoreKit) {
 	}
 }
 
+// Both adapters are what stepup.New asks of a store shared by replicas.
+// The assertions live here rather than in the adapters' own tests so that
+// the adapters' modules need not require the library.
+var (
+	_ stepup.AtomicStore = (*redisstore.RedisStore)(nil)
+	_ stepup.AtomicStore = (*postgresstore.PostgresStore)(nil)
+)
+
 // TestNewTakesTheStoreAdaptersNotScsStores: stepup.New refuses scs's
 // Redis and PostgreSQL stores, whose last Commit wins, and takes the
 // adapters that wrap them. New does not talk to the store, so neither

@@ -3,7 +3,7 @@ module github.com/oidc-stepup/stepup/otelstepup
 go 1.26.0
 
 require (
-	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup/stepup v0.1.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/metric v1.47.0
 	go.opentelemetry.io/otel/sdk/metric v1.47.0
@@ -24,5 +24,3 @@ require (
 	golang.org/x/oauth2 v0.38.0 // indirect
 	golang.org/x/sys v0.48.0 // indirect
 )
-
-replace github.com/oidc-stepup/stepup/stepup => ../stepup

@@ -5,10 +5,11 @@ go 1.26.0
 require (
 	github.com/alexedwards/scs/v2 v2.9.0
 	github.com/gomodule/redigo v1.9.3
-	github.com/oidc-stepup/stepup v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stepup/stepuptest v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stores/redisstore v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup v0.1.0
+	github.com/oidc-stepup/stepup/stepup v0.1.0
+	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
+	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
+	golang.org/x/mod v0.43.0
 )
 
 require (

@@ -10,12 +10,12 @@ require (
 	github.com/go-chi/chi/v5 v5.5.0
 	github.com/gomodule/redigo v1.9.3
 	github.com/lib/pq v1.12.3
-	github.com/oidc-stepup/stepup v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/otelstepup v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stepup v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stepup/stepuptest v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stores/postgresstore v0.0.0-00010101000000-000000000000
-	github.com/oidc-stepup/stepup/stores/redisstore v0.0.0-00010101000000-000000000000
+	github.com/oidc-stepup/stepup v0.1.0
+	github.com/oidc-stepup/stepup/otelstepup v0.1.0
+	github.com/oidc-stepup/stepup/stepup v0.1.0
+	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
+	github.com/oidc-stepup/stepup/stores/postgresstore v0.1.0
+	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
 	github.com/pquerna/otp v1.5.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/prometheus/otlptranslator v1.0.0
