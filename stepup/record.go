@@ -41,9 +41,18 @@ func storable(s string) bool { return len(s) <= maxField && Printable(s) }
 // Printable reports whether s is valid UTF-8 free of the characters that
 // let a value rewrite how a log line or a page reads: C0 and C1 controls,
 // DEL, the Unicode line and paragraph separators (which some log viewers
-// treat as line breaks), and the bidirectional formatting characters
+// treat as line breaks), the bidirectional formatting characters
 // (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C), which can make
-// "alice\u202Eecila" display as someone else ("Trojan Source", CVE-2021-42574).
+// "alice\u202Eecila" display as someone else ("Trojan Source",
+// CVE-2021-42574), and every other character that shows as nothing: the
+// format characters (general category Cf: U+200B zero width space, U+200D
+// zero width joiner, U+FEFF, U+00AD soft hyphen, U+180E, U+FFF9, the tags
+// U+E0000–U+E007F) and the default-ignorable code points (U+034F, the
+// Hangul fillers U+115F and U+3164, the variation selectors), with which
+// "alice\u200b" is a second user who reads as alice (UTS #39 §3.3 and
+// Unicode §5.21). Names in scripts that need U+200C or U+200D (some Indic
+// and Arabic-script names) are refused too: an identifier that can hide a
+// character cannot be told apart from another.
 //
 // stepup applies it to every callback parameter, claim and return_to it
 // stores or logs. Applications can apply it to their own inputs that reach
@@ -65,11 +74,19 @@ func printableUnicode(s string) bool {
 		return false
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || invisible(r) {
 			return false
 		}
 	}
 	return true
+}
+
+// invisible reports whether r shows as nothing, or changes how its
+// neighbours show, without being seen: a format character (Cf, which
+// holds the bidirectional controls), a default-ignorable code point or a
+// variation selector.
+func invisible(r rune) bool {
+	return unicode.In(r, unicode.Cf, unicode.Bidi_Control, unicode.Other_Default_Ignorable_Code_Point, unicode.Variation_Selector)
 }
 
 // cut splits off the first field of s.

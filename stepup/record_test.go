@@ -165,8 +165,8 @@ func TestStorable(t *testing.T) {
 }
 
 // TestPrintableRefusesLogAndDisplaySpoofing: a value that reaches an audit
-// log or a page must not be able to start a new log line or reverse the
-// text around it.
+// log or a page must not be able to start a new log line, reverse the text
+// around it, or hide a character that makes it another value.
 func TestPrintableRefusesLogAndDisplaySpoofing(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -188,6 +188,23 @@ func TestPrintableRefusesLogAndDisplaySpoofing(t *testing.T) {
 		{"LeftToRightMark", "alice\u200e", false},
 		{"ArabicLetterMark", "alice\u061c", false},
 		{"InvalidUTF8", "alice\xff", false},
+		// A second "alice": characters that show as nothing
+		// (issue 17: each was accepted as a user name).
+		{"ZeroWidthSpace", "alice\u200b", false},
+		{"ZeroWidthJoiner", "alice\u200d", false},
+		{"ByteOrderMark", "alice\ufeff", false},
+		{"SoftHyphen", "ali\u00adce", false},
+		{"CombiningGraphemeJoiner", "alice\u034f", false},
+		{"HangulChoseongFiller", "alice\u115f", false},
+		{"HangulFiller", "alice\u3164", false},
+		{"MongolianVowelSeparator", "alice\u180e", false},
+		{"InterlinearAnnotationAnchor", "alice\ufff9", false},
+		{"TagLatinCapitalA", "alice\U000E0041", false},
+		{"VariationSelector16", "alice\ufe0f", false},
+		{"WordJoiner", "al\u2060ice", false},
+		{"Hangul", "한국어", true},
+		{"Devanagari", "देवनागरी", true},
+		{"Emoji", "alice🔑", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := Printable(tc.s); got != tc.want {

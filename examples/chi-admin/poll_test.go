@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strconv"
 	"testing"
@@ -66,5 +67,23 @@ func TestElevationPollCostsWhatAGuardedRequestCosts(t *testing.T) {
 	c.do("POST", app.URL+"/stepup/drop", nil, "text/html")
 	if ended := perRequest("/elevation", http.StatusOK); ended != 1 {
 		t.Errorf("a poll without an elevation: %.2f Redis commands, want 1 (the session)", ended)
+	}
+}
+
+// TestElevationJSONIsNeitherSniffedNorCached: GET /elevation answers JSON
+// that a browser must not read as another type (a page that loads it as a
+// script or a style) and no cache may keep: nosniff and no-store.
+func TestElevationJSONIsNeitherSniffedNorCached(t *testing.T) {
+	t.Parallel()
+	con := newConsoleApp(t, appDeps{})
+	w := httptest.NewRecorder()
+	con.routes().ServeHTTP(w, httptest.NewRequest("GET", "/elevation", nil))
+	h := w.Header()
+	if w.Code != http.StatusOK || h.Get("Content-Type") != "application/json" ||
+		h.Get("X-Content-Type-Options") != "nosniff" || h.Get("Cache-Control") != "no-store" {
+		t.Errorf("GET /elevation: %d %v", w.Code, h)
+	}
+	if got := w.Body.String(); got != "{\"elevated\":false}\n" {
+		t.Errorf("body %q, want not elevated", got)
 	}
 }

@@ -135,6 +135,7 @@ func TestRevokeFormRefusesABadSubject(t *testing.T) {
 		{"NUL", "eve\x00"},
 		{"LineSeparator", "line\u2028break"},
 		{"InvalidUTF8", "bad\xffutf8"},
+		{"InvisibleCharacter", "bob\u200d"},
 		{"TooLong", strings.Repeat("a", 256)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
