@@ -78,6 +78,78 @@ func TestBackChannelLogoutEndsTheElevation(t *testing.T) {
 	}
 }
 
+// hydraLogoutToken is a logout token as Ory Hydra v2.3 sends it: typ JWT,
+// and the claims iss, aud, iat, jti, events and sid, with no exp and no
+// sub.
+func hydraLogoutToken(t *testing.T, a *app, sid string) string {
+	t.Helper()
+	c, err := a.idp.LogoutTokenClaims("admin-console", stepuptest.LogoutClaims{SessionID: sid, IssuedAt: a.clock.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	delete(c, "exp")
+	delete(c, "sub")
+	token, err := a.idp.SignTyped("JWT", c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return token
+}
+
+// TestLogoutTokenWithoutExpEndsTheElevation: Ory Hydra's logout tokens
+// carry no exp (Back-Channel Logout §2.4 requires one). With a fresh iat
+// and every other rule kept, such a token ends the elevation, and the
+// revoked event says the token had no exp; its replay is refused, since
+// its jti is remembered for as long as its iat is fresh.
+func TestLogoutTokenWithoutExpEndsTheElevation(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{})
+	b, sid := elevatedAs(t, a, "alice")
+	token := hydraLogoutToken(t, a, sid)
+
+	if status, body := postLogout(t, a, token); status != http.StatusOK {
+		t.Fatalf("a logout token without exp: %d %s", status, body)
+	}
+	e := a.audit.wantReason(t, stepup.EventRevoked, stepup.ReasonBackChannelLogout)
+	if !e.NoExp || e.SID != sid || e.Subject != "alice" || e.TokenID == "" {
+		t.Errorf("revoked event %+v, want no_exp with the sid, the subject and the jti", e)
+	}
+	if b.elevated(t) {
+		t.Fatal("elevated after a logout token without exp")
+	}
+	if status, _ := postLogout(t, a, token); status != http.StatusBadRequest {
+		t.Errorf("the replayed token: %d, want 400", status)
+	}
+	if e := a.audit.wantReason(t, stepup.EventSignalRejected, stepup.ReasonReplayedToken); !e.NoExp {
+		t.Errorf("rejected replay %+v, want no_exp", e)
+	}
+}
+
+// TestStrictLogoutTokenExpiryRefusesATokenWithoutExp: the strict reading
+// of Back-Channel Logout §2.4, for deployments that want it, refuses the
+// token the default accepts; a token with exp is accepted either way.
+func TestStrictLogoutTokenExpiryRefusesATokenWithoutExp(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{config: func(c *stepup.Config) { c.StrictLogoutTokenExpiry = true }})
+	b, sid := elevatedAs(t, a, "alice")
+	if status, _ := postLogout(t, a, hydraLogoutToken(t, a, sid)); status != http.StatusBadRequest {
+		t.Errorf("a token without exp under StrictLogoutTokenExpiry: %d, want 400", status)
+	}
+	a.audit.wantReason(t, stepup.EventSignalRejected, stepup.ReasonInvalidSignal)
+	if !b.elevated(t) {
+		t.Fatal("a refused token ended the elevation")
+	}
+	if status, body := postLogout(t, a, logoutToken(t, a, stepuptest.LogoutClaims{SessionID: sid, IssuedAt: a.clock.Now()})); status != http.StatusOK {
+		t.Fatalf("a token with exp under StrictLogoutTokenExpiry: %d %s", status, body)
+	}
+	if e := a.audit.wantReason(t, stepup.EventRevoked, stepup.ReasonBackChannelLogout); e.NoExp {
+		t.Errorf("revoked event %+v says no_exp for a token with exp", e)
+	}
+	if b.elevated(t) {
+		t.Error("elevated after a logout token with exp")
+	}
+}
+
 // TestBackChannelLogoutBySubjectAndBySession: two browsers of one user,
 // elevated from two IdP sessions; a logout token naming a sid ends only
 // that session's elevation, and one naming only the sub ends both.
@@ -204,6 +276,17 @@ func TestBackChannelLogoutRules(t *testing.T) {
 		}, reason: stepup.ReasonStaleToken},
 		{name: "IATTooOld", claims: func(a *app, c map[string]any) { c["iat"] = a.clock.Now().Add(-10 * time.Minute).Unix() }, reason: stepup.ReasonStaleToken},
 		{name: "Expired", claims: func(a *app, c map[string]any) { c["exp"] = a.clock.Now().Add(-time.Minute).Unix() }, reason: stepup.ReasonInvalidSignal},
+		{name: "ExpInMilliseconds", claims: func(a *app, c map[string]any) { c["exp"] = a.clock.Now().Add(time.Minute).UnixMilli() }, reason: stepup.ReasonInvalidSignal},
+		// Without exp, iat is what bounds a token's use (Ory Hydra sends
+		// none): a stale one is refused as any stale token is.
+		{name: "NoExpAndIATTooOld", claims: func(a *app, c map[string]any) {
+			delete(c, "exp")
+			c["iat"] = a.clock.Now().Add(-10 * time.Minute).Unix()
+		}, reason: stepup.ReasonStaleToken},
+		{name: "NoExpAndIATFromTheFuture", claims: func(a *app, c map[string]any) {
+			delete(c, "exp")
+			c["iat"] = a.clock.Now().Add(time.Hour).Unix()
+		}, reason: stepup.ReasonStaleToken},
 		{name: "AccessTokenTyp", typ: "at+jwt", reason: stepup.ReasonInvalidSignal},
 		{name: "SecurityEventTyp", typ: "secevent+jwt", reason: stepup.ReasonInvalidSignal},
 		{name: "WrongContentType", request: func(t *testing.T, a *app, token string) (*http.Request, error) {

@@ -219,8 +219,16 @@ func withoutIDToken(req *http.Request, next http.RoundTripper) (*http.Response, 
 // and when it is zero, the timeout is 10s.
 func newFaultApp(t *testing.T, timeout time.Duration) (*app, *faultTransport) {
 	t.Helper()
+	return newFaultAppWith(t, appOptions{idpTimeout: timeout})
+}
+
+// newFaultAppWith is newFaultApp with other options; idpTransport is the
+// fault transport.
+func newFaultAppWith(t *testing.T, opts appOptions) (*app, *faultTransport) {
+	t.Helper()
 	ft := newFaultTransport()
-	a := newApp(t, appOptions{idpTransport: ft, idpTimeout: timeout})
+	opts.idpTransport = ft
+	a := newApp(t, opts)
 	resp, err := (&http.Client{Transport: ft, Timeout: 10 * time.Second}).Get(a.idp.Issuer() + "/.well-known/openid-configuration")
 	if err != nil {
 		t.Fatal(err)

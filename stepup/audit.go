@@ -76,6 +76,9 @@ type Event struct {
 	ChallengeStarted time.Time `json:"challenge_started,omitzero"`
 	SID              string    `json:"sid,omitempty"` // the IdP session a revocation named
 	TokenID          string    `json:"jti,omitempty"` // the jti of the logout token or security event
+	// NoExp is set on the events of a logout token that had no exp claim,
+	// which stepup accepts unless [Config.StrictLogoutTokenExpiry] is set.
+	NoExp bool `json:"no_exp,omitempty"`
 }
 
 // Auditor receives audit events. Audit is called synchronously on the
@@ -143,6 +146,9 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 	}
 	add("sid", e.SID)
 	add("jti", e.TokenID)
+	if e.NoExp {
+		attrs = append(attrs, slog.Bool("no_exp", true))
+	}
 	add("method", e.Method)
 	add("route", e.Route)
 	add("remote", e.Remote)

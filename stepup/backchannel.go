@@ -31,6 +31,7 @@ type Logout struct {
 	Subject   string    // the logout token's sub; empty when it named only sid
 	SessionID string    // the logout token's sid; empty when it named only sub
 	IssuedAt  time.Time // the token's iat, the IdP's instant of the logout
+	Expiry    time.Time // the token's exp; zero when it had none (Config.StrictLogoutTokenExpiry)
 	TokenID   string    // the token's jti
 }
 
@@ -93,7 +94,7 @@ func (s *StepUp) backChannelLogout(w http.ResponseWriter, r *http.Request) {
 		reject(reason, e, "the logout token is not valid")
 		return
 	}
-	e := Event{Subject: lt.Subject, SID: lt.SessionID, TokenID: lt.TokenID}
+	e := Event{Subject: lt.Subject, SID: lt.SessionID, TokenID: lt.TokenID, NoExp: lt.Expiry.IsZero()}
 	var sub string
 	err = s.processOnce(ctx, s.tokenKey(lt.TokenID), lt.IssuedAt.Unix(), func() error {
 		var err error
@@ -156,39 +157,78 @@ func readLogoutToken(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return v[0], true
 }
 
-// verifyLogoutToken validates a logout token (§2.6). On failure it may
-// still return what it parsed, for the audit event; nothing of it is
-// trusted.
+// verifyLogoutToken validates a logout token (§2.6). logoutVerifier
+// checks the signature (never alg none), iss and aud; go-oidc's
+// VerifyLogout would also demand exp, which some IdPs leave out (Ory
+// Hydra), so checkLogoutClaims checks the rest. On failure it may still
+// return what it parsed, for the audit event; nothing of it is trusted.
 func (s *StepUp) verifyLogoutToken(ctx context.Context, raw string) (*Logout, error) {
 	if err := checkJWTType(raw, "logout+jwt", true); err != nil {
 		return nil, err
 	}
-	lt, err := s.verifier.VerifyLogout(ctx, raw)
+	tok, err := s.logoutVerifier.Verify(ctx, raw)
 	if err != nil {
 		return nil, err
 	}
-	l := &Logout{Issuer: lt.Issuer, Subject: lt.Subject, SessionID: lt.SessionID, TokenID: lt.TokenID}
-	if !storable(lt.Subject) || !storable(lt.SessionID) || !storable(lt.TokenID) || len(lt.TokenID) > 256 {
+	var c logoutClaims
+	if err := tok.Claims(&c); err != nil {
+		return nil, err
+	}
+	return checkLogoutClaims(tok.Issuer, c, s.now().Unix(), s.skew, s.cfg.StrictLogoutTokenExpiry)
+}
+
+// logoutClaims are the claims of a logout token whose signature, iss and
+// aud verified.
+type logoutClaims struct {
+	Subject  string                     `json:"sub"`
+	SID      string                     `json:"sid"`
+	JTI      string                     `json:"jti"`
+	IssuedAt json.RawMessage            `json:"iat"`
+	Expiry   json.RawMessage            `json:"exp"`
+	Nonce    json.RawMessage            `json:"nonce"`
+	Events   map[string]json.RawMessage `json:"events"`
+}
+
+// checkLogoutClaims applies Back-Channel Logout §2.4 and §2.6 to a logout
+// token's claims: sub and/or sid, a jti, an events object whose logout
+// member is a JSON object, no nonce (an ID token is not a logout token),
+// an iat at most ClockSkew ahead and at most five minutes old, and an exp,
+// when present, not past. A token without exp is accepted unless strict:
+// its iat bounds its use as exp would, and bounds how long its jti is
+// remembered. now and skew are Unix seconds. It is pure.
+func checkLogoutClaims(issuer string, c logoutClaims, now, skew int64, strict bool) (*Logout, error) {
+	if !storable(c.Subject) || !storable(c.SID) || !storable(c.JTI) || len(c.JTI) > 256 {
 		return nil, errors.New("stepup: logout token claim cannot be stored")
 	}
-	var claims struct {
-		IssuedAt json.RawMessage            `json:"iat"`
-		Events   map[string]json.RawMessage `json:"events"`
+	l := &Logout{Issuer: issuer, Subject: c.Subject, SessionID: c.SID, TokenID: c.JTI}
+	switch ev := c.Events[backChannelLogoutEvent]; {
+	case c.Subject == "" && c.SID == "":
+		return l, errors.New("stepup: logout token names neither sub nor sid")
+	case c.JTI == "":
+		return l, errors.New("stepup: logout token has no jti")
+	case !isJSONObject(ev):
+		return l, errors.New("stepup: logout event is missing or not a JSON object")
+	case !isNull(c.Nonce):
+		return l, errors.New("stepup: logout token has a nonce")
 	}
-	if err := lt.Claims(&claims); err != nil {
-		return l, err
-	}
-	// §2.4: events is a JSON object whose logout member is a JSON object.
-	if ev := claims.Events[backChannelLogoutEvent]; !isJSONObject(ev) {
-		return l, errors.New("stepup: logout event is not a JSON object")
-	}
-	iat, present, err := parseUnixSeconds(claims.IssuedAt)
+	iat, present, err := parseUnixSeconds(c.IssuedAt)
 	if err != nil || !present {
 		return l, errors.New("stepup: logout token iat is missing or malformed")
 	}
 	l.IssuedAt = time.Unix(iat, 0)
-	if err := s.checkSignalAge(iat); err != nil {
-		return l, err
+	if !signalFresh(iat, now, skew) {
+		return l, errStaleSignal
+	}
+	exp, present, err := parseUnixSeconds(c.Expiry)
+	switch {
+	case err != nil:
+		return l, errors.New("stepup: logout token exp is malformed")
+	case !present && strict:
+		return l, errors.New("stepup: logout token has no exp (Config.StrictLogoutTokenExpiry)")
+	case present && exp < now:
+		return l, errors.New("stepup: logout token expired")
+	case present:
+		l.Expiry = time.Unix(exp, 0)
 	}
 	return l, nil
 }

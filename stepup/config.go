@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 )
 
@@ -152,6 +154,13 @@ type Config struct {
 	// [StepUp.SecurityEventHandler]. New fetches the transmitter's
 	// configuration metadata once. Default: nil, no receiver.
 	SharedSignals *SharedSignals
+	// StrictLogoutTokenExpiry refuses a logout token without an exp claim,
+	// as Back-Channel Logout 1.0 §2.4 lists exp as required. Default: false:
+	// such a token is accepted when every other rule holds and its iat is
+	// at most five minutes old, the bound that also limits how long its jti
+	// is remembered; Ory Hydra sends no exp. A logout token can only end
+	// elevations, and is processed once.
+	StrictLogoutTokenExpiry bool
 	// OnLogout runs after a back-channel logout was verified and recorded,
 	// so that the application can end its own login for that IdP session
 	// (or user) too. An error makes the answer to the IdP a 400: the
@@ -207,16 +216,19 @@ type Scope struct {
 // StepUp guards routes with step-up elevations. Build one with [New] at
 // startup and share it; it is safe for concurrent use.
 type StepUp struct {
-	cfg        Config
-	sm         *scs.SessionManager
-	oauth      oauth2.Config
-	verifier   *oidc.IDTokenVerifier
-	issParam   bool // the IdP promises the RFC 9207 iss parameter
-	policies   map[string]*policy
-	pendingKey string
-	skew       int64  // Config.ClockSkew in whole seconds
-	issuerTag  string // issuerTag(Config.Issuer), as stored in elevations
-	origin     string // the application's origin, from RedirectURL: a popup's target origin
+	cfg      Config
+	sm       *scs.SessionManager
+	oauth    oauth2.Config
+	verifier *oidc.IDTokenVerifier // ID tokens
+	// logoutVerifier checks a logout token's signature, iss and aud;
+	// verifyLogoutToken checks the rest, exp included.
+	logoutVerifier *oidc.IDTokenVerifier
+	issParam       bool // the IdP promises the RFC 9207 iss parameter
+	policies       map[string]*policy
+	pendingKey     string
+	skew           int64  // Config.ClockSkew in whole seconds
+	issuerTag      string // issuerTag(Config.Issuer), as stored in elevations
+	origin         string // the application's origin, from RedirectURL: a popup's target origin
 
 	signals *signals // nil without Config.SharedSignals
 
@@ -237,11 +249,11 @@ func New(cfg Config) (*StepUp, error) {
 		return nil, err
 	}
 	cfg.ExtraScopes = append([]string(nil), cfg.ExtraScopes...)
-	provider, issParam, err := cfg.discover()
+	d, err := cfg.discover()
 	if err != nil {
 		return nil, err
 	}
-	endpoint := provider.Endpoint()
+	endpoint := d.provider.Endpoint()
 	endpoint.AuthStyle = cfg.AuthStyle
 	if endpoint.AuthURL == "" || endpoint.TokenURL == "" {
 		return nil, &ConfigError{Field: "Issuer", Problem: "the provider has no authorization or token endpoint"}
@@ -256,19 +268,25 @@ func New(cfg Config) (*StepUp, error) {
 			RedirectURL:  cfg.RedirectURL,
 			Scopes:       append([]string{oidc.ScopeOpenID}, cfg.ExtraScopes...),
 		},
-		verifier: provider.VerifierContext(
-			oidc.ClientContext(context.Background(), cfg.HTTPClient),
-			&oidc.Config{ClientID: cfg.ClientID, Now: cfg.Now},
-		),
-		issParam:   issParam,
+		issParam:   d.issParam,
 		policies:   make(map[string]*policy, len(cfg.Scopes)),
 		pendingKey: cfg.SessionKeyPrefix + "pending",
 		issuerTag:  issuerTag(cfg.Issuer),
 		origin:     appOrigin(cfg.RedirectURL),
 		skew:       int64(cfg.ClockSkew / time.Second),
 	}
+	// One key set per key list: an IdP that is also the Shared Signals
+	// transmitter publishes one, fetched by one cache.
+	keySets := map[string]*keySet{}
+	keys := func(url string) *keySet {
+		if keySets[url] == nil {
+			keySets[url] = newKeySet(url, cfg.HTTPClient, cfg.Now)
+		}
+		return keySets[url]
+	}
+	s.verifier, s.logoutVerifier = cfg.verifiers(d, keys)
 	if cfg.SharedSignals != nil {
-		if s.signals, err = cfg.discoverSignals(); err != nil {
+		if s.signals, err = cfg.discoverSignals(keys); err != nil {
 			return nil, err
 		}
 	}
@@ -468,38 +486,66 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// discover returns the provider and whether it promises the RFC 9207 iss
-// authorization response parameter.
-func (c *Config) discover() (*oidc.Provider, bool, error) {
+// idp is what New learns of the IdP.
+type idp struct {
+	provider *oidc.Provider
+	issParam bool     // it promises the RFC 9207 iss authorization response parameter
+	jwksURL  string   // its jwks_uri; empty for a Provider without a discovery document
+	algs     []string // the asymmetric algorithms it signs ID tokens with
+}
+
+// discover reads the provider's discovery document (OIDC Discovery §3).
+func (c *Config) discover() (idp, error) {
 	p := c.Provider
 	if p == nil {
 		ctx, cancel := context.WithTimeout(oidc.ClientContext(context.Background(), c.HTTPClient), 30*time.Second)
 		defer cancel()
 		var err error
 		if p, err = oidc.NewProvider(ctx, c.Issuer); err != nil {
-			return nil, false, &ConfigError{Field: "Issuer", Problem: "discovery failed", Err: err}
+			return idp{}, &ConfigError{Field: "Issuer", Problem: "discovery failed", Err: err}
 		}
 	}
 	var meta struct {
-		Issuer       string `json:"issuer"`
-		IssParameter bool   `json:"authorization_response_iss_parameter_supported"`
+		Issuer       string   `json:"issuer"`
+		IssParameter bool     `json:"authorization_response_iss_parameter_supported"`
+		JWKSURI      string   `json:"jwks_uri"`
+		Algs         []string `json:"id_token_signing_alg_values_supported"`
 	}
 	if err := p.Claims(&meta); err != nil {
 		// A provider built with oidc.ProviderConfig has no discovery
 		// document: its issuer cannot be read back, so it must be given.
 		if c.Issuer == "" {
-			return nil, false, &ConfigError{Field: "Issuer", Problem: "required with a Provider that has no discovery document", Err: err}
+			return idp{}, &ConfigError{Field: "Issuer", Problem: "required with a Provider that has no discovery document", Err: err}
 		}
-		return p, c.RequireIssParameter, nil
+		return idp{provider: p, issParam: c.RequireIssParameter}, nil
 	}
 	if meta.Issuer == "" {
-		return nil, false, &ConfigError{Field: "Provider", Problem: "discovery document names no issuer"}
+		return idp{}, &ConfigError{Field: "Provider", Problem: "discovery document names no issuer"}
 	}
 	if c.Issuer != "" && c.Issuer != meta.Issuer {
-		return nil, false, &ConfigError{Field: "Issuer", Problem: fmt.Sprintf("does not match the provider's issuer %q", meta.Issuer)}
+		return idp{}, &ConfigError{Field: "Issuer", Problem: fmt.Sprintf("does not match the provider's issuer %q", meta.Issuer)}
 	}
 	c.Issuer = meta.Issuer
-	return p, meta.IssParameter || c.RequireIssParameter, nil
+	algs := slices.DeleteFunc(meta.Algs, func(a string) bool { return !slices.Contains(signingAlgs, jose.SignatureAlgorithm(a)) })
+	return idp{provider: p, issParam: meta.IssParameter || c.RequireIssParameter, jwksURL: meta.JWKSURI, algs: algs}, nil
+}
+
+// verifiers returns the verifier of ID tokens and the one of logout
+// tokens, which leaves exp to verifyLogoutToken. Both check signatures
+// with one keySet, which fetches the IdP's keys again only for an unknown
+// kid. A Provider built from an oidc.ProviderConfig has no discovery
+// document to name its jwks_uri: its verifiers keep go-oidc's key set.
+func (c *Config) verifiers(d idp, keys func(url string) *keySet) (id, logout *oidc.IDTokenVerifier) {
+	idc := &oidc.Config{ClientID: c.ClientID, Now: c.Now, SupportedSigningAlgs: d.algs}
+	lc := *idc
+	lc.SkipExpiryCheck = true
+	if d.jwksURL == "" {
+		ctx := oidc.ClientContext(context.Background(), c.HTTPClient)
+		idc.SupportedSigningAlgs, lc.SupportedSigningAlgs = nil, nil
+		return d.provider.VerifierContext(ctx, idc), d.provider.VerifierContext(ctx, &lc)
+	}
+	ks := keys(d.jwksURL)
+	return oidc.NewVerifier(c.Issuer, ks, idc), oidc.NewVerifier(c.Issuer, ks, &lc)
 }
 
 // newPolicy precomputes what requests under this scope need.

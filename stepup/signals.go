@@ -13,8 +13,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"github.com/coreos/go-oidc/v3/oidc"
 )
 
 // This file holds the Shared Signals receiver: RFC 8935 push delivery of
@@ -52,7 +50,7 @@ type SharedSignals struct {
 // signals is a SharedSignals with its keys.
 type signals struct {
 	cfg  SharedSignals
-	keys *oidc.RemoteKeySet
+	keys *keySet // fetched again only for an unknown kid (keys.go)
 }
 
 // Limits on pushed SETs. An honest SET is about a kilobyte.
@@ -73,7 +71,7 @@ func ssfConfigurationURL(issuer string) (string, error) {
 
 // discoverSignals fetches the transmitter's configuration metadata and
 // prepares its key set.
-func (c *Config) discoverSignals() (*signals, error) {
+func (c *Config) discoverSignals(keys func(url string) *keySet) (*signals, error) {
 	ss := c.SharedSignals
 	bad := func(field, problem string, err error) error {
 		return &ConfigError{Field: "SharedSignals." + field, Problem: problem, Err: err}
@@ -115,8 +113,7 @@ func (c *Config) discoverSignals() (*signals, error) {
 	if u, err := url.Parse(meta.JWKSURI); err != nil || !u.IsAbs() || (u.Scheme != "https" && !(u.Scheme == "http" && loopback(u.Hostname()))) {
 		return nil, bad("Issuer", "the SSF configuration names no usable jwks_uri (https, or http on loopback)", err)
 	}
-	keys := oidc.NewRemoteKeySet(oidc.ClientContext(context.Background(), c.HTTPClient), meta.JWKSURI)
-	return &signals{cfg: *ss, keys: keys}, nil
+	return &signals{cfg: *ss, keys: keys(meta.JWKSURI)}, nil
 }
 
 // SecurityEventHandler receives a Shared Signals transmitter's pushed
