@@ -43,12 +43,15 @@ type Logout struct {
 //
 // It accepts a POST of application/x-www-form-urlencoded holding one
 // logout_token (§2.5), and validates it (§2.6): go-oidc checks the
-// signature (never alg none), iss, aud, exp, the events member, the absence
-// of nonce, jti, and sub or sid; stepup adds what go-oidc leaves out: the
-// typ header when present (logout+jwt, or JWT as Keycloak sends), events
-// and its member being JSON objects, iat at most ClockSkew in the future and
-// at most five minutes old, and that no token with the same jti was
-// processed before, on any replica.
+// signature (never alg none; the IdP's keys are fetched again only for an
+// unknown kid, at most every 30 s), iss and aud; stepup checks the typ
+// header when present (logout+jwt, or JWT as Ory Hydra and Keycloak before
+// 25 send), sub and/or sid, jti, the events member and its logout member
+// being JSON objects, the absence of nonce, iat at most ClockSkew in the
+// future and at most five minutes old, exp when present not past, and that
+// no token with the same jti was processed before, on any replica. A token
+// without exp is accepted unless [Config.StrictLogoutTokenExpiry] is set:
+// its fresh iat bounds it instead, and its events carry NoExp.
 //
 // A valid token ends, on every replica sharing the session store, every
 // elevation from the IdP session it names (sid), or, when it names only

@@ -78,8 +78,8 @@ func encodeSeen() string { return "j1" }
 // (RFC 8725 §3.11: cross-JWT confusion), such as an access token (at+jwt)
 // or a security event (secevent+jwt) presented as a logout token. want is
 // the explicit type, without "application/". lenient also accepts no typ
-// and typ JWT, which Keycloak sends on logout tokens; otherwise typ must be
-// want.
+// and typ JWT, which Ory Hydra and Keycloak before 25 send on logout
+// tokens; otherwise typ must be want.
 func checkJWTType(raw, want string, lenient bool) error {
 	head, _, ok := strings.Cut(raw, ".")
 	if !ok {
