@@ -142,6 +142,46 @@ func TestCrossSiteStartsCannotEvictPendingChallenges(t *testing.T) {
 	}
 }
 
+// TestCrossSiteGuardedNavigationsCannotEvictPendingChallenges: the
+// guard's own challenge keeps a link from an e-mail working (a cross-site
+// navigation into a session with no live challenge goes to the IdP), but
+// while a challenge is pending, navigations from another site get the
+// confirmation page and add nothing.
+func TestCrossSiteGuardedNavigationsCannotEvictPendingChallenges(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	guarded := h.su.RequireStepUp("admin")(okHandler)
+	w, token := h.visit(guarded, "/admin", "alice", "cross-site", "")
+	first := stateOf(t, w)
+	h.audit.Reset()
+
+	for i := range maxPending + 1 {
+		site := []string{"cross-site", "same-site"}[i%2]
+		w, next := h.visit(guarded, "/admin/users?page=2", "alice", site, token)
+		q := confirmLink(t, w)
+		if want := (url.Values{"scope": {"admin"}, "return_to": {"/admin/users?page=2"}}); !reflect.DeepEqual(q, want) {
+			t.Errorf("link query %v, want %v", q, want)
+		}
+		if cookies := w.Header().Values("Set-Cookie"); len(cookies) != 0 || next != token {
+			t.Fatalf("%s navigation %d wrote to the session: Set-Cookie %q", site, i, cookies)
+		}
+	}
+	if events := h.audit.Events(); len(events) != 0 {
+		t.Errorf("cross-site navigations were audited: %+v", events)
+	}
+	w, token = h.visit(guarded, "/admin", "alice", "same-origin", token)
+	if got, want := h.pendingStates(t, token), []string{first, stateOf(t, w)}; !reflect.DeepEqual(got, want) {
+		t.Errorf("pending %q, want %q", got, want)
+	}
+
+	// Once every challenge has expired, the list counts as empty again.
+	h.advance(challengeTTL)
+	w, token = h.visit(guarded, "/admin", "alice", "cross-site", token)
+	if got := h.pendingStates(t, token); len(got) != 1 || got[0] != stateOf(t, w) {
+		t.Errorf("pending %q after the expired ones, want the new challenge only", got)
+	}
+}
+
 // TestConfirmationPageCarriesOnlyCheckedParameters: the confirmation link
 // holds what StartHandler would have used (return_to after SafeReturnTo,
 // display and ref only when valid), nothing else of the request; the page
