@@ -16,8 +16,8 @@ import (
 
 // confirmCSP allows nothing: no script, style, image or form, and no
 // framing, so the page's one link cannot be clickjacked. The link is not a
-// form: browsers apply form-action to every redirect a submission follows,
-// and the start's redirect to the IdP is another origin.
+// form: Chromium applies form-action to every redirect a submission
+// follows, and the start's redirect to the IdP goes to another origin.
 const confirmCSP = "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
 
 // fromAnotherSite reports whether the browser says that another site
