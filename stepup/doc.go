@@ -33,7 +33,11 @@
 // (PKCE S256, a fresh state and nonce, the scope's acr_values and max_age);
 // any other request gets a 401 with an RFC 9470 WWW-Authenticate header and
 // a JSON body pointing at [StepUp.StartHandler]. Pending challenges live in
-// the scs session, keyed by state, so several tabs can step up at once.
+// the scs session, keyed by state, so several tabs can step up at once. A
+// navigation that another site started (Sec-Fetch-Site) starts no challenge
+// at StartHandler, nor at the guard while one is pending: it gets a page
+// whose one link the user follows to continue, so no other site can push
+// the user's challenges out or fill the audit log.
 //
 // The callback verifies the ID token with go-oidc and then checks what
 // go-oidc leaves to its caller: nonce, azp, iat, acr (or an acrs array),
@@ -79,6 +83,11 @@
 //     still lost, and challenges started in truly concurrent requests can
 //     lose one another. Call [StepUp.DropAll] before destroying a session at
 //     logout.
+//   - Forced step-ups. Another site can still send the user to a guarded
+//     route, which starts a challenge when none is pending, so that links
+//     from e-mails work; the user sees an IdP prompt, and only the user's
+//     own login elevates. Browsers that send no Sec-Fetch-Site (old ones,
+//     and all over plain http off loopback) are not stopped at all.
 //   - An IdP that lies. stepup checks what the ID token asserts; it cannot
 //     know whether the IdP really performed the authentication its acr names.
 //   - Application routes left unguarded. Only routes behind RequireStepUp

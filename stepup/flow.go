@@ -58,6 +58,14 @@ func SafeReturnTo(target string) (string, bool) {
 // points, and can be linked to ("enter admin mode"). An unknown scope gets a
 // 400; a refused return_to falls back to [Config.DefaultReturnTo]. Mount it
 // at [Config.StartPath], behind the session middleware.
+//
+// A navigation that another site started (Sec-Fetch-Site cross-site or
+// same-site) starts no challenge: it gets a page that asks the user to
+// continue, whose link is a same-origin navigation back here with the same
+// checked parameters. Otherwise any site could push the user's pending
+// challenges out of the session and fill the audit log. A request without
+// Sec-Fetch-Site, from a browser that does not send it, starts the
+// challenge at once.
 func (s *StepUp) StartHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
@@ -87,19 +95,30 @@ func (s *StepUp) StartHandler() http.Handler {
 		if !ok || len(q["return_to"]) > 1 {
 			returnTo = s.cfg.DefaultReturnTo
 		}
-		// display=popup (OIDC Core §3.1.2.1): the callback answers with the
-		// page that reports to the opener, which names itself by ref.
-		var mode challengeMode
-		switch display, ref := q["display"], q.Get("ref"); {
-		case len(display) == 0 && len(q["ref"]) == 0:
-		case len(display) == 1 && display[0] == "popup" && len(q["ref"]) <= 1 && (ref == "" || validRef(ref)):
-			mode = challengeMode{popup: true, ref: ref}
-		default:
+		mode, ok := startMode(q)
+		if !ok {
 			http.Error(w, "Unknown display mode or bad ref.", http.StatusBadRequest)
+			return
+		}
+		if fromAnotherSite(r) {
+			s.writeConfirmPage(w, p.name, returnTo, mode)
 			return
 		}
 		s.redirectToIdP(w, r, p, sub, returnTo, mode)
 	})
+}
+
+// startMode reads StartHandler's display and ref. display=popup (OIDC Core
+// §3.1.2.1): the callback answers with the page that reports to the
+// opener, which names itself by ref. ok is false for anything else.
+func startMode(q url.Values) (mode challengeMode, ok bool) {
+	switch display, ref := q["display"], q.Get("ref"); {
+	case len(display) == 0 && len(q["ref"]) == 0:
+		return challengeMode{}, true
+	case len(display) == 1 && display[0] == "popup" && len(q["ref"]) <= 1 && (ref == "" || validRef(ref)):
+		return challengeMode{popup: true, ref: ref}, true
+	}
+	return challengeMode{}, false
 }
 
 // redirectToIdP records a new pending challenge in the session and sends the
@@ -126,8 +145,7 @@ func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy
 		popup:    mode.popup,
 		ref:      mode.ref,
 	}
-	list := s.pendingList(r)
-	list = slices.DeleteFunc(list, func(old pending) bool { return now-old.started >= int64(challengeTTL/time.Second) })
+	list := s.livePending(r, now)
 	if len(list) >= maxPending {
 		list = list[len(list)-maxPending+1:]
 	}
@@ -175,6 +193,14 @@ func (s *StepUp) pendingList(r *http.Request) []pending {
 		return nil
 	}
 	return list
+}
+
+// livePending returns the session's pending challenges that are younger
+// than challengeTTL at now (Unix seconds).
+func (s *StepUp) livePending(r *http.Request, now int64) []pending {
+	return slices.DeleteFunc(s.pendingList(r), func(old pending) bool {
+		return now-old.started >= int64(challengeTTL/time.Second)
+	})
 }
 
 // takePending removes the challenge with this state from the session and

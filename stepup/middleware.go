@@ -14,7 +14,11 @@ import (
 // the session holds a fresh elevation for scope, issued by the configured
 // issuer to the logged-in user. Otherwise it removes a stale elevation,
 // audits, and challenges: browsers navigating with GET or HEAD are
-// redirected to the IdP, everything else gets an RFC 9470 401.
+// redirected to the IdP, everything else gets an RFC 9470 401. A
+// navigation from another site (Sec-Fetch-Site cross-site or same-site)
+// while a challenge of the session is pending gets the confirmation page
+// of [StepUp.StartHandler] instead, so that no other site can push that
+// challenge out.
 //
 // It fails closed: a missing session, an undecodable record or any doubt
 // means "not elevated". It panics if scope is not in [Config.Scopes], as a
@@ -150,6 +154,14 @@ func (s *StepUp) challenge(w http.ResponseWriter, r *http.Request, p *policy, su
 		returnTo = s.cfg.DefaultReturnTo
 	}
 	if IsNavigation(r) {
+		// A navigation from another site starts a challenge only into an
+		// empty pending list, so that a link from an e-mail still goes
+		// straight to the IdP but no other site can push out a challenge
+		// the user started; the user confirms the rest.
+		if fromAnotherSite(r) && len(s.livePending(r, s.now().Unix())) > 0 {
+			s.writeConfirmPage(w, p.name, returnTo, challengeMode{})
+			return
+		}
 		s.redirectToIdP(w, r, p, sub, returnTo, challengeMode{})
 		return
 	}
