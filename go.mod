@@ -15,6 +15,7 @@ require (
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
 	github.com/oidc-stepup/stepup/stores/postgresstore v0.1.0
 	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
+	github.com/redis/rueidis v1.0.80
 	go.uber.org/goleak v1.3.0
 )
 
@@ -34,7 +35,8 @@ require (
 	go.opentelemetry.io/otel/metric v1.46.0 // indirect
 	go.opentelemetry.io/otel/trace v1.46.0 // indirect
 	golang.org/x/oauth2 v0.38.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )
 
 replace (

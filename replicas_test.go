@@ -14,7 +14,6 @@ import (
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
 	"github.com/oidc-stepup/stepup/stores/postgresstore"
-	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // sharedStores are the session stores two replicas can share, each as two
@@ -29,7 +28,7 @@ func sharedStores(t *testing.T) map[string]func(t *testing.T) [2]scs.Store {
 		},
 		"redis": func(t *testing.T) [2]scs.Store {
 			addr := testkit.StartRedis(t)
-			return [2]scs.Store{redisstore.New(newRedisPool(t, addr)), redisstore.New(newRedisPool(t, addr))}
+			return [2]scs.Store{newRedisStore(t, "redis://"+addr), newRedisStore(t, "redis://"+addr)}
 		},
 		"postgres": func(t *testing.T) [2]scs.Store {
 			dsn := testkit.StartPostgres(t)

@@ -15,7 +15,6 @@ import (
 	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stores/postgresstore"
-	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // elevationKey is where stepup keeps the admin scope's elevation in the
@@ -83,14 +82,10 @@ func storedElevation(t *testing.T, a *app, token string) bool {
 	return a.sessions.Exists(ctx, elevationKey)
 }
 
-// redisPool is a redigo pool on a throwaway redis-server for the test.
-func redisPool(t *testing.T) *redis.Pool {
-	return newRedisPool(t, testkit.StartRedis(t))
-}
-
 // newRedisPool is a redigo pool on the Redis at addr, closed when the test
-// ends. Each pool stands for one replica's.
-func newRedisPool(t *testing.T, addr string) *redis.Pool {
+// ends: scs's own redisstore, the baseline the adapter is compared with
+// and shares its keys with, runs on it.
+func newRedisPool(t testing.TB, addr string) *redis.Pool {
 	pool := &redis.Pool{MaxIdle: writers, Dial: func() (redis.Conn, error) { return redis.Dial("tcp", addr) }}
 	t.Cleanup(func() { pool.Close() })
 	return pool
@@ -107,7 +102,7 @@ func TestDroppedElevationIsNotResurrectedByAnInFlightRequest(t *testing.T) {
 	t.Parallel()
 	stores := map[string]func(t *testing.T) scs.Store{
 		"memory":   func(*testing.T) scs.Store { return memstore.NewWithCleanupInterval(0) },
-		"redis":    func(t *testing.T) scs.Store { return redisstore.New(redisPool(t)) },
+		"redis":    func(t *testing.T) scs.Store { return newRedisStore(t, "redis://"+testkit.StartRedis(t)) },
 		"postgres": func(t *testing.T) scs.Store { return postgresstore.NewWithCleanupInterval(postgresDB(t), 0) },
 	}
 	for name, newStore := range stores {

@@ -417,7 +417,7 @@ func TestNewTakesTheStoreAdaptersNotScsStores(t *testing.T) {
 		takes bool
 	}{
 		{"scs/redisstore", scsredis.New(pool), false},
-		{"stores/redisstore", redisstore.New(pool), true},
+		{"stores/redisstore", redisstore.New(nil), true}, // New keeps the client; nothing dials
 		{"scs/postgresstore", scspostgres.NewWithCleanupInterval(db, 0), false},
 		{"stores/postgresstore", postgresstore.NewWithCleanupInterval(db, 0), true},
 	} {

@@ -62,7 +62,7 @@ func (s *StepUp) processOnce(ctx context.Context, key string, iat int64, revoke 
 	until := iat + int64(maxSignalAge/time.Second) + 2*s.skew + 1
 	// The revocation is recorded; failing to remember the jti only lets a
 	// replay revoke again, to the same effect.
-	_ = s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+	_ = s.updateRecord(ctx, key, asWritten, func(cur string) (string, int64, error) {
 		if cur != "" {
 			return "", 0, nil
 		}

@@ -60,7 +60,7 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 	authTime, deadline := el.AuthTime.Unix(), el.Deadline.Unix()
 	if sid != "" {
 		var cause Reason
-		err := s.updateSidIndex(ctx, sid, func(x *sidIndex) bool {
+		err := s.updateSidIndex(ctx, sid, asWritten, func(x *sidIndex) bool {
 			cause = ""
 			if x.cut != 0 && authTime <= x.cut {
 				cause = x.cause
@@ -74,7 +74,7 @@ func (s *StepUp) registerGrant(ctx context.Context, el *Elevation, sid string) (
 			return cause, err
 		}
 	}
-	l, err := s.updateLifetime(ctx, el.Subject, func(l *lifetime) { l.until = max(l.until, deadline) })
+	l, err := s.updateLifetime(ctx, el.Subject, asWritten, func(l *lifetime) { l.until = max(l.until, deadline) })
 	if err != nil {
 		return "", err
 	}
@@ -118,7 +118,7 @@ func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(
 	now := s.now().Unix()
 	var generation int64
 	if bump {
-		l, err := s.updateLifetime(ctx, sub, func(l *lifetime) {
+		l, err := s.updateLifetime(ctx, sub, replicated, func(l *lifetime) {
 			l.generation++
 			l.until = max(l.until, s.inFlight(now))
 		})
@@ -129,7 +129,7 @@ func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(
 	}
 	key := s.subjectKey(sub)
 	until := int64(0)
-	err := s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+	err := s.updateRecord(ctx, key, replicated, func(cur string) (string, int64, error) {
 		rv, err := s.parseRevocations(cur, now)
 		if err != nil {
 			return "", 0, err
@@ -155,7 +155,7 @@ func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(
 		latest = l.until
 	}
 	if latest > until {
-		err := s.updateRecord(ctx, key, func(cur string) (string, int64, error) {
+		err := s.updateRecord(ctx, key, replicated, func(cur string) (string, int64, error) {
 			rv, err := s.parseRevocations(cur, now)
 			if err != nil {
 				return "", 0, err
@@ -172,7 +172,7 @@ func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(
 		}
 	}
 	if latest < until {
-		_, err = s.updateLifetime(ctx, sub, func(l *lifetime) { l.until = max(l.until, until) })
+		_, err = s.updateLifetime(ctx, sub, replicated, func(l *lifetime) { l.until = max(l.until, until) })
 	}
 	return err
 }
@@ -185,7 +185,7 @@ func (s *StepUp) revise(ctx context.Context, sub string, bump bool, revise func(
 func (s *StepUp) revokeIdP(ctx context.Context, sub, sid string, at int64, cause Reason) (string, error) {
 	now := s.now().Unix()
 	if sub == "" {
-		err := s.updateSidIndex(ctx, sid, func(x *sidIndex) bool {
+		err := s.updateSidIndex(ctx, sid, replicated, func(x *sidIndex) bool {
 			if at > x.cut {
 				x.cut, x.cause = at, cause
 			}
@@ -232,7 +232,7 @@ func (s *StepUp) revokeOperator(ctx context.Context, sub string) error {
 func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
 	now := s.now().Unix()
 	until := int64(0)
-	err := s.updateRecord(ctx, s.subjectKey(h.subject), func(cur string) (string, int64, error) {
+	err := s.updateRecord(ctx, s.subjectKey(h.subject), replicated, func(cur string) (string, int64, error) {
 		rv, err := s.parseRevocations(cur, now)
 		if err != nil {
 			return "", 0, err
@@ -245,7 +245,7 @@ func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.updateLifetime(ctx, h.subject, func(l *lifetime) { l.until = max(l.until, until) })
+	_, err = s.updateLifetime(ctx, h.subject, replicated, func(l *lifetime) { l.until = max(l.until, until) })
 	return err
 }
 

@@ -80,11 +80,43 @@ func (s *StepUp) decodeRecordValue(b []byte) (string, error) {
 	return v, nil
 }
 
+// ReplicatedStore is implemented by an [AtomicStore] on a server that
+// replicates writes asynchronously, such as Redis, whose failover can
+// lose a write the old primary acknowledged. UpdateReplicated is Update
+// that returns only once the store's replicas hold the write, or an error
+// when they did not within the store's bound.
+//
+// stepup writes every revocation through it (a logout token, a security
+// event, RevokeSubject, Drop's record) and acknowledges the revocation
+// (the IdP's 200 or 202, RevokeSubject's nil) only after it returned, so
+// that a replica promoted by a failover still holds it. An error is a
+// failed revocation: revocation_failed, and the IdP is answered so that it
+// retries. Grants are written with Update: a grant a failover loses only
+// asks the user to step up again. The Redis adapter of this repository
+// implements it with Redis WAIT.
+type ReplicatedStore interface {
+	UpdateReplicated(ctx context.Context, token string, update func(current []byte, found bool) (next []byte, expiry time.Time, err error)) error
+}
+
+// durability says when a record write counts as done.
+type durability bool
+
+const (
+	// asWritten: when the store acknowledged it. Grants and replay
+	// records: losing one in a failover asks the user to step up again,
+	// or lets a processed token be processed again, to the same effect.
+	asWritten durability = false
+	// replicated: when the store's replicas hold it too
+	// ([ReplicatedStore]). Revocations: losing one would elevate again a
+	// user who was signed out.
+	replicated durability = true
+)
+
 // updateRecord atomically replaces the record under key with what update
 // returns from the current one ("" when there is none). update may be
 // called more than once. When update returns the empty string nothing is
 // written.
-func (s *StepUp) updateRecord(ctx context.Context, key string, update func(cur string) (next string, until int64, err error)) error {
+func (s *StepUp) updateRecord(ctx context.Context, key string, d durability, update func(cur string) (next string, until int64, err error)) error {
 	errUnchanged := errors.New("unchanged")
 	apply := func(b []byte, found bool) ([]byte, time.Time, error) {
 		cur := ""
@@ -106,7 +138,9 @@ func (s *StepUp) updateRecord(ctx context.Context, key string, update func(cur s
 		return enc, expiry, err
 	}
 	var err error
-	if as, ok := s.sm.Store.(AtomicStore); ok {
+	if rs, ok := s.sm.Store.(ReplicatedStore); ok && d == replicated {
+		err = rs.UpdateReplicated(ctx, key, apply)
+	} else if as, ok := s.sm.Store.(AtomicStore); ok {
 		err = as.Update(ctx, key, apply)
 	} else {
 		err = s.lockedUpdate(ctx, key, apply)
@@ -173,9 +207,9 @@ func atomicRevocations(store scs.Store) bool {
 
 // updateLifetime applies change to sub's lifetime record atomically and
 // returns the result. Nothing is written when change leaves it as it was.
-func (s *StepUp) updateLifetime(ctx context.Context, sub string, change func(*lifetime)) (lifetime, error) {
+func (s *StepUp) updateLifetime(ctx context.Context, sub string, d durability, change func(*lifetime)) (lifetime, error) {
 	var out lifetime
-	err := s.updateRecord(ctx, s.lifetimeKey(sub), func(cur string) (string, int64, error) {
+	err := s.updateRecord(ctx, s.lifetimeKey(sub), d, func(cur string) (string, int64, error) {
 		var l lifetime
 		if cur != "" {
 			var err error
@@ -196,8 +230,8 @@ func (s *StepUp) updateLifetime(ctx context.Context, sub string, change func(*li
 
 // updateSidIndex applies change to sid's index record atomically (a new,
 // empty one when there is none) and writes it when change returns true.
-func (s *StepUp) updateSidIndex(ctx context.Context, sid string, change func(x *sidIndex) (write bool)) error {
-	return s.updateRecord(ctx, s.sidKey(sid), func(cur string) (string, int64, error) {
+func (s *StepUp) updateSidIndex(ctx context.Context, sid string, d durability, change func(x *sidIndex) (write bool)) error {
+	return s.updateRecord(ctx, s.sidKey(sid), d, func(cur string) (string, int64, error) {
 		x := &sidIndex{}
 		if cur != "" {
 			var err error

@@ -2,12 +2,17 @@ package stepup
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http/httptest"
 	"reflect"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/alexedwards/scs/v2"
+	"github.com/alexedwards/scs/v2/memstore"
 )
 
 // The revocation record's races (a request in flight across Drop or
@@ -384,5 +389,117 @@ func TestSecondOperatorRevocationAfterTheFirstRecordExpired(t *testing.T) {
 	head, _ := readElevationHead(encodeElevation(&el))
 	if _, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked {
 		t.Fatalf("the second revocation left the elevation granted between the two: revoked %v, %v", revoked, err)
+	}
+}
+
+// replicatingStore is a memstore that is a ReplicatedStore: it counts the
+// writes made through Update and through UpdateReplicated, and fails the
+// latter while failReplicas is set, as a Redis whose replicas did not
+// acknowledge in time.
+type replicatingStore struct {
+	*memstore.MemStore
+	mu           sync.Mutex
+	plain        int
+	replicated   int
+	failReplicas atomic.Bool
+}
+
+var errNoReplica = errors.New("test: no replica acknowledged the write")
+
+func (s *replicatingStore) Update(ctx context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.plain++
+	return s.apply(token, update)
+}
+
+func (s *replicatingStore) UpdateReplicated(ctx context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.replicated++
+	if err := s.apply(token, update); err != nil {
+		return err
+	}
+	if s.failReplicas.Load() {
+		return errNoReplica // the primary holds it; a failover may not
+	}
+	return nil
+}
+
+func (s *replicatingStore) apply(token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	cur, found, err := s.Find(token)
+	if err != nil {
+		return err
+	}
+	next, expiry, err := update(cur, found)
+	if err != nil {
+		return err
+	}
+	return s.Commit(token, next, expiry)
+}
+
+func (s *replicatingStore) counts() (plain, replicated int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plain, s.replicated
+}
+
+// TestRevocationsWaitForReplicasAndGrantsDoNot: on a store that can wait
+// for its replicas (Redis WAIT), every write of a revocation goes through
+// UpdateReplicated, so that a failover cannot lose a revocation the IdP or
+// the operator was told was recorded; a grant's writes do not wait. When
+// the replicas do not acknowledge, the revocation fails as a store
+// failure would: RevokeSubject returns ErrSession and audits
+// revocation_failed.
+func TestRevocationsWaitForReplicasAndGrantsDoNot(t *testing.T) {
+	t.Parallel()
+	store := &replicatingStore{MemStore: memstore.NewWithCleanupInterval(0)}
+	h := newHarness(t, func(c *Config) {
+		c.SessionManager = scs.New()
+		c.SessionManager.Store = store
+	})
+	h.sm = h.cfg.SessionManager
+	ctx := context.Background()
+
+	el := h.elevation(t0.Add(time.Hour))
+	el.ID = newElevationID()
+	if cause, err := h.su.registerGrant(ctx, &el, "sid-1"); err != nil || cause != "" {
+		t.Fatalf("grant: %q %v", cause, err)
+	}
+	if plain, replicated := store.counts(); plain == 0 || replicated != 0 {
+		t.Fatalf("a grant made %d plain and %d replicated writes, want only plain ones", plain, replicated)
+	}
+
+	for name, revoke := range map[string]func() error{
+		"RevokeSubject": func() error { return h.su.RevokeSubject(ctx, "alice") },
+		"LogoutBySid": func() error {
+			_, err := h.su.revokeIdP(ctx, "", "sid-1", t0.Unix(), ReasonBackChannelLogout)
+			return err
+		},
+		"LogoutBySub": func() error {
+			_, err := h.su.revokeIdP(ctx, "alice", "", t0.Unix(), ReasonCredentialChange)
+			return err
+		},
+		"DropRecord": func() error {
+			return h.su.recordDrop(ctx, elevationHead{id: el.ID, subject: "alice", deadline: el.Deadline.Unix()})
+		},
+	} {
+		plainBefore, replicatedBefore := store.counts()
+		if err := revoke(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		plain, replicated := store.counts()
+		if plain != plainBefore || replicated == replicatedBefore {
+			t.Errorf("%s made %d plain and %d replicated writes, want only replicated ones", name, plain-plainBefore, replicated-replicatedBefore)
+		}
+	}
+
+	store.failReplicas.Store(true)
+	h.audit.Reset()
+	if err := h.su.RevokeSubject(ctx, "alice"); !errors.Is(err, ErrSession) || !errors.Is(err, errNoReplica) {
+		t.Errorf("RevokeSubject without a replica's acknowledgement: %v, want ErrSession wrapping the store's error", err)
+	}
+	if got := h.audit.Types(); len(got) != 1 || got[0] != EventRevocationFailed {
+		t.Errorf("audit %v, want revocation_failed", got)
 	}
 }

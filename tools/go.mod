@@ -4,16 +4,15 @@ go 1.26.0
 
 require (
 	github.com/alexedwards/scs/v2 v2.9.0
-	github.com/gomodule/redigo v1.9.3
 	github.com/oidc-stepup/stepup v0.1.0
 	github.com/oidc-stepup/stepup/stepup v0.1.0
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
 	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
+	github.com/redis/rueidis v1.0.80
 	golang.org/x/mod v0.43.0
 )
 
 require (
-	github.com/alexedwards/scs/redisstore v0.0.0-20251002162104-209de6e426de // indirect
 	github.com/bmatcuk/doublestar/v4 v4.10.4 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/coreos/go-oidc/v3 v3.21.0 // indirect
@@ -32,7 +31,8 @@ require (
 	go.opentelemetry.io/otel/metric v1.46.0 // indirect
 	go.opentelemetry.io/otel/trace v1.46.0 // indirect
 	golang.org/x/oauth2 v0.38.0 // indirect
-	golang.org/x/text v0.43.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )
 
 replace (

@@ -106,7 +106,7 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.maxAge, "max-age", 0, "max_age for the admin step-up; non-zero also sends prompt=login and bounds the elevation by auth_time + max-age")
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
-	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory, redis://[user:password@]host:port/db (rediss:// for TLS), or postgres://...")
+	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory; redis://[user:password@]host:port[/db] (a standalone server or any node of a Redis Cluster; rediss:// for TLS); redis://host:port?master_set=NAME (Sentinels and the primary of NAME); or postgres://...")
 	fs.StringVar(&c.ssfIssuer, "ssf-issuer", "", "issuer URL of a Shared Signals transmitter whose CAEP events end admin mode at /ssf/events; its /.well-known/ssf-configuration names jwks_uri (default: the embedded IdP when it runs, else none)")
 	fs.StringVar(&c.ssfAudience, "ssf-audience", "", "the audience every security event must name: the console's identifier in the transmitter's stream (default: the -base-url)")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 15*time.Second, "how long a client may take to send a whole request, body included")

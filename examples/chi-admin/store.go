@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"database/sql"
 	"fmt"
 	"net/url"
@@ -10,8 +9,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/alexedwards/scs/v2/memstore"
-	"github.com/gomodule/redigo/redis"
 	_ "github.com/lib/pq" // the postgres driver postgresstore uses
+	"github.com/redis/rueidis"
 
 	// stepup's adapters of scs's Redis and PostgreSQL stores: the same
 	// keys and tables, plus the atomic update stepup.New asks for, so that
@@ -34,41 +33,39 @@ func openStore(spec string) (scs.Store, func(), error) {
 		return openPostgres(spec)
 	}
 	// Not quoted: the value may hold a password.
-	return nil, nil, fmt.Errorf("-session-store: want memory, redis://host:port/db, rediss://... or postgres://...")
+	return nil, nil, fmt.Errorf("-session-store: want memory, redis://host:port[/db], rediss://..., redis://host:port?master_set=NAME or postgres://...")
 }
 
-// openRedis opens a pool on a Redis URL, which redigo's DialURL reads
-// (IANA's redis URI scheme): redis:// or rediss:// (TLS), an optional
-// user name and password (redis://user:password@host:port, or
-// redis://:password@host for requirepass), and the database as the path.
-// Errors name the URL with its password redacted.
+// openRedis opens a Redis client on a URL in rueidis's forms:
+// redis://[user:password@]host:port[/db] names a standalone server or any
+// node of a Redis Cluster (the client discovers the others), rediss://
+// uses TLS, and redis://host:port?master_set=NAME names Sentinels (more
+// with &addr=host:port) and the primary they watch for NAME. Errors name
+// the URL with its password redacted.
 func openRedis(spec string) (scs.Store, func(), error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Opaque != "" {
 		// url.Parse's error quotes the URL, password included.
 		return nil, nil, fmt.Errorf("-session-store: bad redis URL")
 	}
-	opts := []redis.DialOption{
-		redis.DialConnectTimeout(2 * time.Second),
-		redis.DialReadTimeout(2 * time.Second),
-		redis.DialWriteTimeout(2 * time.Second),
-	}
-	// Keep as many idle connections as the console serves at once: with
-	// fewer, each burst closes and redials connections (the load test saw
-	// one new Redis connection per four requests at MaxIdle 16).
-	pool := &redis.Pool{
-		MaxIdle:     128,
-		IdleTimeout: 4 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) { return redis.DialURLContext(ctx, spec, opts...) },
-	}
-	conn := pool.Get()
-	_, err = conn.Do("PING")
-	conn.Close()
+	opt, err := rueidis.ParseURL(spec)
 	if err != nil {
-		pool.Close()
+		return nil, nil, fmt.Errorf("-session-store: bad redis URL %s", u.Redacted())
+	}
+	opt.DisableCache = true
+	opt.Dialer.Timeout = 2 * time.Second
+	// A connection whose writes go unanswered this long is dead: its
+	// requests fail, and the client dials again.
+	opt.ConnWriteTimeout = 2 * time.Second
+	// Retry a command that failed with its connection for about five
+	// seconds (a failover takes two or three), not until the request's
+	// context ends.
+	opt.RetryDelay = redisstore.RetryDelay
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
 		return nil, nil, fmt.Errorf("-session-store: redis at %s: %w", u.Redacted(), err)
 	}
-	return redisstore.New(pool), func() { pool.Close() }, nil
+	return redisstore.New(client), client.Close, nil
 }
 
 func openPostgres(spec string) (scs.Store, func(), error) {

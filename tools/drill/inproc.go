@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"github.com/gomodule/redigo/redis"
+	"github.com/redis/rueidis"
 
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
@@ -24,7 +24,7 @@ import (
 // proxy, run on a skewed clock. They run the library in test servers in
 // this process instead: a replica is an application with stepup's guard on
 // /admin/ping, scs sessions in a real Redis (through stepup's adapter,
-// with a pool of its own, as a separate process would have), and
+// with a client of its own, as a separate process would have), and
 // stepuptest's provider as the IdP. Its routes are the example's that the
 // load uses (/ping, /admin/ping, /stepup/start, /stepup/callback) and a
 // stand-in for the primary login, POST /login with the user's name: the
@@ -54,25 +54,29 @@ type replicaConfig struct {
 
 // replica is a running application.
 type replica struct {
-	url  string
-	srv  *http.Server
-	pool *redis.Pool
+	url    string
+	srv    *http.Server
+	client rueidis.Client
 }
 
 func replicaName(i int8) string { return string(rune('A' + i)) }
 
 // startReplica starts a replica on ln.
 func startReplica(ctx context.Context, cfg replicaConfig, ln net.Listener) (*replica, error) {
-	pool := &redis.Pool{
-		MaxIdle:     128,
-		IdleTimeout: 4 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			return redis.DialContext(ctx, "tcp", cfg.redisAddr,
-				redis.DialConnectTimeout(2*time.Second), redis.DialReadTimeout(2*time.Second), redis.DialWriteTimeout(2*time.Second))
-		},
+	opt, err := rueidis.ParseURL("redis://" + cfg.redisAddr)
+	if err != nil {
+		return nil, err
+	}
+	opt.DisableCache = true
+	opt.Dialer.Timeout = 2 * time.Second
+	opt.ConnWriteTimeout = 2 * time.Second
+	opt.RetryDelay = redisstore.RetryDelay
+	client, err := rueidis.NewClient(opt)
+	if err != nil {
+		return nil, err
 	}
 	sm := scs.New()
-	sm.Store = redisstore.New(pool)
+	sm.Store = redisstore.New(client)
 	sm.Lifetime = 12 * time.Hour
 	sm.Cookie.Name = console.SessionCookie
 	sm.Cookie.SameSite = http.SameSiteLaxMode
@@ -98,7 +102,7 @@ func startReplica(ctx context.Context, cfg replicaConfig, ln net.Listener) (*rep
 		HTTPClient: cfg.idp,
 	})
 	if err != nil {
-		pool.Close()
+		client.Close()
 		return nil, fmt.Errorf("replica %s: %w", name, err)
 	}
 	pong := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -119,7 +123,7 @@ func startReplica(ctx context.Context, cfg replicaConfig, ln net.Listener) (*rep
 	mux.Handle("GET /stepup/start", su.StartHandler())
 	mux.Handle("GET "+callbackPath, su.CallbackHandler())
 	sessions := sm.LoadAndSave(mux)
-	rp := &replica{url: "http://" + ln.Addr().String(), pool: pool}
+	rp := &replica{url: "http://" + ln.Addr().String(), client: client}
 	rp.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Replica", name)
@@ -138,7 +142,7 @@ func (rp *replica) close() {
 	if err := rp.srv.Shutdown(ctx); err != nil {
 		rp.srv.Close()
 	}
-	rp.pool.Close()
+	rp.client.Close()
 }
 
 // startIdP starts stepuptest's provider with the drill's client, whose
