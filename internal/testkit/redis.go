@@ -20,6 +20,8 @@ type Redis struct {
 	bin        string
 	dir        string
 	appendOnly bool
+	conf       string   // a configuration file, redis-server's first argument; "" for none
+	args       []string // arguments after the ones Start always passes
 	cmd        *exec.Cmd
 	out        *SyncBuffer
 }
@@ -62,7 +64,13 @@ func (r *Redis) Start(ctx context.Context) error {
 	if r.appendOnly {
 		persist = []string{"--appendonly", "yes", "--appendfsync", "always"}
 	}
-	r.cmd = exec.Command(r.bin, append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--dir", r.dir}, persist...)...)
+	var args []string
+	if r.conf != "" {
+		args = append(args, r.conf)
+	}
+	args = append(args, "--port", port, "--bind", "127.0.0.1", "--save", "", "--dir", r.dir)
+	args = append(append(args, persist...), r.args...)
+	r.cmd = exec.Command(r.bin, args...)
 	r.cmd.Stdout, r.cmd.Stderr = r.out, r.out
 	if err := r.cmd.Start(); err != nil {
 		return err

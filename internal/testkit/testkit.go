@@ -1,8 +1,10 @@
 // Package testkit holds the helpers that the repository's test packages
 // (the library's end-to-end tests, the store adapters' tests, the tools)
-// share: finding an installed tool, starting a real redis-server or
-// PostgreSQL, a free loopback port, a goroutine-safe buffer, and the
-// in-process atomic update of a test store. Each is written once, here.
+// share: finding an installed tool, starting a real redis-server (alone,
+// as a Redis Cluster or under Sentinel, with the failover drills' helpers:
+// redistopo.go says how to use them) or PostgreSQL, a free loopback port,
+// a goroutine-safe buffer, and the in-process atomic update of a test
+// store. Each is written once, here.
 //
 // It is internal: applications test with [stepuptest], not with this.
 package testkit
