@@ -11,8 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oidc-stepup/stepup/internal/testkit"
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
+	"github.com/oidc-stepup/stepup/stores/redisstore"
 )
 
 // elevatedAs returns a browser in which user has logged in and stepped up
@@ -420,6 +422,28 @@ func TestBackChannelLogoutStoreFailureIsAuditedForAlerting(t *testing.T) {
 	}
 	if b.elevated(t) {
 		t.Fatal("the retried logout did not end the elevation")
+	}
+}
+
+// TestLogoutNotYetOnAReplicaIsAFailureTheIdPRetries: on Redis, a logout
+// token is answered 200 only once a replica holds its revocation (WAIT),
+// so that a failover cannot lose it. A WAIT that times out (here a store
+// told to wait for one replica on a server that has none) is a failed
+// logout: 400 temporarily_unavailable, so that the IdP retries, and
+// revocation_failed for the operator.
+func TestLogoutNotYetOnAReplicaIsAFailureTheIdPRetries(t *testing.T) {
+	t.Parallel()
+	store := newRedisStore(t, "redis://"+testkit.StartRedis(t))
+	store.Replicas, store.ReplicaTimeout = 1, 100*time.Millisecond
+	a := newApp(t, appOptions{store: store})
+	_, sid := elevatedAs(t, a, "alice")
+	status, body := postLogout(t, a, logoutToken(t, a, stepuptest.LogoutClaims{Subject: "alice", SessionID: sid, IssuedAt: a.clock.Now()}))
+	if status != http.StatusBadRequest || !strings.Contains(body, `"error":"temporarily_unavailable"`) {
+		t.Errorf("a logout no replica acknowledged: %d %s, want 400 temporarily_unavailable", status, body)
+	}
+	a.audit.wantReason(t, stepup.EventRevocationFailed, stepup.ReasonBackChannelLogout)
+	if err := a.su.RevokeSubject(t.Context(), "alice"); !errors.Is(err, stepup.ErrSession) || !errors.Is(err, redisstore.ErrNotReplicated) {
+		t.Errorf("RevokeSubject no replica acknowledged: %v, want ErrSession wrapping ErrNotReplicated", err)
 	}
 }
 

@@ -380,6 +380,26 @@ func (s *flakyStore) Update(ctx context.Context, token string, update func([]byt
 	return testkit.UpdateLocked(mu.(*sync.Mutex), s, token, update)
 }
 
+// UpdateReplicated makes flakyStore a stepup.ReplicatedStore when the
+// wrapped store is one (the Redis adapter), failing as Update does; on
+// any other store it is Update.
+func (s *flakyStore) UpdateReplicated(ctx context.Context, token string, update func([]byte, bool) ([]byte, time.Time, error)) error {
+	rs, ok := s.Store.(stepup.ReplicatedStore)
+	if !ok {
+		return s.Update(ctx, token, update)
+	}
+	if s.failFind.Load() {
+		return errStoreDown
+	}
+	return rs.UpdateReplicated(ctx, token, func(cur []byte, found bool) ([]byte, time.Time, error) {
+		next, expiry, err := update(cur, found)
+		if err == nil && s.failCommit.Load() {
+			err = errStoreDown
+		}
+		return next, expiry, err
+	})
+}
+
 var errStoreDown = errors.New("store down")
 
 func (s *flakyStore) Find(token string) ([]byte, bool, error) {

@@ -18,8 +18,9 @@ import (
 
 // sharedStores are the session stores two replicas can share, each as two
 // store values standing for the replicas' own connections: one memstore
-// (replicas in one process), two pools on one real redis-server, two pools
-// on one real PostgreSQL.
+// (replicas in one process), two clients on one real redis-server, on a
+// real Redis Cluster and behind real Sentinels, two pools on one real
+// PostgreSQL.
 func sharedStores(t *testing.T) map[string]func(t *testing.T) [2]scs.Store {
 	return map[string]func(t *testing.T) [2]scs.Store{
 		"memory": func(t *testing.T) [2]scs.Store {
@@ -29,6 +30,14 @@ func sharedStores(t *testing.T) map[string]func(t *testing.T) [2]scs.Store {
 		"redis": func(t *testing.T) [2]scs.Store {
 			addr := testkit.StartRedis(t)
 			return [2]scs.Store{newRedisStore(t, "redis://"+addr), newRedisStore(t, "redis://"+addr)}
+		},
+		"redis-cluster": func(t *testing.T) [2]scs.Store {
+			url := redisTopologies()["cluster"](t).url
+			return [2]scs.Store{newRedisStore(t, url), newRedisStore(t, url)}
+		},
+		"redis-sentinel": func(t *testing.T) [2]scs.Store {
+			url := redisTopologies()["sentinel"](t).url
+			return [2]scs.Store{newRedisStore(t, url), newRedisStore(t, url)}
 		},
 		"postgres": func(t *testing.T) [2]scs.Store {
 			dsn := testkit.StartPostgres(t)
