@@ -99,6 +99,7 @@ type env struct {
 	*options
 	goCmd    string
 	redisBin string
+	redisCli string // for a Redis Cluster
 	pgBin    string // the directory of PostgreSQL's server binaries
 	tmp      string
 }
@@ -106,7 +107,7 @@ type env struct {
 // drill is one fault.
 type drill struct {
 	name, title string
-	needs       []string // "redis", "postgres", "app"
+	needs       []string // "redis", "redis-cluster", "postgres", "app"
 	run         func(ctx context.Context, e *env) (*result, error)
 }
 
@@ -145,12 +146,19 @@ func findComponents(o *options) (*env, error) {
 		}
 	}
 	var missing []string
-	if need["redis"] {
+	if need["redis"] || need["redis-cluster"] {
 		p, err := exec.LookPath("redis-server")
 		if err != nil {
 			missing = append(missing, "redis-server (apt-get install redis-server)")
 		}
 		e.redisBin = p
+	}
+	if need["redis-cluster"] {
+		p, err := exec.LookPath("redis-cli")
+		if err != nil {
+			missing = append(missing, "redis-cli (apt-get install redis-tools)")
+		}
+		e.redisCli = p
 	}
 	if need["postgres"] {
 		p, err := testkit.PostgresBin()
