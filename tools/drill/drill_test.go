@@ -15,10 +15,12 @@ import (
 // `go run ./tools/drill -short` does: 2s outages, 1 to 3 seconds of load
 // around each fault, the same musts. It is part of the repository's test
 // command. Outside CI it skips when redis-server, PostgreSQL or the go
-// command is missing; under CI it fails.
+// command is missing (redis-cli too, for the Redis Cluster); under CI it
+// fails.
 func TestDrillsShort(t *testing.T) {
 	goCmd := testkit.RequireTool(t, "go")
 	testkit.RequireTool(t, "redis-server")
+	testkit.RequireTool(t, "redis-cli")
 	testkit.RequirePostgres(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -8,6 +8,9 @@
 //  5. restart-mid-step-up: the app killed between challenge and callback,
 //     on Redis and on PostgreSQL
 //  6. slow-store: Redis behind 50 ms of added latency
+//  7. ten-replicas: ten replicas on a Redis Cluster behind a round-robin
+//     front, users revoked under load by back-channel logout, CAEP and
+//     RevokeSubject
 //
 // From the repository's root:
 //
@@ -118,6 +121,7 @@ var drills = []drill{
 	{"clock-skew", "Two replicas whose clocks disagree", []string{"redis"}, clockSkew},
 	{"restart-mid-step-up", "App restarted between challenge and callback", []string{"redis", "postgres", "app"}, restartMidStepUp},
 	{"slow-store", "Redis behind 50 ms of added latency", []string{"redis", "app"}, slowStore},
+	{"ten-replicas", "Ten replicas on a Redis Cluster, users revoked under load", []string{"redis-cluster"}, tenReplicas},
 }
 
 func drillNames() []string {
