@@ -48,6 +48,8 @@ import (
 //	s.Primary().Kill()
 //	err = s.WaitForFailover(ctx, s.Primary().Addr)
 //	addr, err := s.CurrentPrimary(ctx) // s.Replica().Addr
+//	err = s.Rejoin(ctx, s.Primary())   // started again as its replica
+//	err = s.WaitHealthy(ctx)
 //
 // The drills, which have no testing.T, call [StartRedisClusterServers] and
 // [StartRedisSentinelServers] with the binaries' paths and a directory of
@@ -541,7 +543,7 @@ func (s *RedisSentinel) start(ctx context.Context, bin, dir string, opts []Redis
 		}
 		s.Sentinels, s.SentinelAddrs = append(s.Sentinels, n), append(s.SentinelAddrs, n.Addr)
 	}
-	return waitFor(ctx, "the sentinels to know the replica and each other", s.ready)
+	return s.WaitHealthy(ctx)
 }
 
 // StartRedisSentinel runs a [RedisSentinel] for the test, ready, and kills
@@ -570,12 +572,63 @@ func (s *RedisSentinel) Kill() {
 	}
 }
 
-// ready returns why the topology is not ready yet: the replica's link to
-// the primary is up, and every sentinel sees the replica up and in sync
-// (SENTINEL REPLICAS) and the two other sentinels (SENTINEL SENTINELS).
-func (s *RedisSentinel) ready(ctx context.Context) error {
-	if err := replicaInSync(ctx, s.replica); err != nil {
+// WaitHealthy waits until the sentinels name a primary, the other data
+// node is its replica with its link up and in sync, and every sentinel
+// sees that replica up (SENTINEL REPLICAS) and the two other sentinels
+// (SENTINEL SENTINELS), whichever node is the primary: a drill that
+// started a killed node again waits for this before its next fault, so
+// that the sentinels have a replica to promote.
+func (s *RedisSentinel) WaitHealthy(ctx context.Context) error {
+	return waitFor(ctx, "the sentinels to know the replica and each other", s.ready)
+}
+
+// Rejoin starts n, a data node killed before a failover, again and makes
+// it a replica of the current primary at once (REPLICAOF), as the
+// sentinels would only ten to twenty seconds later: they convert a node
+// that reports itself a primary once it has done so for eight seconds,
+// and ask a replica for INFO every ten. Until then it would be an empty
+// primary that no client following the sentinels reaches.
+func (s *RedisSentinel) Rejoin(ctx context.Context, n *RedisNode) error {
+	primary, err := s.CurrentPrimary(ctx)
+	if err != nil {
 		return err
+	}
+	if primary == n.Addr {
+		return fmt.Errorf("redis: %s is still the primary", n.Addr)
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	host, port, _ := net.SplitHostPort(primary)
+	_, err = n.Do(ctx, "REPLICAOF", host, port)
+	return err
+}
+
+// Node returns the data node at addr, nil when neither is.
+func (s *RedisSentinel) Node(addr string) *RedisNode {
+	for _, n := range []*RedisNode{s.primary, s.replica} {
+		if n.Addr == addr {
+			return n
+		}
+	}
+	return nil
+}
+
+// ready returns why the topology is not healthy yet (WaitHealthy).
+func (s *RedisSentinel) ready(ctx context.Context) error {
+	primary, err := s.CurrentPrimary(ctx)
+	if err != nil {
+		return err
+	}
+	replica := s.replica
+	if primary == s.replica.Addr {
+		replica = s.primary
+	}
+	if err := replicaInSync(ctx, replica); err != nil {
+		return err
+	}
+	if isPrimary, err := replica.IsPrimary(ctx); err != nil || isPrimary {
+		return fmt.Errorf("%s: not a replica yet (%v)", replica.Addr, err)
 	}
 	for _, n := range s.Sentinels {
 		var replicas, sentinels []map[string]string
@@ -585,7 +638,7 @@ func (s *RedisSentinel) ready(ctx context.Context) error {
 		if err := sentinelJSON(ctx, n, &sentinels, "SENTINEL", "SENTINELS", s.MasterName); err != nil {
 			return err
 		}
-		if len(replicas) != 1 || replicas[0]["name"] != s.replica.Addr || replicas[0]["flags"] != "slave" || replicas[0]["master-link-status"] != "ok" {
+		if len(replicas) != 1 || replicas[0]["name"] != replica.Addr || replicas[0]["flags"] != "slave" || replicas[0]["master-link-status"] != "ok" {
 			return fmt.Errorf("sentinel %s: replicas %v", n.Addr, replicas)
 		}
 		if len(sentinels) != len(s.Sentinels)-1 {

@@ -116,7 +116,8 @@ func TestRedisClusterServesEverySlotAndFailsOver(t *testing.T) {
 
 // TestRedisSentinelPromotesTheReplica is what the Sentinel failover drill
 // relies on: a write the replica acknowledged (WAIT 1) is still there
-// after the primary's SIGKILL, on the replica the sentinels promote.
+// after the primary's SIGKILL, on the replica the sentinels promote; and
+// the old primary, started again, rejoins as its replica, in sync.
 func TestRedisSentinelPromotesTheReplica(t *testing.T) {
 	t.Parallel()
 	begin := time.Now()
@@ -151,5 +152,18 @@ func TestRedisSentinelPromotesTheReplica(t *testing.T) {
 	}
 	if got, err := s.Replica().Do(ctx, "GET", key); err != nil || got != value {
 		t.Fatalf("GET %s on the promoted replica: %q, %v; want %q", key, got, err, value)
+	}
+
+	// The old primary, started again empty, becomes the new one's replica.
+	if err := s.Rejoin(ctx, s.Primary()); err != nil {
+		t.Fatal(err)
+	}
+	restarted := time.Now()
+	if err := s.WaitHealthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the killed primary, started again, is a replica in sync after %v", time.Since(restarted).Round(time.Millisecond))
+	if got, err := s.Primary().Do(ctx, "GET", key); err != nil || got != value {
+		t.Fatalf("GET %s on the old primary, now a replica: %q, %v; want %q", key, got, err, value)
 	}
 }

@@ -63,7 +63,7 @@ func clockSkew(ctx context.Context, e *env) (*result, error) {
 	audit := &auditLog{}
 	var replicas []*replica
 	for i, off := range offsets {
-		rp, err := startReplica(ctx, replicaConfig{index: int8(i), publicURL: publicURL, issuer: idp.Issuer(), redisAddr: redis.Addr,
+		rp, err := startReplica(ctx, replicaConfig{index: int8(i), publicURL: publicURL, issuer: idp.Issuer(), redisURL: "redis://" + redis.Addr,
 			offset: off, skew: skew, idp: &http.Client{Timeout: 10 * time.Second, Transport: idpTransport}, audit: audit}, lns[i])
 		if err != nil {
 			return nil, err

@@ -72,7 +72,7 @@ func idpSlowDead(ctx context.Context, e *env) (*result, error) {
 	defer idpTransport.CloseIdleConnections()
 	audit := &auditLog{}
 	before := countGoroutines()
-	app, err := startReplica(ctx, replicaConfig{publicURL: appURL, issuer: idp.Issuer(), redisAddr: redis.Addr,
+	app, err := startReplica(ctx, replicaConfig{publicURL: appURL, issuer: idp.Issuer(), redisURL: "redis://" + redis.Addr,
 		idp: &http.Client{Timeout: idpTimeout, Transport: idpTransport}, audit: audit}, ln)
 	if err != nil {
 		ln.Close()

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/alexedwards/scs/v2"
-	"github.com/redis/rueidis"
 
 	"github.com/oidc-stepup/stepup/stepup"
 	"github.com/oidc-stepup/stepup/stepup/stepuptest"
@@ -20,15 +19,18 @@ import (
 	"github.com/oidc-stepup/stepup/tools/internal/console"
 )
 
-// Drills 3 and 4 need what the example cannot do: reach its IdP through a
-// proxy, run on a skewed clock. They run the library in test servers in
-// this process instead: a replica is an application with stepup's guard on
-// /admin/ping, scs sessions in a real Redis (through stepup's adapter,
-// with a client of its own, as a separate process would have), and
-// stepuptest's provider as the IdP. Its routes are the example's that the
-// load uses (/ping, /admin/ping, /stepup/start, /stepup/callback) and a
-// stand-in for the primary login, POST /login with the user's name: the
-// drills are about the step-up, not the login.
+// Drills 3, 4, 7 and 8 need what the example cannot do: reach its IdP
+// through a proxy, run on a skewed clock, run ten replicas, revoke through
+// Shared Signals. They run the library in test servers in this process
+// instead: a replica is an application with stepup's guard on /admin/ping,
+// scs sessions in a real Redis (through stepup's adapter, opened with
+// redisstore.Open, with a client of its own, as a separate process would
+// have), and stepuptest's provider as the IdP. Its routes are the
+// example's that the load uses (/ping, /admin/ping, /stepup/start,
+// /stepup/callback), the two revocation receivers (POST
+// /backchannel-logout, POST /ssf/push) and a stand-in for the primary
+// login, POST /login with the user's name: the drills are about the
+// step-up, not the login.
 
 const (
 	mfa          = "urn:stepup:drill:mfa"
@@ -36,14 +38,26 @@ const (
 	drillSecret  = "drill-secret"
 	callbackPath = "/stepup/callback"
 	userKey      = "user"
+	// The revocation receivers' paths, and the receiver's identifier in
+	// the Shared Signals stream (SharedSignals.Audience).
+	logoutPath    = "/backchannel-logout"
+	pushPath      = "/ssf/push"
+	drillAudience = "drill-app"
 )
 
 // replicaConfig is one replica.
 type replicaConfig struct {
-	index     int8   // 0 for "A", 1 for "B": its X-Replica header
+	index     int8   // 0 for "A", 1 for "B", ...: its X-Replica header
 	publicURL string // where browsers reach it: itself, or a balancer
 	issuer    string
-	redisAddr string
+	// redisURL is redisstore.Open's: one server, or any node of a Redis
+	// Cluster.
+	redisURL string
+	// noWait makes the store acknowledge a revocation once the primary
+	// holds it, without waiting for a replica (Replicas = NoReplicas).
+	noWait bool
+	// signals receives CAEP events from the issuer (Config.SharedSignals).
+	signals bool
 	// offset is added to the real clock: the replica's Config.Now.
 	offset time.Duration
 	skew   time.Duration // Config.ClockSkew
@@ -54,29 +68,29 @@ type replicaConfig struct {
 
 // replica is a running application.
 type replica struct {
-	url    string
-	srv    *http.Server
-	client rueidis.Client
+	url   string
+	srv   *http.Server
+	su    *stepup.StepUp
+	store *redisstore.RedisStore
 }
 
 func replicaName(i int8) string { return string(rune('A' + i)) }
 
 // startReplica starts a replica on ln.
 func startReplica(ctx context.Context, cfg replicaConfig, ln net.Listener) (*replica, error) {
-	opt, err := rueidis.ParseURL("redis://" + cfg.redisAddr)
+	store, err := redisstore.Open(cfg.redisURL)
 	if err != nil {
 		return nil, err
 	}
-	opt.DisableCache = true
-	opt.Dialer.Timeout = 2 * time.Second
-	opt.ConnWriteTimeout = 2 * time.Second
-	opt.RetryDelay = redisstore.RetryDelay
-	client, err := rueidis.NewClient(opt)
-	if err != nil {
-		return nil, err
+	if cfg.noWait {
+		store.Replicas = redisstore.NoReplicas
+	}
+	var signals *stepup.SharedSignals
+	if cfg.signals {
+		signals = &stepup.SharedSignals{Issuer: cfg.issuer, Audience: drillAudience}
 	}
 	sm := scs.New()
-	sm.Store = redisstore.New(client)
+	sm.Store = store
 	sm.Lifetime = 12 * time.Hour
 	sm.Cookie.Name = console.SessionCookie
 	sm.Cookie.SameSite = http.SameSiteLaxMode
@@ -99,10 +113,11 @@ func startReplica(ctx context.Context, cfg replicaConfig, ln net.Listener) (*rep
 			cfg.audit.add(auditEvent{Type: string(e.Type), Reason: string(e.Reason), Subject: e.Subject,
 				Time: e.Time, Deadline: e.Deadline, Elevation: e.Elevation, replica: cfg.index})
 		}),
-		HTTPClient: cfg.idp,
+		HTTPClient:    cfg.idp,
+		SharedSignals: signals,
 	})
 	if err != nil {
-		client.Close()
+		store.Close()
 		return nil, fmt.Errorf("replica %s: %w", name, err)
 	}
 	pong := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -122,12 +137,16 @@ func startReplica(ctx context.Context, cfg replicaConfig, ln net.Listener) (*rep
 	mux.Handle("GET /admin/ping", su.RequireStepUp("admin")(pong))
 	mux.Handle("GET /stepup/start", su.StartHandler())
 	mux.Handle("GET "+callbackPath, su.CallbackHandler())
-	sessions := sm.LoadAndSave(mux)
-	rp := &replica{url: "http://" + ln.Addr().String(), client: client}
+	// The receivers are called by the IdP, without a session.
+	top := http.NewServeMux()
+	top.Handle("POST "+logoutPath, su.BackChannelLogoutHandler())
+	top.Handle("POST "+pushPath, su.SecurityEventHandler())
+	top.Handle("/", sm.LoadAndSave(mux))
+	rp := &replica{url: "http://" + ln.Addr().String(), su: su, store: store}
 	rp.srv = &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("X-Replica", name)
-			sessions.ServeHTTP(w, r)
+			top.ServeHTTP(w, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		WriteTimeout:      time.Minute,
@@ -142,7 +161,7 @@ func (rp *replica) close() {
 	if err := rp.srv.Shutdown(ctx); err != nil {
 		rp.srv.Close()
 	}
-	rp.client.Close()
+	rp.store.Close()
 }
 
 // startIdP starts stepuptest's provider with the drill's client, whose

@@ -8,19 +8,29 @@
 //  5. restart-mid-step-up: the app killed between challenge and callback,
 //     on Redis and on PostgreSQL
 //  6. slow-store: Redis behind 50 ms of added latency
+//  7. ten-replicas: ten replicas on a Redis Cluster behind a round-robin
+//     front, users revoked under load by back-channel logout, CAEP and
+//     RevokeSubject
+//  8. failover: a revocation acknowledged, then the Redis primary that
+//     holds it killed at once (SIGKILL), promoted replica, old primary
+//     back; 200 tries with the store's wait for a replica, 200 without
 //
 // From the repository's root:
 //
 //	go run ./tools/drill                       # every drill, full length
 //	go run ./tools/drill -short                # the shortened form CI runs
 //	go run ./tools/drill -only redis-kill -out /tmp/drill.md
+//	go run ./tools/drill -only failover -failover-tries 50 -failover-topology both
 //
 // Drills 1, 2, 5 and 6 run the chi-admin example as a separate process, on
 // its development IdP, and read its audit log (JSON lines on its standard
-// output). Drills 3 and 4 need what the example cannot do (reach its IdP
-// through a proxy, run on a skewed clock), so they run the library in
-// test servers in this process, against stepuptest's provider. Every drill
-// uses a real redis-server or PostgreSQL. Everything listens on loopback.
+// output). Drills 3, 4, 7 and 8 need what the example cannot do (reach its
+// IdP through a proxy, run on a skewed clock, run ten replicas, receive
+// CAEP events), so they run the library in test servers in this process,
+// against stepuptest's provider. Every drill uses a real redis-server or
+// PostgreSQL; drills 7 and 8 a Redis Cluster (and 8, with
+// -failover-topology, Sentinel), which also needs redis-cli. Everything
+// listens on loopback.
 //
 // It exits non-zero when a drill's must is violated (a request granted
 // that should not have been, an elevation lost, errors outside the fault,
@@ -66,6 +76,11 @@ type options struct {
 	only  []string
 	out   string
 	app   string // a built chi-admin; empty: go build one
+	// The failover drill: tries per mode (0: the default), and which
+	// modes: "both", "on" (with the wait for a replica), "off".
+	failoverTries    int
+	failoverWait     string
+	failoverTopology string // "cluster", "sentinel", "both"
 }
 
 func parseOptions(args []string, stderr io.Writer) (*options, error) {
@@ -76,11 +91,23 @@ func parseOptions(args []string, stderr io.Writer) (*options, error) {
 	only := fs.String("only", "", "comma-separated drills to run (default: all): "+strings.Join(drillNames(), ", "))
 	fs.StringVar(&o.out, "out", "", "also write the Markdown report to this file")
 	fs.StringVar(&o.app, "app", "", "a chi-admin binary to run (default: built with go build into a temporary directory)")
+	fs.IntVar(&o.failoverTries, "failover-tries", 0, fmt.Sprintf("failover: tries per mode (default %d, %d with -short)", defaultFailoverTries, shortFailoverTries))
+	fs.StringVar(&o.failoverTopology, "failover-topology", "cluster", "failover: cluster (three primaries, three replicas), sentinel (a primary and its replica behind three Sentinels) or both")
+	fs.StringVar(&o.failoverWait, "failover-wait", "both", "failover: on (revocations wait for a replica, Redis WAIT: the store's default), off (Replicas = NoReplicas) or both, one after the other")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if !slices.Contains([]string{"cluster", "sentinel", "both"}, o.failoverTopology) {
+		return nil, fmt.Errorf("-failover-topology: %q, want cluster, sentinel or both", o.failoverTopology)
+	}
+	if !slices.Contains([]string{"both", "on", "off"}, o.failoverWait) {
+		return nil, fmt.Errorf("-failover-wait: %q, want on, off or both", o.failoverWait)
+	}
+	if o.failoverTries < 0 {
+		return nil, fmt.Errorf("-failover-tries: %d", o.failoverTries)
 	}
 	for n := range strings.SplitSeq(*only, ",") {
 		if n = strings.TrimSpace(n); n == "" {
@@ -99,6 +126,7 @@ type env struct {
 	*options
 	goCmd    string
 	redisBin string
+	redisCli string // for a Redis Cluster
 	pgBin    string // the directory of PostgreSQL's server binaries
 	tmp      string
 }
@@ -106,17 +134,22 @@ type env struct {
 // drill is one fault.
 type drill struct {
 	name, title string
-	needs       []string // "redis", "postgres", "app"
+	needs       []string // "redis", "redis-cluster", "postgres", "app"
 	run         func(ctx context.Context, e *env) (*result, error)
+	// notInCI leaves the drill out of TestDrillsShort: its short form
+	// alone would take the test past about 90 s.
+	notInCI bool
 }
 
 var drills = []drill{
-	{"redis-kill", "Redis killed (SIGKILL) and restarted", []string{"redis", "app"}, redisKill},
-	{"postgres-stop", "PostgreSQL stopped (immediate) and started", []string{"postgres", "app"}, postgresStop},
-	{"idp-slow-dead", "A slow, then a dead IdP during step-ups", []string{"redis"}, idpSlowDead},
-	{"clock-skew", "Two replicas whose clocks disagree", []string{"redis"}, clockSkew},
-	{"restart-mid-step-up", "App restarted between challenge and callback", []string{"redis", "postgres", "app"}, restartMidStepUp},
-	{"slow-store", "Redis behind 50 ms of added latency", []string{"redis", "app"}, slowStore},
+	{"redis-kill", "Redis killed (SIGKILL) and restarted", []string{"redis", "app"}, redisKill, false},
+	{"postgres-stop", "PostgreSQL stopped (immediate) and started", []string{"postgres", "app"}, postgresStop, false},
+	{"idp-slow-dead", "A slow, then a dead IdP during step-ups", []string{"redis"}, idpSlowDead, false},
+	{"clock-skew", "Two replicas whose clocks disagree", []string{"redis"}, clockSkew, false},
+	{"restart-mid-step-up", "App restarted between challenge and callback", []string{"redis", "postgres", "app"}, restartMidStepUp, false},
+	{"slow-store", "Redis behind 50 ms of added latency", []string{"redis", "app"}, slowStore, false},
+	{"ten-replicas", "Ten replicas on a Redis Cluster, users revoked under load", []string{"redis-cluster"}, tenReplicas, false},
+	{"failover", "Revocations acknowledged, then their Redis primary killed", []string{"redis-cluster"}, failover, true},
 }
 
 func drillNames() []string {
@@ -145,12 +178,19 @@ func findComponents(o *options) (*env, error) {
 		}
 	}
 	var missing []string
-	if need["redis"] {
+	if need["redis"] || need["redis-cluster"] {
 		p, err := exec.LookPath("redis-server")
 		if err != nil {
 			missing = append(missing, "redis-server (apt-get install redis-server)")
 		}
 		e.redisBin = p
+	}
+	if need["redis-cluster"] {
+		p, err := exec.LookPath("redis-cli")
+		if err != nil {
+			missing = append(missing, "redis-cli (apt-get install redis-tools)")
+		}
+		e.redisCli = p
 	}
 	if need["postgres"] {
 		p, err := testkit.PostgresBin()

@@ -109,6 +109,15 @@ func renderReport(o *options, m machine, results []*result) string {
 	if len(o.only) > 0 {
 		cmd += " -only " + strings.Join(o.only, ",")
 	}
+	if o.failoverTries > 0 {
+		cmd += fmt.Sprintf(" -failover-tries %d", o.failoverTries)
+	}
+	if o.failoverTopology != "cluster" {
+		cmd += " -failover-topology " + o.failoverTopology
+	}
+	if o.failoverWait != "both" {
+		cmd += " -failover-wait " + o.failoverWait
+	}
 	fmt.Fprintf(&b, "\nCommand: `%s`, from the repository's root.\n\nMachine:\n\n", cmd)
 	fmt.Fprintf(&b, "- date: %s\n", m.Started.UTC().Format(time.RFC3339))
 	fmt.Fprintf(&b, "- CPU: %s; nproc %s, runtime.NumCPU %d\n", console.OrUnknown(m.CPUModel), console.OrUnknown(m.Nproc), m.NumCPU)
@@ -120,7 +129,7 @@ func renderReport(o *options, m machine, results []*result) string {
 			appGo = bi.GoVersion
 		}
 	}
-	fmt.Fprintf(&b, "- Go: %s (chi-admin), %s (the drill, and the in-process apps of drills 3 and 4)\n", appGo, m.GoVersion)
+	fmt.Fprintf(&b, "- Go: %s (chi-admin), %s (the drill, and the in-process apps of drills 3, 4, 7 and 8)\n", appGo, m.GoVersion)
 	if m.redis != "" {
 		fmt.Fprintf(&b, "- %s\n", m.redis)
 	}

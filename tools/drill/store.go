@@ -46,6 +46,29 @@ func startRedisStore(ctx context.Context, e *env, name string, persist bool) (*t
 	return testkit.StartRedisServer(ctx, e.redisBin, dir, "", opts...)
 }
 
+// startRedisCluster runs a Redis Cluster (three primaries, three
+// replicas) in a directory of its own under the drill's, ready: every slot
+// served, every replica in sync. Its nodes do not persist.
+func startRedisCluster(ctx context.Context, e *env, name string) (*testkit.RedisCluster, error) {
+	dir := filepath.Join(e.tmp, name)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	return testkit.StartRedisClusterServers(ctx, e.redisBin, e.redisCli, dir)
+}
+
+// clusterPids are the cluster's redis-server processes now, for the CPU
+// share: a node killed and started again has a new one.
+func clusterPids(c *testkit.RedisCluster) []int {
+	var pids []int
+	for _, n := range c.Nodes {
+		pids = append(pids, n.Pid())
+	}
+	return pids
+}
+
 // startPostgresStore runs a PostgreSQL cluster in a directory of its own
 // under the drill's.
 func startPostgresStore(ctx context.Context, e *env, name string) (*testkit.Postgres, error) {

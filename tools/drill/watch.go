@@ -240,6 +240,14 @@ func readDump(dump string) goroutines {
 		if m == nil || m[1] == "0" || strings.Contains(block, "\ncreated by runtime.") {
 			continue
 		}
+		if strings.Contains(block, "memstore.(*MemStore).startCleanup(") {
+			// scs.New starts a memstore with a cleanup goroutine for
+			// good, even when the application replaces the store: one
+			// per SessionManager, the same in an idle process. Its
+			// StopCleanup cannot be called safely right after New (the
+			// goroutine sets the channel it reads).
+			continue
+		}
 		g.total++
 		if strings.Contains(block, ".ServeHTTP(") {
 			g.inRequests++
