@@ -61,6 +61,8 @@ func openRedis(spec string) (scs.Store, func(), error) {
 	// seconds (a failover takes two or three), not until the request's
 	// context ends.
 	opt.RetryDelay = redisstore.RetryDelay
+	// Gather concurrent commands into fewer writes, as redisstore.Open does.
+	opt.MaxFlushDelay = redisstore.MaxFlushDelay
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, nil, fmt.Errorf("-session-store: redis at %s: %w", u.Redacted(), err)

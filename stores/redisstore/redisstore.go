@@ -95,9 +95,10 @@ func NewWithPrefix(client rueidis.Client, prefix string) *RedisStore {
 // the others), rediss:// for TLS, and
 // redis://host:port?master_set=NAME for Sentinels at host:port (more
 // with addr=host:port parameters) that name the primary of NAME. The
-// client does no client-side caching, and retries a command that failed
-// with its connection for about five seconds ([RetryDelay]), long enough
-// to ride out a failover, then fails it. [RedisStore.Close] closes it.
+// client does no client-side caching, gathers concurrent commands into
+// fewer writes ([MaxFlushDelay]), and retries a command that failed with
+// its connection for about five seconds ([RetryDelay]), long enough to
+// ride out a failover, then fails it. [RedisStore.Close] closes it.
 func Open(url string) (*RedisStore, error) {
 	opt, err := rueidis.ParseURL(url)
 	if err != nil {
@@ -105,6 +106,7 @@ func Open(url string) (*RedisStore, error) {
 	}
 	opt.DisableCache = true
 	opt.RetryDelay = RetryDelay
+	opt.MaxFlushDelay = MaxFlushDelay
 	client, err := rueidis.NewClient(opt)
 	if err != nil {
 		return nil, fmt.Errorf("redisstore: %w", err)
@@ -113,6 +115,15 @@ func Open(url string) (*RedisStore, error) {
 	s.owned = true
 	return s, nil
 }
+
+// MaxFlushDelay is the rueidis.ClientOption.MaxFlushDelay that [Open]
+// sets: after each write of its pipeline a connection waits up to this
+// long to gather more commands before the next. Under load that turns many
+// small writes into few (on two cores, 64 concurrent readers: 3.9 µs a
+// read instead of 9.5 µs, BenchmarkRedisFind); a lone request does not
+// wait, since it is written before the pause. rueidis's documentation
+// suggests this value.
+const MaxFlushDelay = 20 * time.Microsecond
 
 // maxRetries bounds RetryDelay: the waits before the 24 retries add up to
 // about five seconds.
