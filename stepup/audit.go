@@ -49,6 +49,24 @@ const (
 	// Scope, it was the session's list of pending challenges that did not
 	// decode.
 	EventDropped EventType = "dropped"
+	// EventBound: a browser registered a device key for an elevation
+	// (DBSC); from now on the elevation is honoured only with the bound
+	// cookie that key refreshes. KeyThumbprint names the key.
+	EventBound EventType = "bound"
+	// EventUnbound: an elevation of a scope that prefers device binding
+	// was honoured without one, after [Config.DeviceBindingGrace]: the
+	// browser did not bind it. Audited once per elevation and server,
+	// with DeviceBound false.
+	EventUnbound EventType = "unbound"
+	// EventDeviceRefused: a DBSC registration or refresh was refused, or a
+	// bound elevation came without a valid bound cookie (it is then
+	// challenged, not dropped), or an elevation of a scope that requires
+	// binding was not bound. Reason says which.
+	EventDeviceRefused EventType = "device_refused"
+	// EventDeviceEnded: a refresh found the elevation ended (Reason: its
+	// deadline, a revocation cause, or elevation_gone) and ended the
+	// browser's DBSC session.
+	EventDeviceEnded EventType = "device_ended"
 )
 
 // Event is one audit record. It never holds a token, an authorization code,
@@ -79,6 +97,12 @@ type Event struct {
 	// NoExp is set on the events of a logout token that had no exp claim,
 	// which stepup accepts unless [Config.StrictLogoutTokenExpiry] is set.
 	NoExp bool `json:"no_exp,omitempty"`
+	// DeviceBound is true on bound events and false on unbound events;
+	// nil on every other event.
+	DeviceBound *bool `json:"device_bound,omitempty"`
+	// KeyThumbprint is the RFC 7638 thumbprint of the device key, on the
+	// events of device binding.
+	KeyThumbprint string `json:"jkt,omitempty"`
 }
 
 // Auditor receives audit events. Audit is called synchronously on the
@@ -95,7 +119,7 @@ type AuditorFunc func(ctx context.Context, e Event)
 func (f AuditorFunc) Audit(ctx context.Context, e Event) { f(ctx, e) }
 
 // SlogAuditor writes one log line per event: revocation_failed at ERROR,
-// denied and signal_rejected at WARN, all others at INFO. Empty fields are left out. The event's own time, from
+// denied, signal_rejected and device_refused at WARN, all others at INFO. Empty fields are left out. The event's own time, from
 // [Config.Now], is the event_time attribute.
 type SlogAuditor struct {
 	Logger *slog.Logger // Default: slog.Default().
@@ -109,7 +133,7 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 	}
 	level := slog.LevelInfo
 	switch e.Type {
-	case EventDenied, EventSignalRejected:
+	case EventDenied, EventSignalRejected, EventDeviceRefused:
 		level = slog.LevelWarn
 	case EventRevocationFailed:
 		level = slog.LevelError
@@ -149,6 +173,10 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 	if e.NoExp {
 		attrs = append(attrs, slog.Bool("no_exp", true))
 	}
+	if e.DeviceBound != nil {
+		attrs = append(attrs, slog.Bool("device_bound", *e.DeviceBound))
+	}
+	add("jkt", e.KeyThumbprint)
 	add("method", e.Method)
 	add("route", e.Route)
 	add("remote", e.Remote)

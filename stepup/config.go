@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"hash/maphash"
 	"net"
 	"net/http"
 	"net/url"
@@ -137,6 +138,24 @@ type Config struct {
 	// StartPath is where [StepUp.StartHandler] is mounted. API clients that
 	// get a 401 challenge are pointed there. Default: "/stepup/start".
 	StartPath string
+	// DeviceRegisterPath and DeviceRefreshPath are where
+	// [StepUp.DeviceRegisterHandler] and [StepUp.DeviceRefreshHandler] are
+	// mounted, for scopes with device binding: the browser is told them.
+	// Defaults: "/stepup/device/register" and "/stepup/device/refresh".
+	DeviceRegisterPath string
+	DeviceRefreshPath  string
+	// BoundCookieTTL is how long a bound cookie lives (never past the
+	// elevation's end): how long a stolen one keeps working, and how often
+	// the browser proves its key. Whole seconds, 10s to 10 minutes.
+	// Default: [DefaultBoundCookieTTL] (60s).
+	BoundCookieTTL time.Duration
+	// DeviceBindingGrace is how long after a grant an elevation of a scope
+	// with device binding may be unbound because its registration is still
+	// on its way: Preferred honours it meanwhile, Required holds the
+	// request until the registration lands. Whole seconds, 1s to 60s.
+	// Default: [DefaultDeviceBindingGrace] (10s).
+	DeviceBindingGrace time.Duration
+
 	// DefaultReturnTo is where a user lands after stepping up when the
 	// requested return_to is missing or refused. Default: "/".
 	DefaultReturnTo string
@@ -211,6 +230,15 @@ type Scope struct {
 	// Lifetime or MaxAge, so that every elevation has a finite deadline.
 	// Default: false.
 	IgnoreIDTokenExpiry bool
+	// DeviceBinding binds the scope's elevations to a key the browser
+	// holds, with Device Bound Session Credentials: a stolen session
+	// cookie then carries the elevation for at most BoundCookieTTL.
+	// Default: [DeviceBindingOff].
+	DeviceBinding DeviceBinding
+	// DevicePaths are the path prefixes of the routes the scope guards:
+	// the browser refreshes the bound cookie for requests under them, and
+	// for no others. Required with DeviceBinding, each starting with "/".
+	DevicePaths []string
 }
 
 // StepUp guards routes with step-up elevations. Build one with [New] at
@@ -229,11 +257,17 @@ type StepUp struct {
 	skew           int64  // Config.ClockSkew in whole seconds
 	issuerTag      string // issuerTag(Config.Issuer), as stored in elevations
 	origin         string // the application's origin, from RedirectURL: a popup's target origin
+	originHost     string // its host, without port
+	secureCookies  bool   // RedirectURL uses https: bound cookies are Secure and __Host-
 
 	signals *signals // nil without Config.SharedSignals
 
 	subjectKeys     sync.Map // subject → key of its revocation record
 	subjectKeyCount atomic.Int64
+
+	unbound unboundSeen
+	records *recordCache // decoded revocation records, by their bytes
+	cookies *cookieCache // bound cookies whose MAC was checked
 }
 
 // New validates cfg, discovers the IdP when cfg.Provider is nil, and
@@ -268,12 +302,16 @@ func New(cfg Config) (*StepUp, error) {
 			RedirectURL:  cfg.RedirectURL,
 			Scopes:       append([]string{oidc.ScopeOpenID}, cfg.ExtraScopes...),
 		},
-		issParam:   d.issParam,
-		policies:   make(map[string]*policy, len(cfg.Scopes)),
-		pendingKey: cfg.SessionKeyPrefix + "pending",
-		issuerTag:  issuerTag(cfg.Issuer),
-		origin:     appOrigin(cfg.RedirectURL),
-		skew:       int64(cfg.ClockSkew / time.Second),
+		issParam:      d.issParam,
+		policies:      make(map[string]*policy, len(cfg.Scopes)),
+		pendingKey:    cfg.SessionKeyPrefix + "pending",
+		issuerTag:     issuerTag(cfg.Issuer),
+		origin:        appOrigin(cfg.RedirectURL),
+		originHost:    originHostOf(appOrigin(cfg.RedirectURL)),
+		secureCookies: strings.HasPrefix(cfg.RedirectURL, "https:"),
+		skew:          int64(cfg.ClockSkew / time.Second),
+		records:       newRecordCache(),
+		cookies:       &cookieCache{seed: maphash.MakeSeed()},
 	}
 	// One key set per key list: an IdP that is also the Shared Signals
 	// transmitter publishes one, fetched by one cache.
@@ -366,6 +404,17 @@ func (c *Config) validate() error {
 	if c.LoginHint && c.Subject == nil {
 		return bad("LoginHint", "needs Subject")
 	}
+	for field, path := range map[string]string{"DeviceRegisterPath": c.DeviceRegisterPath, "DeviceRefreshPath": c.DeviceRefreshPath} {
+		if path != "" && (!strings.HasPrefix(path, "/") || !printableASCIIPath(path)) {
+			return bad(field, `must be a path starting with "/"`)
+		}
+	}
+	if c.BoundCookieTTL != 0 && (c.BoundCookieTTL%time.Second != 0 || c.BoundCookieTTL < 10*time.Second || c.BoundCookieTTL > 10*time.Minute) {
+		return bad("BoundCookieTTL", "must be whole seconds from 10s to 10m")
+	}
+	if c.DeviceBindingGrace != 0 && (c.DeviceBindingGrace%time.Second != 0 || c.DeviceBindingGrace < time.Second || c.DeviceBindingGrace > time.Minute) {
+		return bad("DeviceBindingGrace", "must be whole seconds from 1s to 60s")
+	}
 	if c.StartPath != "" && !strings.HasPrefix(c.StartPath, "/") {
 		return bad("StartPath", `must be a path starting with "/"`)
 	}
@@ -420,7 +469,42 @@ func validateScope(name string, sc Scope) error {
 	if sc.IgnoreIDTokenExpiry && sc.Lifetime == 0 && sc.MaxAge == 0 {
 		return bad(f(".IgnoreIDTokenExpiry"), "needs Lifetime or MaxAge: an elevation must always have a finite deadline")
 	}
+	return validateDeviceScope(f, sc)
+}
+
+// validateDeviceScope checks a scope's device binding.
+func validateDeviceScope(f func(string) string, sc Scope) error {
+	bad := func(field, problem string) error { return &ConfigError{Field: field, Problem: problem} }
+	switch sc.DeviceBinding {
+	case DeviceBindingOff:
+		if len(sc.DevicePaths) > 0 {
+			return bad(f(".DevicePaths"), "needs DeviceBinding")
+		}
+		return nil
+	case DeviceBindingPreferred, DeviceBindingRequired:
+	default:
+		return bad(f(".DeviceBinding"), "must be DeviceBindingOff, DeviceBindingPreferred or DeviceBindingRequired")
+	}
+	if len(sc.DevicePaths) == 0 {
+		return bad(f(".DevicePaths"), "must name the path prefixes of the scope's guarded routes")
+	}
+	for _, p := range sc.DevicePaths {
+		if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || len(p) > 256 || !printableASCIIPath(p) {
+			return bad(f(".DevicePaths"), fmt.Sprintf("%q is not an absolute path", p))
+		}
+	}
 	return nil
+}
+
+// printableASCIIPath reports whether p holds only characters a URL path
+// may carry unescaped, and no quote or backslash.
+func printableASCIIPath(p string) bool {
+	for _, c := range []byte(p) {
+		if c <= ' ' || c >= 0x7f || c == '"' || c == '\\' || c == '?' || c == '#' {
+			return false
+		}
+	}
+	return true
 }
 
 // validateAgainstSkew refuses scopes that could never be granted: an
@@ -471,6 +555,18 @@ func (c *Config) setDefaults() {
 	}
 	if c.StartPath == "" {
 		c.StartPath = "/stepup/start"
+	}
+	if c.DeviceRegisterPath == "" {
+		c.DeviceRegisterPath = "/stepup/device/register"
+	}
+	if c.DeviceRefreshPath == "" {
+		c.DeviceRefreshPath = "/stepup/device/refresh"
+	}
+	if c.BoundCookieTTL == 0 {
+		c.BoundCookieTTL = DefaultBoundCookieTTL
+	}
+	if c.DeviceBindingGrace == 0 {
+		c.DeviceBindingGrace = DefaultDeviceBindingGrace
 	}
 	if c.DefaultReturnTo == "" {
 		c.DefaultReturnTo = "/"

@@ -25,6 +25,10 @@ type Elevation struct {
 	// brought forward by [Config.ClockSkew]. Set by [StepUp.Elevation]; show
 	// this one in countdowns.
 	Ends time.Time
+	// DeviceBound says that the browser bound the elevation to its key
+	// (the scope's DeviceBinding) and the request carried a valid bound
+	// cookie. Set by [StepUp.Elevation].
+	DeviceBound bool
 
 	issuerTag  string // what the stored record keeps of Issuer
 	acrTag     string // what the stored record keeps of ACR
@@ -58,7 +62,7 @@ func (s *StepUp) decodeElevation(rec, scope string) (Elevation, error) {
 
 // Elevation returns the session's elevation for scope if the guard would
 // honour it now, without enforcing anything: it neither removes a stale
-// elevation nor challenges. Use it for banners and countdowns. It returns
+// elevation nor challenges nor waits for a device registration. Use it for banners and countdowns. It returns
 // false for an unknown scope, a missing session or any failed check.
 func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 	p, ok := s.policies[scope]
@@ -79,13 +83,19 @@ func (s *StepUp) Elevation(r *http.Request, scope string) (Elevation, bool) {
 	if vd != verdictElevated {
 		return Elevation{}, false
 	}
-	if _, revoked, err := s.revokedBy(r.Context(), h); err != nil || revoked {
+	rv, _, revoked, err := s.revokedBy(r.Context(), h)
+	if err != nil || revoked {
+		return Elevation{}, false
+	}
+	bound, ok := s.deviceHonours(r, p, h, rv)
+	if !ok {
 		return Elevation{}, false
 	}
 	e, err := s.decodeElevation(v.(string), scope)
 	if err != nil {
 		return Elevation{}, false
 	}
+	e.DeviceBound = bound
 	e.Ends = e.Deadline.Add(-time.Duration(s.skew) * time.Second)
 	return e, true
 }

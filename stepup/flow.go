@@ -324,6 +324,9 @@ type callbackOutcome struct {
 	detail Event
 	// err is the session store's error, for a reason of session_error.
 	err error
+	// reg is the DBSC registration the grant asks the browser for; empty
+	// when the scope does not bind elevations to the device.
+	reg registration
 }
 
 // answerChallenge takes a callback through its steps: parse the response
@@ -350,7 +353,7 @@ func (s *StepUp) answerChallenge(r *http.Request) callbackOutcome {
 	if o.reason != "" {
 		return o
 	}
-	o.reason, o.err = s.grant(r.Context(), &o.el, o.c)
+	o.reg, o.reason, o.err = s.grant(r.Context(), &o.el, o.c)
 	return o
 }
 
@@ -394,32 +397,43 @@ func checkResponse(p callbackParams, paramsOK bool, c pending, found, hasUser bo
 }
 
 // grant checks the elevation against the revocations that may have
-// arrived while the user was at the IdP, then stores it. A revocation that
+// arrived while the user was at the IdP, starts its device registration
+// when the scope binds elevations, then stores it. A revocation that
 // covers it is a denial with the revocation's cause. A session that
 // cannot be renewed or saved is session_error with the store's error, and
-// nothing is elevated.
-func (s *StepUp) grant(ctx context.Context, el *Elevation, c pending) (Reason, error) {
+// nothing is elevated; so is a registration that cannot be stored for a
+// scope that requires binding (one that prefers it grants unbound).
+func (s *StepUp) grant(ctx context.Context, el *Elevation, c pending) (registration, Reason, error) {
+	var reg registration
 	// The subject's record also hands out the elevation's generation.
 	reason, err := s.registerGrant(ctx, el, el.sid)
 	if err != nil {
-		return ReasonSessionError, err
+		return reg, ReasonSessionError, err
 	}
 	if reason != "" {
-		return reason, nil
+		return reg, reason, nil
+	}
+	if p := s.policies[c.scope]; p.DeviceBinding != DeviceBindingOff {
+		if reg, err = s.startRegistration(ctx, el); err != nil {
+			reg = registration{}
+			if p.DeviceBinding == DeviceBindingRequired {
+				return reg, ReasonSessionError, err
+			}
+		}
 	}
 	// Session fixation: a change of privilege gets a new session token
 	// (OWASP ASVS V3.2.1). Then save the session before the first byte of
 	// the response, so a store failure is seen here and not after a 303.
 	if err := s.sm.RenewToken(ctx); err != nil {
-		return ReasonSessionError, err
+		return registration{}, ReasonSessionError, err
 	}
 	key := s.policies[c.scope].key
 	s.sm.Put(ctx, key, encodeElevation(el))
 	if _, _, err := s.sm.Commit(ctx); err != nil {
 		s.sm.Remove(ctx, key)
-		return ReasonSessionError, err
+		return registration{}, ReasonSessionError, err
 	}
-	return "", nil
+	return reg, "", nil
 }
 
 // auditCallback writes the callback's one audit event: granted, or denied
@@ -449,6 +463,9 @@ func (s *StepUp) auditCallback(r *http.Request, o callbackOutcome) {
 // could not be saved to Config.OnError (it fails closed: nothing is
 // elevated).
 func (s *StepUp) renderCallback(w http.ResponseWriter, r *http.Request, o callbackOutcome) {
+	if o.reason == "" && o.reg.challenge != "" {
+		w.Header().Set("Secure-Session-Registration", s.registrationHeader(o.reg))
+	}
 	switch {
 	case o.c.popup && o.reason == "":
 		s.popupGranted(w, o.c)

@@ -93,7 +93,7 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 	vd, h := s.check(v, sub, checkSub, s.now().Unix())
 	switch vd {
 	case verdictElevated:
-		cause, revoked, err := s.revokedBy(ctx, h)
+		rv, cause, revoked, err := s.revokedBy(ctx, h)
 		if err != nil {
 			if !errors.Is(err, ErrCorruptRecord) {
 				err = fmt.Errorf("%w: %w", ErrSession, err)
@@ -101,8 +101,12 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 			s.cfg.OnError(w, r, err)
 			return
 		}
-		if !revoked {
+		if !revoked && p.DeviceBinding == DeviceBindingOff {
 			next.ServeHTTP(w, r)
+			return
+		}
+		if !revoked {
+			s.deviceGate(w, r, p, h, rv, sub, next)
 			return
 		}
 		s.remove(r, p, EventDropped, cause)

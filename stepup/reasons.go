@@ -81,6 +81,24 @@ const (
 	ReasonAssuranceRaised    Reason = "assurance_raised"    // an assurance-level-change with change_direction increase
 )
 
+// Reasons of device binding (DBSC): why a registration or a refresh was
+// refused, or a bound elevation not honoured (a device_refused event), and
+// why a DBSC session was ended (device_ended, besides the revocation
+// causes).
+const (
+	ReasonDeviceNotBound         Reason = "device_not_bound"              // the scope requires device binding, and this browser did not bind the elevation
+	ReasonBoundCookieMissing     Reason = "bound_cookie_missing"          // a bound elevation came without its bound cookie: challenged, not dropped
+	ReasonBoundCookieInvalid     Reason = "bound_cookie_invalid"          // a bound elevation came with an expired or forged bound cookie: challenged, not dropped
+	ReasonDeviceProofInvalid     Reason = "device_proof_invalid"          // the dbsc+jwt is malformed, oversized, of another type or algorithm, its key weak or not its signer
+	ReasonDeviceChallengeUnknown Reason = "device_challenge_unknown"      // the proof answers no live challenge: replayed, expired, or the session is registered already
+	ReasonDeviceSessionUnknown   Reason = "device_session_unknown"        // no DBSC session has this id
+	ReasonDeviceAuthorization    Reason = "device_authorization_mismatch" // the registration's authorization is not the one its challenge was issued with
+	ReasonDeviceSessionMismatch  Reason = "device_session_mismatch"       // the request's session does not hold the elevation the DBSC session binds
+	ReasonTooManyBindings        Reason = "too_many_bindings"             // the user has too many live bound elevations
+	ReasonExpired                Reason = "expired"                       // the elevation reached its deadline
+	ReasonElevationGone          Reason = "elevation_gone"                // the session no longer holds the elevation (dropped, replaced, logged out)
+)
+
 // reasonDefault is what stepup answers for a reason when the application
 // does not answer itself.
 type reasonDefault struct {
@@ -145,10 +163,33 @@ var reasonDefaults = map[Reason]reasonDefault{
 	ReasonReplayedToken: {http.StatusBadRequest, ""},
 	ReasonStaleToken:    {http.StatusBadRequest, ""},
 
+	// Device binding. The registration and refresh endpoints answer the
+	// browser, which acts on the status (401 deletes its DBSC session);
+	// only device_not_bound is a page a person sees.
+	ReasonDeviceNotBound:         {http.StatusForbidden, "This action needs a browser that binds your elevated access to this device (Device Bound Session Credentials), and this browser did not. Use a browser that supports it, such as Chrome 146 or later on Windows."},
+	ReasonBoundCookieMissing:     {0, ""},
+	ReasonBoundCookieInvalid:     {0, ""},
+	ReasonDeviceProofInvalid:     {http.StatusUnauthorized, "Bad proof of possession."},
+	ReasonDeviceChallengeUnknown: {http.StatusBadRequest, "Unknown or used challenge."},
+	ReasonDeviceSessionUnknown:   {http.StatusUnauthorized, "Unknown session."},
+	ReasonDeviceAuthorization:    {http.StatusBadRequest, "Wrong authorization."},
+	ReasonDeviceSessionMismatch:  {http.StatusBadRequest, "This session does not hold that elevation."},
+	ReasonTooManyBindings:        {http.StatusBadRequest, "Too many bound elevations."},
+	ReasonExpired:                {0, ""},
+	ReasonElevationGone:          {0, ""},
+
 	// RFC 8935 §2.2: a valid SET is acknowledged whatever it leads to.
 	ReasonUnsupportedEvent:   {http.StatusAccepted, ""},
 	ReasonUnsupportedSubject: {http.StatusAccepted, ""},
 	ReasonAssuranceRaised:    {http.StatusAccepted, ""},
+}
+
+// text is the text of stepup's default answer for r.
+func (r Reason) text() string {
+	if t := reasonDefaults[r].text; t != "" {
+		return t
+	}
+	return string(r)
 }
 
 // status is the status of stepup's default answer for r; 403 for a reason

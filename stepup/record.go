@@ -316,6 +316,7 @@ type elevationHead struct {
 	generation int64  // the subject's revocation generation at the grant
 	sidTag     string // the IdP session, when the ID token named one
 	authTime   int64
+	grantedAt  int64
 }
 
 // readElevationHead parses a stored elevation far enough for the guard,
@@ -338,9 +339,9 @@ func readElevationHead(rec string) (elevationHead, error) {
 	acrOK := d.str() != "" // acr tag
 	d.str()                // amr
 	h.authTime = d.delta(h.deadline).Unix()
-	for range 3 {
-		d.delta(h.deadline) // exp, session_expiry, granted_at
-	}
+	d.delta(h.deadline) // exp
+	d.delta(h.deadline) // session_expiry
+	h.grantedAt = d.delta(h.deadline).Unix()
 	if d.end() != nil || !boundOK || !acrOK || h.deadline <= 0 || h.issuerTag == "" {
 		return elevationHead{}, ErrCorruptRecord
 	}

@@ -23,6 +23,10 @@ type revocations struct {
 	idpCause Reason // why, for idpCut
 	sids     []sidRevocation
 	drops    []dropRevocation
+	// bindings are the user's elevations bound to a device key (DBSC):
+	// not revocations, but kept here because the guard reads this record
+	// on every request (device_record.go).
+	bindings []deviceBinding
 	until    int64 // Unix seconds: no elevation this record covers lives beyond it
 }
 
@@ -68,6 +72,7 @@ func (rv *revocations) covers(h elevationHead) (Reason, bool) {
 func (rv *revocations) prune(now int64) {
 	rv.sids = slices.DeleteFunc(rv.sids, func(s sidRevocation) bool { return s.until <= now })
 	rv.drops = slices.DeleteFunc(rv.drops, func(d dropRevocation) bool { return d.until <= now })
+	rv.bindings = slices.DeleteFunc(rv.bindings, func(b deviceBinding) bool { return b.until <= now })
 }
 
 // extend makes the record last at least until t.
@@ -95,7 +100,9 @@ func causeFromCode(c string) (Reason, bool) {
 
 // encodeRevocations serialises rv: the scalars, then the sid entries and
 // the drops as lists of sub-records separated by the list separator, their
-// fields by a colon (tags and ids are base64url, with no colon).
+// fields by a colon (tags and ids are base64url, with no colon), then the
+// device bindings, a last field written only when there is one: a record
+// without bindings is what v0.1.0 wrote and reads.
 func encodeRevocations(rv *revocations) string {
 	var w writer
 	w.str(revocationTag)
@@ -114,6 +121,13 @@ func encodeRevocations(rv *revocations) string {
 		drops[i] = d.id + ":" + strconv.FormatInt(d.until, 10)
 	}
 	w.list(drops)
+	if len(rv.bindings) > 0 {
+		bs := make([]string, len(rv.bindings))
+		for i, b := range rv.bindings {
+			bs[i] = encodeBinding(b)
+		}
+		w.list(bs)
+	}
 	return string(w.b)
 }
 
@@ -130,6 +144,10 @@ func decodeRevocations(s string) (*revocations, error) {
 	cause, causeOK := causeFromCode(d.str())
 	rv.idpCause = cause
 	sids, drops := d.str(), d.str()
+	bindings := ""
+	if !d.done {
+		bindings = d.str()
+	}
 	if err := d.end(); err != nil || !causeOK || (rv.idpCut != 0) != (cause != "") {
 		return nil, ErrCorruptRecord
 	}
@@ -153,6 +171,13 @@ func decodeRevocations(s string) (*revocations, error) {
 			return nil, ErrCorruptRecord
 		}
 		rv.drops = append(rv.drops, dropRevocation{id: id, until: until})
+	}
+	for _, item := range splitList(bindings) {
+		b, ok := decodeBinding(item)
+		if !ok {
+			return nil, ErrCorruptRecord
+		}
+		rv.bindings = append(rv.bindings, b)
 	}
 	return rv, nil
 }

@@ -199,7 +199,7 @@ func TestGrantRacingARevocationDoesNotSurviveIt(t *testing.T) {
 		}
 		want := loggedOut[g.sid] || g.h.generation < l.generation
 		for _, su := range []*StepUp{a.su, b.su} {
-			if _, revoked, err := su.revokedBy(ctx, g.h); err != nil || revoked != want {
+			if _, _, revoked, err := su.revokedBy(ctx, g.h); err != nil || revoked != want {
 				t.Errorf("grant %d (%s, generation %d of %d): revoked %v, want %v (%v)", i, g.sid, g.h.generation, l.generation, revoked, want, err)
 			}
 		}
@@ -251,7 +251,7 @@ func TestOperatorRevocationUsesNoClock(t *testing.T) {
 	}
 	for name, el := range map[string]Elevation{"before": before, "after": after} {
 		hd, _ := readElevationHead(encodeElevation(&el))
-		cause, revoked, err := b.su.revokedBy(ctx, hd)
+		_, cause, revoked, err := b.su.revokedBy(ctx, hd)
 		if err != nil || revoked != (name == "before") {
 			t.Errorf("%s the revocation: %q %v %v", name, cause, revoked, err)
 		}
@@ -387,7 +387,7 @@ func TestSecondOperatorRevocationAfterTheFirstRecordExpired(t *testing.T) {
 		t.Fatal(err)
 	}
 	head, _ := readElevationHead(encodeElevation(&el))
-	if _, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked {
+	if _, _, revoked, err := h.su.revokedBy(ctx, head); err != nil || !revoked {
 		t.Fatalf("the second revocation left the elevation granted between the two: revoked %v, %v", revoked, err)
 	}
 }
