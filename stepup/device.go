@@ -72,7 +72,7 @@ const (
 	DefaultDeviceBindingGrace = 10 * time.Second
 	// maxBindingWait bounds how long one request waits for a registration.
 	maxBindingWait = 5 * time.Second
-	bindingPoll    = 20 * time.Millisecond
+	bindingPoll    = 50 * time.Millisecond
 )
 
 // registration is what the grant hands the browser in
@@ -189,7 +189,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return "", 0, err
 		}
-		if d.authorization != ds.authorization || !d.takeChallenge(claims.JTI, now) {
+		if taken, _ := d.takeChallenge(claims.JTI, now); d.authorization != ds.authorization || !taken {
 			return "", 0, errChallengeTaken
 		}
 		d.authorization, d.alg, d.jwk, d.jkt = "", alg, jwk, jkt
@@ -283,10 +283,14 @@ func (s *StepUp) boundCookieExpiry(b deviceBinding, now int64) int64 {
 func (s *StepUp) setBoundCookie(w http.ResponseWriter, b deviceBinding, scope string, now int64) {
 	exp := s.boundCookieExpiry(b, now)
 	http.SetCookie(w, &http.Cookie{
-		Name:     s.boundCookieName(b.id),
-		Value:    boundCookieValue(b, scope, exp),
-		Path:     "/",
-		MaxAge:   int(max(exp-now, 1)),
+		Name:  s.boundCookieName(b.id),
+		Value: boundCookieValue(b, scope, exp),
+		Path:  "/",
+		// A second short of the expiry the server checks: exp counts from
+		// the start of the current second, Max-Age from the browser's
+		// now, and a browser that still sent a cookie the server calls
+		// expired would not refresh it first.
+		MaxAge:   int(max(exp-now-1, 1)),
 		HttpOnly: true,
 		Secure:   s.secureCookies,
 		SameSite: http.SameSiteLaxMode,
@@ -353,43 +357,73 @@ func (s *StepUp) writeSessionConfig(w http.ResponseWriter, id string, p *policy,
 // deviceGate applies the scope's device binding to an elevation the guard
 // would otherwise honour: h, whose subject's record rv (nil when there is
 // none) says whether it is bound.
+//
+// The first page after a grant races its own registration: chromium sends
+// the registration and the request the callback redirected to at once, so
+// that request may arrive before the binding is stored, or after it is
+// stored but before the browser took in the registration's answer and its
+// cookie. Within [Config.DeviceBindingGrace] of the grant, Preferred
+// honours it; Required waits for the binding, then sends the browser back
+// to the same URL (307), which it requests again with the cookie.
 func (s *StepUp) deviceGate(w http.ResponseWriter, r *http.Request, p *policy, h elevationHead, rv *revocations, sub string, next http.Handler) {
 	now := s.now().Unix()
+	graceEnd := h.grantedAt + int64(s.cfg.DeviceBindingGrace/time.Second)
+	inGrace := now < graceEnd
+	required := p.DeviceBinding == DeviceBindingRequired
 	if b, bound := rv.binding(h.id); bound {
 		v, present := s.boundCookieOf(r, h.id)
-		if present && s.cookies.check(v, b, p.name, now) {
+		switch {
+		case present && s.cookies.check(v, b, p.name, now):
 			next.ServeHTTP(w, r)
-			return
+		case inGrace && !present && !required:
+			next.ServeHTTP(w, r)
+		case inGrace && !present:
+			s.retryWithCookie(w, r)
+		default:
+			// Challenged, not dropped: whoever holds only the session
+			// cookie must not be able to end the real user's elevation.
+			reason := ReasonBoundCookieMissing
+			if present {
+				reason = ReasonBoundCookieInvalid
+			}
+			s.audit(r, Event{Type: EventDeviceRefused, Scope: p.name, Subject: h.subject, Issuer: s.cfg.Issuer,
+				Elevation: h.id, Reason: reason, KeyThumbprint: b.jkt})
+			s.challenge(w, r, p, sub)
 		}
-		// Challenged, not dropped: whoever holds only the session cookie
-		// must not be able to end the real user's elevation.
-		reason := ReasonBoundCookieMissing
-		if present {
-			reason = ReasonBoundCookieInvalid
-		}
-		s.audit(r, Event{Type: EventDeviceRefused, Scope: p.name, Subject: h.subject, Issuer: s.cfg.Issuer,
-			Elevation: h.id, Reason: reason, KeyThumbprint: b.jkt})
-		s.challenge(w, r, p, sub)
 		return
 	}
-	graceEnd := h.grantedAt + int64(s.cfg.DeviceBindingGrace/time.Second)
-	if p.DeviceBinding == DeviceBindingPreferred {
-		if now >= graceEnd {
+	if !required {
+		if !inGrace {
 			s.auditUnboundOnce(r, p, h)
 		}
 		next.ServeHTTP(w, r)
 		return
 	}
-	// Required: wait for the registration that is on its way, then send the
-	// browser back to this URL, which it now requests with the cookie.
-	if now < graceEnd && s.awaitBinding(r.Context(), h, graceEnd) {
-		w.Header().Set("Cache-Control", "no-store")
-		http.Redirect(w, r, r.URL.RequestURI(), http.StatusTemporaryRedirect)
+	if inGrace && s.awaitBinding(r.Context(), h, time.Duration(graceEnd-now)*time.Second) {
+		s.retryWithCookie(w, r)
 		return
 	}
 	s.audit(r, Event{Type: EventDeviceRefused, Scope: p.name, Subject: h.subject, Issuer: s.cfg.Issuer,
 		Elevation: h.id, Reason: ReasonDeviceNotBound})
 	s.cfg.OnDenied(w, r, &Denial{Scope: p.name, Reason: ReasonDeviceNotBound})
+}
+
+// bindingSettle is how long the guard lets a registration's answer reach
+// the browser before it sends the browser back for the same URL: the
+// binding is stored just before that answer leaves.
+const bindingSettle = 100 * time.Millisecond
+
+// retryWithCookie answers 307 to the request's own URL after bindingSettle:
+// the browser requests it again, method and body included, with the bound
+// cookie its registration set.
+func (s *StepUp) retryWithCookie(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-time.After(bindingSettle):
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, r.URL.RequestURI(), http.StatusTemporaryRedirect)
 }
 
 // deviceHonours reports whether the guard would honour the elevation h
@@ -399,18 +433,24 @@ func (s *StepUp) deviceHonours(r *http.Request, p *policy, h elevationHead, rv *
 	if p.DeviceBinding == DeviceBindingOff {
 		return false, true
 	}
+	now := s.now().Unix()
+	preferred := p.DeviceBinding == DeviceBindingPreferred
 	if b, isBound := rv.binding(h.id); isBound {
 		v, present := s.boundCookieOf(r, h.id)
-		ok := present && s.cookies.check(v, b, p.name, s.now().Unix())
-		return ok, ok
+		if present && s.cookies.check(v, b, p.name, now) {
+			return true, true
+		}
+		inGrace := now < h.grantedAt+int64(s.cfg.DeviceBindingGrace/time.Second)
+		return false, preferred && inGrace && !present
 	}
-	return false, p.DeviceBinding == DeviceBindingPreferred
+	return false, preferred
 }
 
 // awaitBinding polls the subject's record until the elevation h is bound,
-// graceEnd passes, maxBindingWait has gone by or the request ends.
-func (s *StepUp) awaitBinding(ctx context.Context, h elevationHead, graceEnd int64) bool {
-	ctx, cancel := context.WithTimeout(ctx, min(maxBindingWait, time.Until(time.Unix(graceEnd, 0))))
+// wait (what is left of the grace) or maxBindingWait has gone by, or the
+// request ends.
+func (s *StepUp) awaitBinding(ctx context.Context, h elevationHead, wait time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(maxBindingWait, wait))
 	defer cancel()
 	t := time.NewTicker(bindingPoll)
 	defer t.Stop()
@@ -420,14 +460,7 @@ func (s *StepUp) awaitBinding(ctx context.Context, h elevationHead, graceEnd int
 			return false
 		case <-t.C:
 		}
-		cur, found, err := s.findRecord(ctx, s.subjectKey(h.subject))
-		if err != nil {
-			return false
-		}
-		if !found {
-			continue
-		}
-		rv, err := decodeRevocations(cur)
+		rv, _, _, err := s.revokedBy(ctx, h)
 		if err != nil {
 			return false
 		}

@@ -114,15 +114,20 @@ func (ds *deviceSession) addChallenge(id string, now int64) string {
 	return c
 }
 
-// takeChallenge consumes the live challenge c, if there is one.
-func (ds *deviceSession) takeChallenge(c string, now int64) bool {
+// takeChallenge consumes the live challenge c, if there is one. expired
+// says that c was handed out here but has expired: the browser answered a
+// challenge sent ahead long ago, which is no attack.
+func (ds *deviceSession) takeChallenge(c string, now int64) (taken, expired bool) {
 	for i, ch := range ds.challenges {
-		if ch.exp > now && hmac.Equal([]byte(ch.value), []byte(c)) {
+		if hmac.Equal([]byte(ch.value), []byte(c)) {
+			if ch.exp <= now {
+				return false, true
+			}
 			ds.challenges = append(ds.challenges[:i], ds.challenges[i+1:]...)
-			return true
+			return true, false
 		}
 	}
-	return false
+	return false, false
 }
 
 func (ds *deviceSession) prune(now int64) {

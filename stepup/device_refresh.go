@@ -86,20 +86,27 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now().Unix()
 	var next string
+	expired := false
 	err = s.updateRecord(r.Context(), key, asWritten, func(cur string) (string, int64, error) {
 		d, err := decodeDeviceSession(cur)
 		if err != nil {
 			return "", 0, err
 		}
-		if d.jkt != ds.jkt || !d.takeChallenge(claims.JTI, now) {
+		var taken bool
+		if taken, expired = d.takeChallenge(claims.JTI, now); d.jkt != ds.jkt || !taken {
 			return "", 0, errChallengeTaken
 		}
 		next = d.addChallenge(id, now)
 		return encodeDeviceSession(d), d.until, nil
 	})
 	if errors.Is(err, errChallengeTaken) {
-		e.Reason = ReasonDeviceChallengeUnknown
-		s.audit(r, e)
+		// A challenge sent ahead that expired while the browser had no
+		// need to refresh is the normal course; a used or unknown one is
+		// a replay, audited.
+		if !expired {
+			e.Reason = ReasonDeviceChallengeUnknown
+			s.audit(r, e)
+		}
 		s.refreshChallenge(w, r, e, key, id)
 		return
 	}
@@ -148,24 +155,18 @@ func (s *StepUp) stillBound(r *http.Request, p *policy, ds *deviceSession, now i
 	if !fresh(now, s.skew, h.deadline) {
 		return deviceBinding{}, ReasonExpired, nil
 	}
-	if reason := s.sessionHolds(r, p, ds.elevation); reason != "" {
-		return deviceBinding{}, ReasonElevationGone, nil
-	}
-	cur, found, err := s.findRecord(r.Context(), s.subjectKey(ds.subject))
+	rv, cause, covered, err := s.revokedBy(r.Context(), h)
 	if err != nil {
 		return deviceBinding{}, "", err
 	}
-	var rv *revocations
-	if found {
-		if rv, err = decodeRevocations(cur); err != nil {
-			return deviceBinding{}, "", ErrCorruptRecord
-		}
-		if cause, covered := rv.covers(h); covered {
-			return deviceBinding{}, cause, nil
-		}
+	if covered {
+		return deviceBinding{}, cause, nil
 	}
 	b, ok := rv.binding(ds.elevation)
 	if !ok || b.jkt != ds.jkt {
+		return deviceBinding{}, ReasonElevationGone, nil
+	}
+	if reason := s.sessionHolds(r, p, ds.elevation); reason != "" {
 		return deviceBinding{}, ReasonElevationGone, nil
 	}
 	return b, "", nil

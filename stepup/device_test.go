@@ -223,7 +223,7 @@ func TestDeviceRegistrationBindsTheElevation(t *testing.T) {
 		cfg.Credentials[0].Attributes != "Path=/; HttpOnly; SameSite=Lax; Secure" {
 		t.Fatalf("session config: %s", w.Body)
 	}
-	if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge != 60 {
+	if !c.HttpOnly || !c.Secure || c.SameSite != http.SameSiteLaxMode || c.Path != "/" || c.MaxAge != 59 {
 		t.Fatalf("bound cookie attributes: %+v", c)
 	}
 	pub := jose.JSONWebKey{Key: k.key.Public()}
@@ -265,6 +265,7 @@ func TestStolenSessionCookieWithoutBoundCookieIsChallengedNotDropped(t *testing.
 	h := newDeviceHarness(t, DeviceBindingPreferred)
 	_, values, c, _, _ := h.bound(t, newECKey(t, elliptic.P256()))
 	guard := h.su.RequireStepUp("admin")(okHandler)
+	h.advance(DefaultDeviceBindingGrace) // past the first page's race with its registration
 	for _, tc := range []struct {
 		name   string
 		cookie *http.Cookie
@@ -642,6 +643,36 @@ func TestRequiredHoldsTheFirstPageUntilTheRegistrationLands(t *testing.T) {
 	w := <-done
 	if w.Code != http.StatusTemporaryRedirect || w.Header().Get("Location") != "/admin?x=1" {
 		t.Fatalf("the held page: %d %v", w.Code, w.Header())
+	}
+}
+
+// TestFirstPageRacingItsRegistrationIsNotChallenged: the request the
+// callback redirected to can arrive after the binding was stored but
+// before the browser took in the registration's cookie. Within the grace,
+// Preferred serves it and Required sends it back for the same URL; after
+// the grace both challenge it.
+func TestFirstPageRacingItsRegistrationIsNotChallenged(t *testing.T) {
+	for _, tc := range []struct {
+		mode       DeviceBinding
+		inGrace    int
+		afterGrace int
+	}{
+		{DeviceBindingPreferred, http.StatusOK, http.StatusSeeOther},
+		{DeviceBindingRequired, http.StatusTemporaryRedirect, http.StatusSeeOther},
+	} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			h := newDeviceHarness(t, tc.mode)
+			_, values, _, _, _ := h.bound(t, newECKey(t, elliptic.P256()))
+			guard := h.su.RequireStepUp("admin")(okHandler)
+			w := h.serve(navigation("GET", "/admin/users?page=2", "alice"), values, guard)
+			if w.Code != tc.inGrace || (w.Code == http.StatusTemporaryRedirect && w.Header().Get("Location") != "/admin/users?page=2") {
+				t.Fatalf("in the grace: %d %v, want %d", w.Code, w.Header(), tc.inGrace)
+			}
+			h.advance(DefaultDeviceBindingGrace)
+			if w := h.serve(navigation("GET", "/admin", "alice"), values, guard); w.Code != tc.afterGrace {
+				t.Fatalf("after the grace: %d, want %d", w.Code, tc.afterGrace)
+			}
+		})
 	}
 }
 
