@@ -124,6 +124,11 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		skew = stepup.NoClockSkew
 	}
 	admin := stepup.Scope{ACR: cfg.acrValues(), MaxAge: cfg.maxAge, PromptLogin: cfg.maxAge > 0, Lifetime: cfg.lifetime}
+	if cfg.deviceBinding != stepup.DeviceBindingOff {
+		// The browser refreshes the bound cookie for the admin pages and
+		// for /elevation, which answers as the guard would.
+		admin.DeviceBinding, admin.DevicePaths = cfg.deviceBinding, []string{"/admin", "/elevation"}
+	}
 	// The Shared Signals receiver, when there is a transmitter: stepup.New
 	// fetches its /.well-known/ssf-configuration and keys once, here.
 	var signals *stepup.SharedSignals
@@ -148,6 +153,7 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		OnDenied:        a.denied,
 		OnError:         a.sessionError,
 		SharedSignals:   signals,
+		BoundCookieTTL:  cfg.boundCookieTTL,
 		// No OnLogout: a logout token ends admin mode (stepup's revocation
 		// record, on every replica), and the console's own login, which
 		// is worth no more than the dashboard, stays. See the README.
@@ -184,6 +190,16 @@ func (a *app) routes() http.Handler {
 	// stepup.js, which forms.js imports: the same for every visitor, so it
 	// needs no session and takes no session lock. Revalidated by its ETag.
 	r.Get("/stepup/stepup.js", stepup.ScriptHandler().ServeHTTP)
+	// The browser's DBSC calls. They read the session (the elevation they
+	// bind) and never write it, so they take no session lock: the
+	// registration arrives while the page the step-up returned to is
+	// loading, which may wait for it. A proof of the device key, not the
+	// request's origin, authenticates them.
+	r.Group(func(r chi.Router) {
+		r.Use(a.sessions.LoadAndSave)
+		r.Post("/stepup/device/register", a.su.DeviceRegisterHandler().ServeHTTP)
+		r.Post("/stepup/device/refresh", a.su.DeviceRefreshHandler().ServeHTTP)
+	})
 
 	r.Group(func(r chi.Router) {
 		r.Use(http.NewCrossOriginProtection().Handler) // CSRF protection for every POST form
@@ -253,6 +269,7 @@ type elevationView struct {
 	ACR, AMR, Bound string
 	EndsAt          time.Time
 	EndsUnix        int64
+	DeviceBound     bool
 }
 
 func (a *app) base(r *http.Request, title string) page {
@@ -260,7 +277,7 @@ func (a *app) base(r *http.Request, title string) page {
 	p.User, _ = a.subject(r)
 	if el, ok := a.su.Elevation(r, "admin"); ok {
 		ends := el.Ends
-		p.Elevation = &elevationView{ACR: el.ACR, AMR: strings.Join(el.AMR, ", "), Bound: string(el.Bound), EndsAt: ends, EndsUnix: ends.Unix()}
+		p.Elevation = &elevationView{ACR: el.ACR, AMR: strings.Join(el.AMR, ", "), Bound: string(el.Bound), EndsAt: ends, EndsUnix: ends.Unix(), DeviceBound: el.DeviceBound}
 	}
 	return p
 }
@@ -356,6 +373,9 @@ type elevationStatus struct {
 	ACR      string `json:"acr,omitempty"`
 	AMR      string `json:"amr,omitempty"`
 	Bound    string `json:"bound,omitempty"`
+	// DeviceBound: admin mode is bound to this browser's key (DBSC); set
+	// while elevated.
+	DeviceBound *bool `json:"device_bound,omitempty"`
 }
 
 // serveElevation answers whether the session is in admin mode now, as the
@@ -368,7 +388,7 @@ type elevationStatus struct {
 func (a *app) serveElevation(w http.ResponseWriter, r *http.Request) {
 	var st elevationStatus
 	if v := a.base(r, "").Elevation; v != nil {
-		st = elevationStatus{Elevated: true, Ends: v.EndsUnix, EndsAt: v.EndsAt.UTC().Format(time.RFC3339), ACR: v.ACR, AMR: v.AMR, Bound: v.Bound}
+		st = elevationStatus{Elevated: true, Ends: v.EndsUnix, EndsAt: v.EndsAt.UTC().Format(time.RFC3339), ACR: v.ACR, AMR: v.AMR, Bound: v.Bound, DeviceBound: &v.DeviceBound}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

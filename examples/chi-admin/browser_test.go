@@ -331,7 +331,7 @@ func (b *browser) gone() bool {
 // startBrowser starts chromium at execPath, headless, with a fresh profile,
 // and closes it when the test ends, failing the test if any of its
 // processes is left behind.
-func startBrowser(t *testing.T, execPath string) *browser {
+func startBrowser(t *testing.T, execPath string, extra ...chromedp.ExecAllocatorOption) *browser {
 	t.Helper()
 	profile := t.TempDir() // removed after the browser closes: cleanups run last-in first-out
 	b := &browser{output: &testkit.SyncBuffer{}}
@@ -352,6 +352,7 @@ func startBrowser(t *testing.T, execPath string) *browser {
 		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(b.output),
 	)
+	opts = append(opts, extra...)
 	// The browser lives as long as the context of its first Run, so that
 	// one has no per-step timeout; browserLifetime bounds it instead.
 	life, cancelLife := context.WithTimeout(context.Background(), browserLifetime)

@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/oidc-stepup/stepup/stepup"
 )
 
 // config is the command line. Every flag can also be set with an
@@ -23,6 +25,11 @@ type config struct {
 	skew         time.Duration
 	lifetime     time.Duration
 	sessionStore string
+
+	// Device binding of admin mode (DBSC): off, preferred or required, and
+	// how long a bound cookie lives.
+	deviceBinding  stepup.DeviceBinding
+	boundCookieTTL time.Duration
 
 	// The Shared Signals receiver, /ssf/events: the transmitter's issuer
 	// (none: no receiver) and the audience its events must name (see
@@ -74,6 +81,10 @@ Routes:
   /stepup/start       starts a step-up: ?scope=admin&return_to=/admin
   /stepup/callback    step-up callback
   /stepup/drop        POST: ends admin mode
+  /stepup/device/register, /stepup/device/refresh
+                      POST from the browser: Device Bound Session
+                      Credentials registration and refresh of admin mode's
+                      bound cookie (-device-binding)
   /elevation          the session's admin mode as JSON; the admin pages poll it
   /admin              guarded by RequireStepUp("admin")
   /admin/users        guarded; POST adds a user (guarded too)
@@ -107,6 +118,12 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	fs.DurationVar(&c.skew, "skew", 30*time.Second, "clock skew tolerance; an elevation ends this much early (0: none)")
 	fs.DurationVar(&c.lifetime, "lifetime", 0, "cap on an elevation's lifetime (0: no cap beyond the IdP's)")
 	fs.StringVar(&c.sessionStore, "session-store", "memory", "memory; redis://[user:password@]host:port[/db] (a standalone server or any node of a Redis Cluster; rediss:// for TLS); redis://host:port?master_set=NAME (Sentinels and the primary of NAME); or postgres://...")
+	fs.Func("device-binding", `bind admin mode to the browser's key with Device Bound Session Credentials: off, preferred (bind where the browser can; an unbound elevation still works and is audited "unbound") or required (a browser that cannot bind is refused) (default "preferred")`, func(v string) (err error) {
+		c.deviceBinding, err = stepup.ParseDeviceBinding(v)
+		return err
+	})
+	c.deviceBinding = stepup.DeviceBindingPreferred
+	fs.DurationVar(&c.boundCookieTTL, "bound-cookie-ttl", stepup.DefaultBoundCookieTTL, "lifetime of the device-bound cookie, 10s to 10m: how long a stolen one works, and how often the browser proves its key")
 	fs.StringVar(&c.ssfIssuer, "ssf-issuer", "", "issuer URL of a Shared Signals transmitter whose CAEP events end admin mode at /ssf/events; its /.well-known/ssf-configuration names jwks_uri (default: the embedded IdP when it runs, else none)")
 	fs.StringVar(&c.ssfAudience, "ssf-audience", "", "the audience every security event must name: the console's identifier in the transmitter's stream (default: the -base-url)")
 	fs.DurationVar(&c.readTimeout, "read-timeout", 15*time.Second, "how long a client may take to send a whole request, body included")
@@ -157,6 +174,9 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (*
 	}
 	if c.writeTimeout <= 2*idpTimeout {
 		return nil, fmt.Errorf("-write-timeout %v: must exceed %v, or a slow IdP turns a callback's answer into a reset connection", c.writeTimeout, 2*idpTimeout)
+	}
+	if c.boundCookieTTL < 10*time.Second || c.boundCookieTTL > 10*time.Minute || c.boundCookieTTL%time.Second != 0 {
+		return nil, fmt.Errorf("-bound-cookie-ttl %v: must be whole seconds from 10s to 10m", c.boundCookieTTL)
 	}
 	if c.issuer == "" && c.localIdP == nil {
 		return nil, fmt.Errorf("-issuer, -client-id and -acr are required")

@@ -112,6 +112,12 @@
           setText("amr", st.amr);
           setText("bound", st.bound);
         }
+        // The device key's registration lands after the page loaded.
+        var device = document.getElementById("device-bound");
+        if (device && device.dataset.bound !== String(st.device_bound)) {
+          device.dataset.bound = String(st.device_bound);
+          device.textContent = st.device_bound ? "bound to this browser's key" : "not bound to this device";
+        }
         if (ended) {
           revive();
         }
