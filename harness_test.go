@@ -166,6 +166,8 @@ type app struct {
 	clock    *stepuptest.Clock
 	audit    *auditLog
 	tr       *http.Transport // shared by the test's browsers
+	// extraRoutes is appOptions.routes, which replicas mount too.
+	extraRoutes func(a *app) map[string]http.Handler
 }
 
 // newApp starts an identity provider and an application on loopback; both
@@ -250,6 +252,7 @@ func newApp(t testing.TB, opts appOptions) *app {
 		a.cfg.HTTPClient.Timeout = opts.idpTimeout
 	}
 	var extra map[string]http.Handler
+	a.extraRoutes = opts.routes
 	if opts.routes != nil {
 		extra = opts.routes(a)
 	}
@@ -283,7 +286,11 @@ func (a *app) replica(t testing.TB, store scs.Store) *app {
 	if r.su, err = stepup.New(r.cfg); err != nil {
 		t.Fatalf("stepup.New (replica): %v", err)
 	}
-	srv.Config.Handler = r.sessions.LoadAndSave(r.routes(routerChi, nil))
+	var extra map[string]http.Handler
+	if r.extraRoutes != nil {
+		extra = r.extraRoutes(&r)
+	}
+	srv.Config.Handler = r.sessions.LoadAndSave(r.routes(routerChi, extra))
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return &r

@@ -80,6 +80,7 @@ const (
 type registration struct {
 	challenge     string
 	authorization string
+	failed        bool // the registration could not be stored: the grant is unbound
 }
 
 // startRegistration creates the DBSC session record of the elevation el,
@@ -90,7 +91,7 @@ func (s *StepUp) startRegistration(ctx context.Context, el *Elevation) (registra
 	now := s.now().Unix()
 	ds := &deviceSession{until: el.Deadline.Unix(), subject: el.Subject, scope: el.Scope, elevation: el.ID,
 		generation: el.generation, sidTag: el.sidTag, authTime: el.AuthTime.Unix(), authorization: randomToken()}
-	reg := registration{challenge: ds.addChallenge(id, now), authorization: ds.authorization}
+	reg := registration{challenge: ds.addChallenge(id, now, s.challengeTTL()), authorization: ds.authorization}
 	err := s.updateRecord(ctx, s.deviceSessionKey(id), asWritten, func(cur string) (string, int64, error) {
 		if cur != "" {
 			return "", 0, errors.New("stepup: device session id collision")
@@ -108,16 +109,23 @@ func (s *StepUp) registrationHeader(reg registration) string {
 
 // DeviceRegisterHandler returns the DBSC registration endpoint, to mount at
 // [Config.DeviceRegisterPath] (POST) behind the SessionManager's
-// LoadAndSave. It is reached only by browsers that a grant asked to
-// register. It checks the dbsc+jwt (ES256 on P-256 or RS256 with 2048 to
-// 4096 bits, signed by the key in its own header, typ dbsc+jwt), that its
-// jti is the registration challenge of a DBSC session not registered yet
-// and its authorization that session's, and that the request's session
-// holds that very elevation. It then records the key's thumbprint in the
-// subject's record, sets the bound cookie and answers the session's
-// configuration, audited as bound. A refusal answers 400 (401 for an
-// unknown session), audits device_refused with a reason, and stores
-// nothing.
+// LoadAndSave, and outside any lock that serialises a session's requests:
+// the registration arrives while the page the step-up returned to is
+// loading, and that page may wait for it. It is reached only by browsers
+// that a grant asked to register. It checks the dbsc+jwt (ES256 on P-256
+// or RS256 with 2048 to 4096 bits, signed by the key in its own header,
+// typ dbsc+jwt), that its jti is the registration challenge of a DBSC
+// session not registered yet and its authorization that session's, and
+// that the request's session holds that very elevation. It then records
+// the key's thumbprint in the subject's record, sets the bound cookie and
+// answers the session's configuration, audited as bound.
+//
+// A refusal audits device_refused with a reason and stores nothing: 401
+// for a bad proof, 400 for an unknown, used or expired challenge, a wrong
+// authorization, another session's elevation, a user with too many bound
+// elevations or an oversized request. A store failure answers through
+// [Config.OnError] (500); if it strikes after the challenge was used,
+// the elevation stays unbound.
 func (s *StepUp) DeviceRegisterHandler() http.Handler {
 	return http.HandlerFunc(s.register)
 }
@@ -178,11 +186,22 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 		refuse(ReasonDeviceAuthorization)
 		return
 	}
-	if reason := s.sessionHolds(r, p, ds.elevation); reason != "" {
+	if reason, err := s.sessionHolds(r, p, ds.elevation); err != nil {
+		s.deviceError(w, r, e, err)
+		return
+	} else if reason != "" {
 		refuse(reason)
 		return
 	}
 	now := s.now().Unix()
+	// Refuse a user at the cap before the challenge is used up.
+	if rv, _, _, err := s.revokedBy(r.Context(), ds.head()); err != nil {
+		s.deviceError(w, r, e, err)
+		return
+	} else if rv != nil && len(rv.bindings) >= maxBindings {
+		refuse(ReasonTooManyBindings)
+		return
+	}
 	var next string
 	err = s.updateRecord(r.Context(), key, asWritten, func(cur string) (string, int64, error) {
 		d, err := decodeDeviceSession(cur)
@@ -194,7 +213,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 		}
 		d.authorization, d.alg, d.jwk, d.jkt = "", alg, jwk, jkt
 		d.challenges = nil
-		next = d.addChallenge(id, now)
+		next = d.addChallenge(id, now, s.challengeTTL())
 		return encodeDeviceSession(d), d.until, nil
 	})
 	if errors.Is(err, errChallengeTaken) {
@@ -249,18 +268,19 @@ const maxDeviceBody = 1024
 
 // sessionHolds checks that the request's session holds the elevation id
 // for p: a registration or a refresh acts for the session whose elevation
-// it binds, and no other.
-func (s *StepUp) sessionHolds(r *http.Request, p *policy, id string) Reason {
+// it binds, and no other. A handler mounted without the SessionManager's
+// LoadAndSave is an error ([ErrNoSession]), not a mismatch.
+func (s *StepUp) sessionHolds(r *http.Request, p *policy, id string) (Reason, error) {
 	v, err := s.get(r.Context(), p.key)
-	if err != nil || v == nil {
-		return ReasonDeviceSessionMismatch
+	if err != nil {
+		return "", err
 	}
 	rec, _ := v.(string)
 	h, err := readElevationHead(rec)
-	if err != nil || h.id != id || h.issuerTag != s.issuerTag {
-		return ReasonDeviceSessionMismatch
+	if v == nil || err != nil || h.id != id || h.issuerTag != s.issuerTag {
+		return ReasonDeviceSessionMismatch, nil
 	}
-	return ""
+	return "", nil
 }
 
 // deviceError answers a registration or refresh that failed on the store:

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 )
 
 // This file holds what device binding (DBSC) stores: a binding entry in the
@@ -94,20 +95,27 @@ const deviceSessionTag = "b1"
 const maxDeviceChallenges = 4
 
 // deviceChallengeTTL is how long a registration or refresh challenge can
-// be answered.
+// be answered beyond the bound cookie's lifetime: a challenge sent ahead
+// is answered when the cookie it was sent with has expired
+// ([StepUp.challengeTTL]).
 const deviceChallengeTTL = 60
+
+// challengeTTL is the lifetime of the challenges handed out, in seconds.
+func (s *StepUp) challengeTTL() int64 {
+	return deviceChallengeTTL + int64(s.cfg.BoundCookieTTL/time.Second)
+}
 
 func (ds *deviceSession) head() elevationHead {
 	return elevationHead{deadline: ds.until, subject: ds.subject, id: ds.elevation,
 		generation: ds.generation, sidTag: ds.sidTag, authTime: ds.authTime}
 }
 
-// addChallenge hands out a new challenge for session id, valid until
-// now + deviceChallengeTTL, and prunes the expired ones.
-func (ds *deviceSession) addChallenge(id string, now int64) string {
+// addChallenge hands out a new challenge for session id, valid for ttl
+// seconds from now, and prunes the expired ones.
+func (ds *deviceSession) addChallenge(id string, now, ttl int64) string {
 	c := id + "." + randomToken()
 	ds.prune(now)
-	ds.challenges = append(ds.challenges, deviceChallenge{value: c, exp: now + deviceChallengeTTL})
+	ds.challenges = append(ds.challenges, deviceChallenge{value: c, exp: now + ttl})
 	if n := len(ds.challenges); n > maxDeviceChallenges {
 		ds.challenges = ds.challenges[n-maxDeviceChallenges:]
 	}

@@ -24,9 +24,12 @@ import (
 //     session in the browser, audited device_ended.
 //
 // An unknown session id answers 401 (the browser deletes the session), a
-// bad proof 401, a challenge that is unknown, used or expired 403 with a
-// new one; each audited device_refused, and nothing is stored. It works on
-// every replica that shares the session store.
+// bad proof 401, an oversized request 400, a challenge that is unknown or
+// used 403 with a new one; each audited device_refused, and nothing is
+// stored. A challenge sent ahead that expired gets a new one, unaudited.
+// A store failure, or a handler mounted without LoadAndSave, answers
+// through [Config.OnError] (500), which chromium treats as "try later". It
+// works on every replica that shares the session store.
 func (s *StepUp) DeviceRefreshHandler() http.Handler {
 	return http.HandlerFunc(s.refresh)
 }
@@ -44,8 +47,12 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 		s.audit(r, e)
 		http.Error(w, reason.text(), reason.status())
 	}
+	if r.ContentLength > maxDeviceBody {
+		refuse(ReasonBadRequest)
+		return
+	}
 	id := r.Header.Get("Sec-Secure-Session-Id")
-	if !validToken(id) || r.ContentLength > maxDeviceBody {
+	if !validToken(id) {
 		refuse(ReasonDeviceSessionUnknown)
 		return
 	}
@@ -96,7 +103,7 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 		if taken, expired = d.takeChallenge(claims.JTI, now); d.jkt != ds.jkt || !taken {
 			return "", 0, errChallengeTaken
 		}
-		next = d.addChallenge(id, now)
+		next = d.addChallenge(id, now, s.challengeTTL())
 		return encodeDeviceSession(d), d.until, nil
 	})
 	if errors.Is(err, errChallengeTaken) {
@@ -137,7 +144,7 @@ func (s *StepUp) refreshChallenge(w http.ResponseWriter, r *http.Request, e Even
 		if err != nil {
 			return "", 0, err
 		}
-		c = d.addChallenge(id, s.now().Unix())
+		c = d.addChallenge(id, s.now().Unix(), s.challengeTTL())
 		return encodeDeviceSession(d), d.until, nil
 	})
 	if err != nil {
@@ -166,7 +173,9 @@ func (s *StepUp) stillBound(r *http.Request, p *policy, ds *deviceSession, now i
 	if !ok || b.jkt != ds.jkt {
 		return deviceBinding{}, ReasonElevationGone, nil
 	}
-	if reason := s.sessionHolds(r, p, ds.elevation); reason != "" {
+	if reason, err := s.sessionHolds(r, p, ds.elevation); err != nil {
+		return deviceBinding{}, "", err
+	} else if reason != "" {
 		return deviceBinding{}, ReasonElevationGone, nil
 	}
 	return b, "", nil

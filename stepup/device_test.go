@@ -10,13 +10,16 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"hash/maphash"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alexedwards/scs/v2"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -374,7 +377,7 @@ func TestForgedRegistrationsAreRefusedAndStoreNothing(t *testing.T) {
 			return k.proof(t, map[string]any{"jti": reg.challenge + "x", "authorization": reg.authorization}, proofOpts{embed: true})
 		}, nil, 400, ReasonDeviceChallengeUnknown},
 		{"expired challenge", func(t *testing.T, h *harness, reg registration) string {
-			h.advance(deviceChallengeTTL * time.Second)
+			h.advance(time.Duration(h.su.challengeTTL()) * time.Second)
 			return k.proof(t, map[string]any{"jti": reg.challenge, "authorization": reg.authorization}, proofOpts{embed: true})
 		}, nil, 400, ReasonDeviceChallengeUnknown},
 		{"wrong authorization", func(t *testing.T, h *harness, reg registration) string {
@@ -480,9 +483,10 @@ func TestRefreshProvesTheKeyAndChallengesAreSingleUse(t *testing.T) {
 	guard := h.su.RequireStepUp("admin")(okHandler)
 
 	// The challenge sent ahead on the registration's 200 is answered at once.
-	h.advance(90 * time.Second)
+	h.advance(time.Duration(h.su.challengeTTL()) * time.Second)
 	proof := k.proof(t, map[string]any{"jti": next}, proofOpts{})
-	// Sent ahead 90 s ago: expired, so the browser gets a new one.
+	// Sent ahead a cookie's lifetime and a minute ago: expired, so the
+	// browser gets a new one.
 	if w := h.refreshReq(values, id, proof); w.Code != http.StatusForbidden {
 		t.Fatalf("expired challenge: %d", w.Code)
 	}
@@ -782,5 +786,95 @@ func TestBoundCookieIsFoundAmongOthers(t *testing.T) {
 		if got != tc.want || ok != tc.ok {
 			t.Errorf("%q: got %q %v, want %q %v", tc.header, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+func TestTooManyBindingsIsRefusedBeforeTheChallengeIsUsed(t *testing.T) {
+	h := newDeviceHarness(t, DeviceBindingPreferred)
+	ctx := context.Background()
+	err := h.su.updateRecord(ctx, h.su.subjectKey("alice"), replicated, func(cur string) (string, int64, error) {
+		rv := &revocations{}
+		for i := range maxBindings {
+			rv.bindings = append(rv.bindings, deviceBinding{id: "E;old" + strconv.Itoa(i), jkt: "j", secret: randomToken(), until: h.Now().Add(time.Hour).Unix()})
+		}
+		rv.extend(h.Now().Add(time.Hour).Unix())
+		return encodeRevocations(rv), rv.until, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := newECKey(t, elliptic.P256())
+	el := h.elevation(h.Now().Add(time.Hour))
+	reg, values := h.grantWithRegistration(t, &el)
+	proof := k.proof(t, map[string]any{"jti": reg.challenge, "authorization": reg.authorization}, proofOpts{embed: true})
+	if w := h.register(values, proof); w.Code != http.StatusBadRequest || len(boundCookies(w)) != 0 {
+		t.Fatalf("at the cap: %d", w.Code)
+	}
+	if ev := h.audit.Events(); len(ev) != 1 || ev[0].Reason != ReasonTooManyBindings {
+		t.Fatalf("audit: %+v", ev)
+	}
+	// One of the old elevations is dropped: its binding goes, and the same
+	// registration, whose challenge was not used, now succeeds.
+	old := elevationHead{id: "E;old0", subject: "alice", deadline: h.Now().Add(time.Hour).Unix()}
+	if err := h.su.recordDrop(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.bindings(t)); n != maxBindings-1 {
+		t.Fatalf("bindings after the drop: %d", n)
+	}
+	if w := h.register(values, proof); w.Code != http.StatusOK {
+		t.Fatalf("after the drop: %d %s", w.Code, w.Body)
+	}
+}
+
+func TestDeviceEndpointsWithoutLoadAndSaveFailLoudly(t *testing.T) {
+	h := newDeviceHarness(t, DeviceBindingPreferred)
+	k := newECKey(t, elliptic.P256())
+	el := h.elevation(h.Now().Add(time.Hour))
+	reg, _ := h.grantWithRegistration(t, &el)
+	r := httptest.NewRequest(http.MethodPost, "/stepup/device/register", nil)
+	r.Header.Set("Secure-Session-Response", k.proof(t, map[string]any{"jti": reg.challenge, "authorization": reg.authorization}, proofOpts{embed: true}))
+	w := httptest.NewRecorder()
+	h.su.DeviceRegisterHandler().ServeHTTP(w, r) // no LoadAndSave
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("got %d, want the OnError 500", w.Code)
+	}
+	if ev := h.audit.Events(); len(ev) != 1 || ev[0].Type != EventDeviceRefused || ev[0].Reason != ReasonSessionError {
+		t.Fatalf("audit: %+v", ev)
+	}
+}
+
+// failingDeviceStore fails every write of a DBSC session record.
+type failingDeviceStore struct{ scs.Store }
+
+func (s failingDeviceStore) Commit(token string, b []byte, expiry time.Time) error {
+	if strings.HasPrefix(token, "B;") {
+		return errors.New("store down")
+	}
+	return s.Store.Commit(token, b, expiry)
+}
+
+func TestRegistrationThatCannotBeStoredGrantsUnboundOnlyWhenPreferred(t *testing.T) {
+	for _, tc := range []struct {
+		mode   DeviceBinding
+		reason Reason
+	}{{DeviceBindingPreferred, ""}, {DeviceBindingRequired, ReasonSessionError}} {
+		t.Run(tc.mode.String(), func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.SessionManager.Store = failingDeviceStore{c.SessionManager.Store}
+				c.InsecureNonAtomicRevocations = true
+				c.Scopes["admin"] = Scope{ACR: c.Scopes["admin"].ACR, DeviceBinding: tc.mode, DevicePaths: []string{"/admin"}}
+			})
+			ctx := h.loaded(t, nil)
+			el := h.elevation(h.Now().Add(time.Hour))
+			el.ID = newElevationID()
+			reg, reason, err := h.su.grant(ctx, &el, pending{scope: "admin"})
+			if reason != tc.reason || (reason == "") != (err == nil) {
+				t.Fatalf("grant: %q %v, want %q", reason, err, tc.reason)
+			}
+			if reason == "" && (!reg.failed || reg.challenge != "") {
+				t.Fatalf("registration: %+v, want failed", reg)
+			}
+		})
 	}
 }

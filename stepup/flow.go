@@ -415,10 +415,11 @@ func (s *StepUp) grant(ctx context.Context, el *Elevation, c pending) (registrat
 	}
 	if p := s.policies[c.scope]; p.DeviceBinding != DeviceBindingOff {
 		if reg, err = s.startRegistration(ctx, el); err != nil {
-			reg = registration{}
 			if p.DeviceBinding == DeviceBindingRequired {
-				return reg, ReasonSessionError, err
+				return registration{}, ReasonSessionError, err
 			}
+			// Preferred grants unbound; auditCallback says why.
+			reg = registration{failed: true}
 		}
 	}
 	// Session fixation: a change of privilege gets a new session token
@@ -448,6 +449,10 @@ func (s *StepUp) auditCallback(r *http.Request, o callbackOutcome) {
 		e.Type, e.Scope, e.Subject, e.Issuer = EventGranted, el.Scope, el.Subject, el.Issuer
 		e.ACR, e.AMR, e.Deadline, e.Bound, e.Elevation = el.ACR, el.AMR, el.Deadline, el.Bound, el.ID
 		s.audit(r, e)
+		if o.reg.failed {
+			s.audit(r, Event{Type: EventDeviceRefused, Scope: el.Scope, Subject: el.Subject, Issuer: el.Issuer,
+				Elevation: el.ID, Reason: ReasonSessionError})
+		}
 		return
 	}
 	e.Type, e.Reason, e.Scope, e.Issuer = EventDenied, o.reason, o.c.scope, s.cfg.Issuer

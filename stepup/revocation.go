@@ -240,6 +240,9 @@ func (s *StepUp) recordDrop(ctx context.Context, h elevationHead) error {
 			return "", 0, err
 		}
 		rv.drops = append(rv.drops, dropRevocation{id: h.id, until: h.deadline})
+		// A dropped elevation's device binding is of no more use: free its
+		// place among the user's bindings (maxBindings).
+		rv.bindings = slices.DeleteFunc(rv.bindings, func(b deviceBinding) bool { return b.id == h.id })
 		rv.extend(h.deadline)
 		until = rv.until
 		return encodeRevocations(rv), rv.until, nil
