@@ -67,6 +67,10 @@ const (
 	// deadline, a revocation cause, or elevation_gone) and ended the
 	// browser's DBSC session.
 	EventDeviceEnded EventType = "device_ended"
+	// EventConsumed: a request used up an approval of its action
+	// ([StepUp.RequireStepUpFor]); Elevation names the approval, as on
+	// its granted event.
+	EventConsumed EventType = "consumed"
 )
 
 // Event is one audit record. It never holds a token, an authorization code,
@@ -103,6 +107,12 @@ type Event struct {
 	// KeyThumbprint is the RFC 7638 thumbprint of the device key, on the
 	// events of device binding.
 	KeyThumbprint string `json:"jkt,omitempty"`
+	// The action of a [StepUp.RequireStepUpFor] challenge, approval or
+	// use: the RFC 9396 authorization details type, actions and
+	// identifier.
+	ActionType       string   `json:"action_type,omitempty"`
+	Actions          []string `json:"actions,omitempty"`
+	ActionIdentifier string   `json:"action_identifier,omitempty"`
 }
 
 // Auditor receives audit events. Audit is called synchronously on the
@@ -177,6 +187,11 @@ func (a SlogAuditor) Audit(ctx context.Context, e Event) {
 		attrs = append(attrs, slog.Bool("device_bound", *e.DeviceBound))
 	}
 	add("jkt", e.KeyThumbprint)
+	add("action_type", e.ActionType)
+	if len(e.Actions) > 0 {
+		attrs = append(attrs, slog.Any("actions", e.Actions))
+	}
+	add("action_identifier", e.ActionIdentifier)
 	add("method", e.Method)
 	add("route", e.Route)
 	add("remote", e.Remote)

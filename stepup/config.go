@@ -230,6 +230,18 @@ type Scope struct {
 	// Lifetime or MaxAge, so that every elevation has a finite deadline.
 	// Default: false.
 	IgnoreIDTokenExpiry bool
+	// ActionWindow is how long an approval of one action
+	// ([StepUp.RequireStepUpFor]) waits for the request it authorizes,
+	// never past the deadline an elevation from that login would have.
+	// Whole seconds, 10s to 1h. Default: [DefaultActionWindow] (5m).
+	ActionWindow time.Duration
+	// AuthorizationDetails sends the action of a [StepUp.RequireStepUpFor]
+	// challenge to the IdP as RFC 9396 authorization_details, so that the
+	// IdP shows it and records what was approved, and grants only when the
+	// token response returns them unchanged (§7). Without it the approval
+	// is still bound to the action here; the IdP just does not see it.
+	// Default: false.
+	AuthorizationDetails bool
 	// DeviceBinding binds the scope's elevations to a key the browser
 	// holds, with Device Bound Session Credentials: a stolen session
 	// cookie then carries the elevation for at most BoundCookieTTL.
@@ -254,6 +266,7 @@ type StepUp struct {
 	issParam       bool // the IdP promises the RFC 9207 iss parameter
 	policies       map[string]*policy
 	pendingKey     string
+	approvalsKey   string // the session's unused approvals of actions
 	skew           int64  // Config.ClockSkew in whole seconds
 	issuerTag      string // issuerTag(Config.Issuer), as stored in elevations
 	origin         string // the application's origin, from RedirectURL: a popup's target origin
@@ -305,6 +318,7 @@ func New(cfg Config) (*StepUp, error) {
 		issParam:      d.issParam,
 		policies:      make(map[string]*policy, len(cfg.Scopes)),
 		pendingKey:    cfg.SessionKeyPrefix + "pending",
+		approvalsKey:  cfg.SessionKeyPrefix + "approvals",
 		issuerTag:     issuerTag(cfg.Issuer),
 		origin:        appOrigin(cfg.RedirectURL),
 		originHost:    originHostOf(appOrigin(cfg.RedirectURL)),
@@ -468,6 +482,9 @@ func validateScope(name string, sc Scope) error {
 	}
 	if sc.IgnoreIDTokenExpiry && sc.Lifetime == 0 && sc.MaxAge == 0 {
 		return bad(f(".IgnoreIDTokenExpiry"), "needs Lifetime or MaxAge: an elevation must always have a finite deadline")
+	}
+	if sc.ActionWindow != 0 && (!validDuration(sc.ActionWindow) || sc.ActionWindow < 10*time.Second || sc.ActionWindow > time.Hour) {
+		return bad(f(".ActionWindow"), "must be whole seconds from 10s to 1h")
 	}
 	return validateDeviceScope(f, sc)
 }

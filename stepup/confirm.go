@@ -46,6 +46,9 @@ func fromAnotherSite(r *http.Request) bool {
 // the link.
 func (s *StepUp) writeConfirmPage(w http.ResponseWriter, scope, returnTo string, mode challengeMode) {
 	q := url.Values{"scope": {scope}, "return_to": {returnTo}}
+	if mode.action != "" {
+		q.Set("action", mode.action)
+	}
 	if mode.popup {
 		q.Set("display", "popup")
 		if mode.ref != "" {

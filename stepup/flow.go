@@ -100,12 +100,41 @@ func (s *StepUp) StartHandler() http.Handler {
 			http.Error(w, "Unknown display mode or bad ref.", http.StatusBadRequest)
 			return
 		}
+		if action := q["action"]; len(action) > 0 {
+			s.startAction(w, r, p, sub, returnTo, mode, action)
+			return
+		}
 		if fromAnotherSite(r) {
 			s.writeConfirmPage(w, p.name, returnTo, mode)
 			return
 		}
 		s.redirectToIdP(w, r, p, sub, returnTo, mode)
 	})
+}
+
+// startAction starts the pending action challenge whose state a 401 named
+// in its step_up_url: the action was derived from the guarded request and
+// kept in the session, so that no link can ask the IdP to approve an
+// action of its choosing.
+func (s *StepUp) startAction(w http.ResponseWriter, r *http.Request, p *policy, sub, returnTo string, mode challengeMode, action []string) {
+	var c pending
+	found := false
+	for _, old := range s.livePending(r, s.now().Unix()) {
+		if len(action) == 1 && old.state == action[0] && old.action != "" && old.scope == p.name {
+			c, found = old, true
+		}
+	}
+	if !found {
+		http.Error(w, "Unknown or expired step-up for this action. Try the action again.", http.StatusBadRequest)
+		return
+	}
+	if fromAnotherSite(r) {
+		mode.action = c.state
+		s.writeConfirmPage(w, p.name, returnTo, mode)
+		return
+	}
+	c.returnTo, c.popup, c.ref = returnTo, mode.popup, mode.ref
+	s.startChallenge(w, r, p, sub, c)
 }
 
 // startMode reads StartHandler's display and ref. display=popup (OIDC Core
@@ -130,36 +159,72 @@ func startMode(q url.Values) (mode challengeMode, ok bool) {
 type challengeMode struct {
 	popup bool
 	ref   string
+	// action is the state of a pending action challenge a 401 named
+	// (RequireStepUpFor), which the start handler starts.
+	action string
 }
 
 func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy, sub, returnTo string, mode challengeMode) {
-	ctx := r.Context()
-	now := s.now().Unix()
-	c := pending{
+	s.startChallenge(w, r, p, sub, s.newPending(p, returnTo, mode))
+}
+
+// newPending is a new challenge for p: a fresh state, nonce and PKCE
+// verifier.
+func (s *StepUp) newPending(p *policy, returnTo string, mode challengeMode) pending {
+	return pending{
 		state:    rand.Text(), // 26 base32 characters: 130 bits
 		nonce:    rand.Text(),
 		verifier: oauth2.GenerateVerifier(),
 		scope:    p.name,
-		started:  now,
+		started:  s.now().Unix(),
 		returnTo: returnTo,
 		popup:    mode.popup,
 		ref:      mode.ref,
 	}
-	list := s.livePending(r, now)
+}
+
+// savePending records the challenge c in the session, replacing one with
+// the same state, and saves the session before anything is answered: if
+// the store fails, the browser must not be sent to the IdP with a state no
+// session holds, and the authorization URL (state, nonce) must not end up
+// in an error page. On failure it audits, answers through OnError and
+// returns false.
+func (s *StepUp) savePending(w http.ResponseWriter, r *http.Request, p *policy, sub string, c pending, a *Action) bool {
+	ctx := r.Context()
+	list := slices.DeleteFunc(s.livePending(r, s.now().Unix()), func(old pending) bool { return old.state == c.state })
 	if len(list) >= maxPending {
 		list = list[len(list)-maxPending+1:]
 	}
 	list = append(list, c)
 	s.sm.Put(ctx, s.pendingKey, encodePending(list))
-	// Save the challenge before answering: if the store fails, the browser
-	// must not be sent to the IdP with a state no session holds, and the
-	// authorization URL (state, nonce) must not end up in an error page.
 	if _, _, err := s.sm.Commit(ctx); err != nil {
-		s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError})
+		e := Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonSessionError}
+		if a != nil {
+			e.setAction(*a)
+		}
+		s.audit(r, e)
 		s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+		return false
+	}
+	return true
+}
+
+// startChallenge saves the challenge c and sends the browser to the IdP's
+// authorization endpoint. A challenge for an action sends max_age=0, and
+// the action as RFC 9396 authorization_details when the scope asks for it.
+func (s *StepUp) startChallenge(w http.ResponseWriter, r *http.Request, p *policy, sub string, c pending) {
+	var a *Action
+	if c.action != "" {
+		act, ok := decodeAction(c.action)
+		if !ok {
+			s.cfg.OnError(w, r, ErrCorruptRecord)
+			return
+		}
+		a = &act
+	}
+	if !s.savePending(w, r, p, sub, c, a) {
 		return
 	}
-
 	opts := append(slices.Clip(p.authOptions),
 		oauth2.S256ChallengeOption(c.verifier),
 		oidc.Nonce(c.nonce),
@@ -167,10 +232,18 @@ func (s *StepUp) redirectToIdP(w http.ResponseWriter, r *http.Request, p *policy
 	if s.cfg.LoginHint && sub != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("login_hint", sub))
 	}
-	if mode.popup {
+	if c.popup {
 		opts = append(opts, oauth2.SetAuthURLParam("display", "popup"))
 	}
-	s.audit(r, Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer})
+	e := Event{Type: EventChallenge, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer}
+	if a != nil {
+		opts = append(opts, oauth2.SetAuthURLParam("max_age", "0"))
+		if p.AuthorizationDetails {
+			opts = append(opts, oauth2.SetAuthURLParam("authorization_details", a.authorizationDetails()))
+		}
+		e.setAction(*a)
+	}
+	s.audit(r, e)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, s.oauth.AuthCodeURL(c.state, opts...), http.StatusSeeOther)
 }
@@ -413,6 +486,10 @@ func (s *StepUp) grant(ctx context.Context, el *Elevation, c pending) (registrat
 	if reason != "" {
 		return reg, reason, nil
 	}
+	if c.action != "" {
+		reason, err := s.grantApproval(ctx, el, c)
+		return reg, reason, err
+	}
 	if p := s.policies[c.scope]; p.DeviceBinding != DeviceBindingOff {
 		if reg, err = s.startRegistration(ctx, el); err != nil {
 			if p.DeviceBinding == DeviceBindingRequired {
@@ -443,6 +520,9 @@ func (s *StepUp) auditCallback(r *http.Request, o callbackOutcome) {
 	e := o.detail
 	if o.found {
 		e.ChallengeStarted = time.Unix(o.c.started, 0).UTC()
+	}
+	if a, ok := decodeAction(o.c.action); ok {
+		e.setAction(a)
 	}
 	if o.reason == "" {
 		el := &o.el
@@ -513,7 +593,22 @@ func (s *StepUp) redeem(ctx context.Context, code string, c pending, sub string,
 	if err != nil {
 		return Elevation{}, ReasonInvalidClaims, Event{}
 	}
-	return checkClaims(t, c, p, s.ruleContext(sub, checkSub))
+	el, reason, e := checkClaims(t, c, p, s.ruleContext(sub, checkSub))
+	if reason != "" || c.action == "" || !p.AuthorizationDetails {
+		return el, reason, e
+	}
+	// RFC 9396 §7: the token response says what the user approved.
+	a, ok := decodeAction(c.action)
+	if !ok {
+		return Elevation{}, ReasonActionInvalid, e
+	}
+	switch present, match := grantedDetailsMatch(a, tok.Extra("authorization_details")); {
+	case !present:
+		return Elevation{}, ReasonDetailsMissing, e
+	case !match:
+		return Elevation{}, ReasonDetailsMismatch, e
+	}
+	return el, "", e
 }
 
 // tokenError tells a refusal from a failure of the token endpoint. An

@@ -99,6 +99,13 @@ const (
 	ReasonElevationGone          Reason = "elevation_gone"                // the session no longer holds the elevation (dropped, replaced, logged out)
 )
 
+// Reasons of step-up for one action ([StepUp.RequireStepUpFor]).
+const (
+	ReasonActionInvalid   Reason = "action_invalid"                 // the request names no valid action, or a stored one does not decode
+	ReasonDetailsMissing  Reason = "authorization_details_missing"  // the scope sends RFC 9396 authorization_details and the token response returned none
+	ReasonDetailsMismatch Reason = "authorization_details_mismatch" // the token response's authorization_details differ from the action requested
+)
+
 // reasonDefault is what stepup answers for a reason when the application
 // does not answer itself.
 type reasonDefault struct {
@@ -177,6 +184,10 @@ var reasonDefaults = map[Reason]reasonDefault{
 	ReasonTooManyBindings:        {http.StatusBadRequest, "Too many bound elevations."},
 	ReasonExpired:                {0, ""},
 	ReasonElevationGone:          {0, ""},
+
+	ReasonActionInvalid:   {http.StatusBadRequest, "This request does not name an action that can be approved."},
+	ReasonDetailsMissing:  {http.StatusForbidden, "The identity provider did not say which action you approved. Try again."},
+	ReasonDetailsMismatch: {http.StatusForbidden, "The identity provider approved a different action than the one requested."},
 
 	// RFC 8935 §2.2: a valid SET is acknowledged whatever it leads to.
 	ReasonUnsupportedEvent:   {http.StatusAccepted, ""},

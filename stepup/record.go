@@ -388,6 +388,11 @@ type pending struct {
 	returnTo string
 	popup    bool   // started with display=popup: the callback answers with the popup page
 	ref      string // the opener's reference for the popup's result message, when popup
+	// action is the action a RequireStepUpFor challenge asks to approve
+	// (encodeAction); empty for an elevation. Written as a last field only
+	// when set, so that elevation challenges are stored as v0.1.0 stored
+	// them.
+	action string
 }
 
 func encodePending(list []pending) string {
@@ -410,6 +415,9 @@ func encodePending(list []pending) string {
 		}
 		w.str(mode)
 		w.str(p.ref)
+		if p.action != "" {
+			w.str(p.action)
+		}
 	}
 	return string(w.b)
 }
@@ -436,8 +444,12 @@ func decodePending(s string) ([]pending, error) {
 		mode := d.str()
 		p.popup = mode == "p"
 		p.ref = d.str()
+		hasAction := !d.done
+		if hasAction {
+			p.action = d.str()
+		}
 		modeOK := (mode == "" || p.popup) && (p.popup || p.ref == "")
-		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK {
+		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK || (hasAction && p.action == "") {
 			return nil, ErrCorruptRecord
 		}
 		list = append(list, p)

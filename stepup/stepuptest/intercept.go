@@ -156,18 +156,23 @@ func (p *Provider) takeRewrite() func(map[string]any) (string, error) {
 // request context and applies [Provider.RewriteNextIDToken].
 func (p *Provider) tokenEndpoint(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var details json.RawMessage
 		if err := r.ParseForm(); err == nil {
 			if d, ok := p.store.idTokenLifetimeByCode(r.Form.Get("code")); ok {
 				r = r.WithContext(context.WithValue(r.Context(), idTokenLifetimeKey{}, d))
 			}
+			details = p.store.authorizationDetailsByCode(r.Form.Get("code"))
 		}
-		if !p.rewritePending() {
+		if !p.rewritePending() && details == nil {
 			next.ServeHTTP(w, r)
 			return
 		}
 		rec := newRecorder()
 		next.ServeHTTP(rec, r)
 		body, err := p.rewriteTokenResponse(rec)
+		if err == nil && details != nil {
+			body = addAuthorizationDetails(rec.status, body, details)
+		}
 		if err != nil {
 			w.Header().Set("Content-Type", "application/json")
 			w.Header().Set("Cache-Control", "no-store")
@@ -207,6 +212,25 @@ func (p *Provider) rewriteTokenResponse(rec *recorder) ([]byte, error) {
 	}
 	resp["id_token"] = tok
 	return json.Marshal(resp)
+}
+
+// addAuthorizationDetails adds authorization_details to a successful
+// token response (RFC 9396 §7). details that are not JSON are sent as a
+// string, so that a test can send malformed ones.
+func addAuthorizationDetails(status int, body []byte, details json.RawMessage) []byte {
+	var resp map[string]any
+	if status != http.StatusOK || json.Unmarshal(body, &resp) != nil {
+		return body
+	}
+	var v any = details
+	if !json.Valid(details) {
+		v = string(details)
+	}
+	resp["authorization_details"] = v
+	if b, err := json.Marshal(resp); err == nil {
+		return b
+	}
+	return body
 }
 
 // recorder buffers a response so that it can be changed before it is sent.

@@ -2,6 +2,7 @@ package stepuptest
 
 import (
 	"crypto/rand"
+	"encoding/json"
 	"maps"
 	"net/http"
 	"reflect"
@@ -26,6 +27,9 @@ type AuthRequest struct {
 	// Claims is the raw `claims` parameter JSON (OIDC Core §5.5), "" if
 	// absent. zitadel does not parse it; neither does this provider.
 	Claims string
+	// AuthorizationDetails is the raw RFC 9396 authorization_details
+	// parameter JSON, "" if absent.
+	AuthorizationDetails string
 }
 
 func (r AuthRequest) clone() AuthRequest {
@@ -77,6 +81,13 @@ type Login struct {
 	// ErrorDescription, redirected to the redirect_uri with state, and with
 	// iss when [Config.IssParameter] is set. Default: "", success.
 	Error, ErrorDescription string
+	// AuthorizationDetails is what the token response returns as
+	// authorization_details (RFC 9396 §7), as raw JSON. Default: nil, the
+	// request's authorization_details unchanged (the user approved what was
+	// asked), and none when the request had none. OmitAuthorizationDetails
+	// returns none whatever was asked, as an IdP without RAR does.
+	AuthorizationDetails     json.RawMessage
+	OmitAuthorizationDetails bool
 }
 
 // withDefaults fills the zero fields of l for request r, with now as the

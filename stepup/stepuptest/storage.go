@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"net/url"
 	"slices"
@@ -146,6 +147,7 @@ func (s *storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 	}
 	if form, ok := ctx.Value(rawAuthorizeFormKey{}).(url.Values); ok {
 		req.Claims = form.Get("claims")
+		req.AuthorizationDetails = form.Get("authorization_details")
 		req.MaxAge = nil
 		if v := form.Get("max_age"); v != "" {
 			n, err := strconv.ParseUint(v, 10, 0)
@@ -258,6 +260,23 @@ func (s *storage) idTokenLifetimeByCode(code string) (time.Duration, bool) {
 		return 0, false
 	}
 	return rec.login.IDTokenLifetime, true
+}
+
+// authorizationDetailsByCode is what the token response for code returns
+// as authorization_details: nil for none.
+func (s *storage) authorizationDetailsByCode(code string) json.RawMessage {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.pending[s.codes[code]]
+	switch {
+	case !ok || !rec.done || rec.login.OmitAuthorizationDetails:
+		return nil
+	case rec.login.AuthorizationDetails != nil:
+		return rec.login.AuthorizationDetails
+	case rec.req.AuthorizationDetails != "":
+		return json.RawMessage(rec.req.AuthorizationDetails)
+	}
+	return nil
 }
 
 func (s *storage) request(id string) (AuthRequest, bool) {
