@@ -61,7 +61,9 @@ const (
 	// EventDeviceRefused: a DBSC registration or refresh was refused, or a
 	// bound elevation came without a valid bound cookie (it is then
 	// challenged, not dropped), or an elevation of a scope that requires
-	// binding was not bound. Reason says which.
+	// binding was not bound, or (reason session_error, right after the
+	// granted event) a Preferred grant could not store its registration and
+	// is unbound. Reason says which.
 	EventDeviceRefused EventType = "device_refused"
 	// EventDeviceEnded: a refresh found the elevation ended (Reason: its
 	// deadline, a revocation cause, or elevation_gone) and ended the

@@ -150,9 +150,11 @@ type Config struct {
 	// Default: [DefaultBoundCookieTTL] (60s).
 	BoundCookieTTL time.Duration
 	// DeviceBindingGrace is how long after a grant an elevation of a scope
-	// with device binding may be unbound because its registration is still
-	// on its way: Preferred honours it meanwhile, Required holds the
-	// request until the registration lands. Whole seconds, 1s to 60s.
+	// with device binding may come without its bound cookie because its
+	// registration is still on its way, or its answer has not reached the
+	// browser yet: Preferred honours it meanwhile, Required holds the
+	// request until the registration lands and sends the browser back for
+	// the same URL. Whole seconds, 1s to 60s.
 	// Default: [DefaultDeviceBindingGrace] (10s).
 	DeviceBindingGrace time.Duration
 

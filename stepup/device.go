@@ -31,9 +31,10 @@ const (
 	DeviceBindingOff DeviceBinding = iota
 	// DeviceBindingPreferred: the grant asks the browser to bind the
 	// elevation. Once bound, the elevation is honoured only with a valid
-	// bound cookie. A browser that does not bind it within
-	// [Config.DeviceBindingGrace] keeps an unbound elevation, audited once
-	// per server as an unbound event (device_bound false).
+	// bound cookie, except within [Config.DeviceBindingGrace] of the grant,
+	// when the first page may overtake its own registration. A browser
+	// that does not bind it within the grace keeps an unbound elevation,
+	// audited once per server as an unbound event (device_bound false).
 	DeviceBindingPreferred
 	// DeviceBindingRequired: an elevation is honoured only once the
 	// browser bound it, and only with a valid bound cookie. A request that
@@ -85,7 +86,7 @@ type registration struct {
 
 // startRegistration creates the DBSC session record of the elevation el,
 // about to be granted, with its registration challenge. The challenge and
-// the authorization are single-use and expire with deviceChallengeTTL.
+// the authorization are single-use and expire after challengeTTL.
 func (s *StepUp) startRegistration(ctx context.Context, el *Elevation) (registration, error) {
 	id := randomToken()
 	now := s.now().Unix()
@@ -198,7 +199,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 	if rv, _, _, err := s.revokedBy(r.Context(), ds.head()); err != nil {
 		s.deviceError(w, r, e, err)
 		return
-	} else if rv != nil && len(rv.bindings) >= maxBindings {
+	} else if rv != nil && liveBindings(rv, now) >= maxBindings {
 		refuse(ReasonTooManyBindings)
 		return
 	}
@@ -262,6 +263,18 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 
 var errChallengeTaken = errors.New("stepup: device challenge already answered")
 
+// liveBindings counts the bindings of rv whose elevations are still alive
+// at now: the guard's copy of the record is not pruned.
+func liveBindings(rv *revocations, now int64) int {
+	n := 0
+	for _, b := range rv.bindings {
+		if b.until > now {
+			n++
+		}
+	}
+	return n
+}
+
 // maxDeviceBody bounds the body of a registration or refresh, which DBSC
 // sends empty.
 const maxDeviceBody = 1024
@@ -291,7 +304,12 @@ func (s *StepUp) deviceError(w http.ResponseWriter, r *http.Request, e Event, er
 		e.Reason = ReasonCorrupt
 	}
 	s.audit(r, e)
-	s.cfg.OnError(w, r, fmt.Errorf("%w: %w", ErrSession, err))
+	if !errors.Is(err, ErrNoSession) {
+		// A handler mounted without LoadAndSave is a wiring mistake, and
+		// goes to OnError as the guard sends it: not as a store failure.
+		err = fmt.Errorf("%w: %w", ErrSession, err)
+	}
+	s.cfg.OnError(w, r, err)
 }
 
 // boundCookieExpiry is when a bound cookie made at now ends: after

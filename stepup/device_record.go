@@ -114,7 +114,8 @@ func (ds *deviceSession) head() elevationHead {
 // seconds from now, and prunes the expired ones.
 func (ds *deviceSession) addChallenge(id string, now, ttl int64) string {
 	c := id + "." + randomToken()
-	ds.prune(now)
+	// Expired challenges stay until the cap evicts them, so that an answer
+	// to one is told apart from a replay (takeChallenge).
 	ds.challenges = append(ds.challenges, deviceChallenge{value: c, exp: now + ttl})
 	if n := len(ds.challenges); n > maxDeviceChallenges {
 		ds.challenges = ds.challenges[n-maxDeviceChallenges:]

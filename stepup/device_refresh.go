@@ -77,6 +77,12 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 		refuse(ReasonDeviceSessionUnknown) // a scope no longer configured, or never registered
 		return
 	}
+	// The session is read last, but a handler without LoadAndSave must fail
+	// before it uses up a challenge.
+	if _, err := s.get(r.Context(), p.key); err != nil {
+		s.deviceError(w, r, e, err)
+		return
+	}
 	proof := r.Header.Get("Secure-Session-Response")
 	if proof == "" {
 		s.refreshChallenge(w, r, e, key, id)

@@ -486,9 +486,13 @@ func TestRefreshProvesTheKeyAndChallengesAreSingleUse(t *testing.T) {
 	h.advance(time.Duration(h.su.challengeTTL()) * time.Second)
 	proof := k.proof(t, map[string]any{"jti": next}, proofOpts{})
 	// Sent ahead a cookie's lifetime and a minute ago: expired, so the
-	// browser gets a new one.
-	if w := h.refreshReq(values, id, proof); w.Code != http.StatusForbidden {
+	// browser gets a new one, and that is no replay: nothing is audited.
+	h.audit.Reset()
+	if w := h.refreshReq(values, id, proof); w.Code != http.StatusForbidden || w.Header().Get("Secure-Session-Challenge") == "" {
 		t.Fatalf("expired challenge: %d", w.Code)
+	}
+	if ev := h.audit.Events(); len(ev) != 0 {
+		t.Fatalf("an expired challenge sent ahead was audited: %+v", ev)
 	}
 	w := h.refreshReq(values, id, "")
 	if w.Code != http.StatusForbidden || !strings.HasSuffix(w.Header().Get("Secure-Session-Challenge"), `;id="`+id+`"`) {
@@ -797,6 +801,8 @@ func TestTooManyBindingsIsRefusedBeforeTheChallengeIsUsed(t *testing.T) {
 		for i := range maxBindings {
 			rv.bindings = append(rv.bindings, deviceBinding{id: "E;old" + strconv.Itoa(i), jkt: "j", secret: randomToken(), until: h.Now().Add(time.Hour).Unix()})
 		}
+		// and one whose elevation has ended, which does not count
+		rv.bindings = append(rv.bindings, deviceBinding{id: "E;ended", jkt: "j", secret: randomToken(), until: h.Now().Unix()})
 		rv.extend(h.Now().Add(time.Hour).Unix())
 		return encodeRevocations(rv), rv.until, nil
 	})
@@ -842,6 +848,22 @@ func TestDeviceEndpointsWithoutLoadAndSaveFailLoudly(t *testing.T) {
 	if ev := h.audit.Events(); len(ev) != 1 || ev[0].Type != EventDeviceRefused || ev[0].Reason != ReasonSessionError {
 		t.Fatalf("audit: %+v", ev)
 	}
+
+	// The refresh of a registered session: it fails before it uses up the
+	// challenge sent ahead, which still works through LoadAndSave.
+	_, values, _, id, next := h.bound(t, k)
+	r = httptest.NewRequest(http.MethodPost, "/stepup/device/refresh", nil)
+	r.Header.Set("Sec-Secure-Session-Id", id)
+	proof := k.proof(t, map[string]any{"jti": next}, proofOpts{})
+	r.Header.Set("Secure-Session-Response", proof)
+	w = httptest.NewRecorder()
+	h.su.DeviceRefreshHandler().ServeHTTP(w, r)
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("refresh without LoadAndSave: %d", w.Code)
+	}
+	if w := h.refreshReq(values, id, proof); w.Code != http.StatusOK {
+		t.Fatalf("the challenge was used up by the failed refresh: %d", w.Code)
+	}
 }
 
 // failingDeviceStore fails every write of a DBSC session record.
@@ -874,6 +896,14 @@ func TestRegistrationThatCannotBeStoredGrantsUnboundOnlyWhenPreferred(t *testing
 			}
 			if reason == "" && (!reg.failed || reg.challenge != "") {
 				t.Fatalf("registration: %+v, want failed", reg)
+			}
+			if reason == "" {
+				h.su.auditCallback(httptest.NewRequest("GET", "/stepup/callback", nil),
+					callbackOutcome{c: pending{scope: "admin"}, found: true, el: el, reg: reg})
+				ev := h.audit.Events()
+				if len(ev) != 2 || ev[0].Type != EventGranted || ev[1].Type != EventDeviceRefused || ev[1].Reason != ReasonSessionError || ev[1].Elevation != el.ID {
+					t.Fatalf("audit: %+v, want granted then device_refused session_error", ev)
+				}
 			}
 		})
 	}
