@@ -111,6 +111,62 @@ func ExampleStepUp_Drop() {
 // elevations end on every session, device and replica sharing the session
 // store, each refused at its next guarded request. A step-up after the
 // revocation is granted as usual.
+// Step-up for one action: the approval of "delete user bob" authorizes one
+// request that deletes bob, and nothing else. The IdP sees the action as
+// RFC 9396 authorization details and returns what the user approved.
+func ExampleStepUp_RequireStepUpFor() {
+	idp := newExampleIdP()
+	defer idp.Close()
+	sessions := scs.New()
+	sessions.Store = memstore.NewWithCleanupInterval(0)
+	cfg := idp.config(sessions)
+	cfg.Scopes["delete-user"] = stepup.Scope{ACR: []string{"urn:example:mfa"}, AuthorizationDetails: true}
+	su, err := stepup.New(cfg)
+	if err != nil {
+		log.Fatal(err)
+	}
+	deleteUser := func(r *http.Request) (stepup.Action, bool) {
+		name := r.PostFormValue("name")
+		return stepup.Action{Type: "urn:example:user", Actions: []string{"delete"}, Identifier: name,
+			Text: "Delete user " + name}, name != ""
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /stepup/start", su.StartHandler())
+	mux.Handle("GET /stepup/callback", su.CallbackHandler())
+	mux.HandleFunc("GET /users/delete", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "the delete form") })
+	mux.Handle("POST /users/delete", su.RequireStepUpFor("delete-user", deleteUser)(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, "deleted", r.PostFormValue("name"))
+		})))
+	browser := newExampleClient(sessions.LoadAndSave(mux))
+	bob, alice := url.Values{"name": {"bob"}}, url.Values{"name": {"alice"}}
+
+	status, stepUp := browser.fetch("POST", "/users/delete", bob)
+	fmt.Println(status)
+	// stepup.js opens step_up_url in a popup and then sends the form again;
+	// here the client follows it to the IdP and back to return_to, the
+	// form's page, which does not use the approval.
+	fmt.Println(browser.get(stepUp))
+	status, _ = browser.fetch("POST", "/users/delete", alice)
+	fmt.Println("delete alice:", status)
+	status, _ = browser.fetch("POST", "/users/delete", bob)
+	fmt.Println("delete bob:", status)
+	status, _ = browser.fetch("POST", "/users/delete", bob)
+	fmt.Println("delete bob again:", status)
+	// Output:
+	// audit: challenge delete-user
+	// 401 Unauthorized
+	// audit: challenge delete-user
+	// audit: granted delete-user alice
+	// 200 OK: the delete form
+	// audit: challenge delete-user
+	// delete alice: 401 Unauthorized
+	// audit: consumed delete-user alice
+	// delete bob: 200 OK
+	// audit: challenge delete-user
+	// delete bob again: 401 Unauthorized
+}
+
 func ExampleStepUp_RevokeSubject() {
 	idp := newExampleIdP()
 	defer idp.Close()
@@ -327,7 +383,12 @@ func newExampleIdP() *exampleIdP {
 			"iat": p.now.Unix(), "exp": p.now.Add(time.Hour).Unix(), "auth_time": p.now.Unix(),
 			"acr": strings.Fields(q.Get("acr_values"))[0], "amr": []string{"pwd", "hwk"}, "sid": p.sid,
 		})
-		writeJSON(w, map[string]any{"access_token": rand.Text(), "token_type": "Bearer", "expires_in": 3600, "id_token": idToken})
+		resp := map[string]any{"access_token": rand.Text(), "token_type": "Bearer", "expires_in": 3600, "id_token": idToken}
+		var details any // RFC 9396 §7: what the user approved, as requested
+		if json.Unmarshal([]byte(q.Get("authorization_details")), &details) == nil {
+			resp["authorization_details"] = details
+		}
+		writeJSON(w, resp)
 	})
 	p.Server = httptest.NewServer(mux)
 	return p
@@ -426,6 +487,24 @@ func (c *exampleClient) do(method, path, contentType, body string) string {
 		return resp.Status + ": " + strings.TrimSpace(string(b))
 	}
 	return resp.Status
+}
+
+// fetch sends a form as a script does (fetch, not a navigation), and
+// returns the status and, for an RFC 9470 401, its step_up_url.
+func (c *exampleClient) fetch(method, path string, form url.Values) (status, stepUpURL string) {
+	req, _ := http.NewRequest(method, "https://app.example.com"+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.client.Do(req)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		StepUpURL string `json:"step_up_url"`
+	}
+	json.NewDecoder(resp.Body).Decode(&body)
+	return resp.Status, body.StepUpURL
 }
 
 // RoundTrip serves a request for the app in process, as the server would
