@@ -18,6 +18,17 @@
 // login_required (OIDC Core §3.1.2.6). ID tokens carry a sid claim naming the
 // IdP session and, when [Config.SessionExpiry] is set, session_expiry.
 //
+// An authorization request may carry RFC 9396 authorization_details (a
+// JSON array of objects, at most 4 KiB, whatever is shown printable text):
+// the sign-in and one-time code pages then ask the user to approve them
+// (#approve-text: "chi-admin asks you to approve: Delete user bob" for
+// the type [UserDetailsType], a generic line for any other type), single
+// sign-on never answers such a request, and the token response returns
+// them as a JSON array (§7). Malformed details are refused before any page
+// with the error invalid_authorization_details (§5). Discovery does not
+// list authorization_details_types_supported: the provider underneath
+// serves its own discovery document.
+//
 // The account page, [IdP.AccountURL], lets a user signed in at the IdP end
 // an application's elevation the ways a real IdP does: "Sign out everywhere"
 // ends the user's IdP sessions and sends a logout token to each client's

@@ -65,13 +65,18 @@ func (i *IdP) begin(w http.ResponseWriter, r *http.Request) {
 		unknownRequest(w)
 		return
 	}
+	if _, err := parseDetails(req.AuthorizationDetails); err != nil {
+		// RFC 9396 §5: refuse before any page, with the error to the RP.
+		p.Finish(w, r, id, detailsRefused)
+		return
+	}
 	now := i.cfg.Now()
 	s := i.sessions.get(sessionID(r), now)
 	if s != nil && i.Locked(s.user.Name) {
 		s = nil // a locked account signs on nowhere
 	}
 	if canSSO(s, req, now) {
-		p.Finish(w, r, id, i.loginFor(s))
+		p.Finish(w, r, id, i.loginFor(s, req))
 		return
 	}
 	if slices.Contains(req.Prompt, "none") {
@@ -200,7 +205,7 @@ func (i *IdP) complete(w http.ResponseWriter, r *http.Request, req stepuptest.Au
 		return
 	}
 	s := i.startSession(w, r, u, acr, amr, now)
-	i.Provider().Finish(w, r, req.ID, i.loginFor(s))
+	i.Provider().Finish(w, r, req.ID, i.loginFor(s, req))
 }
 
 // startSession records an interactive authentication of u in the

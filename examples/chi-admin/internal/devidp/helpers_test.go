@@ -110,6 +110,13 @@ type claims struct {
 // nonce, and returns its claims.
 func (e *env) finish(t *testing.T, f flow, res result) claims {
 	t.Helper()
+	c, _ := e.redeem(t, f, res)
+	return c
+}
+
+// redeem is finish that also returns the token response.
+func (e *env) redeem(t *testing.T, f flow, res result) (claims, *oauth2.Token) {
+	t.Helper()
 	cb := res.callback
 	if cb == nil {
 		t.Fatalf("browser at %s (status %d, title %q), want a redirect to the RP", res.url, res.status, res.title())
@@ -136,7 +143,7 @@ func (e *env) finish(t *testing.T, f flow, res result) claims {
 	if err := idt.Claims(&c); err != nil {
 		t.Fatalf("claims: %v", err)
 	}
-	return c
+	return c, tok
 }
 
 // browser is a user agent with a cookie jar that stops when it is sent to

@@ -17,6 +17,9 @@ type page struct {
 	ID     string // the authorization request, posted back in every form
 	Client string // the RP's client_id
 	Strong bool   // the request wants StrongACR
+	// Approve is what the request's authorization_details ask the user to
+	// approve (RFC 9396), as one line; shown in #approve-text when set.
+	Approve string
 
 	// The sign-in form.
 	Users    []User
@@ -60,6 +63,7 @@ button{padding:.5rem 1rem;border-radius:4px;font-size:1rem;cursor:pointer}
 #notice{padding:.5rem .75rem .5rem 1.75rem;border-radius:4px;background:#e8f5e9;color:#1b5e20}
 #locked{padding:.5rem .75rem;border-radius:4px;background:#fde8e8;color:#a40000}
 #error{padding:.5rem .75rem;border-radius:4px;background:#fde8e8;color:#a40000}
+#approve-text{padding:.5rem .75rem;border:1px solid #2456c7;border-radius:4px;background:#eaf0fd}
 code{font-size:1.05rem;letter-spacing:.08em}
 </style>
 </head>
@@ -70,13 +74,16 @@ code{font-size:1.05rem;letter-spacing:.08em}
 {{if .Error}}<p id="error" role="alert">{{.Error}}</p>{{end}}
 {{end}}
 
+{{define "approve"}}{{if .Approve}}<p id="approve-text"><strong>{{.Client}}</strong> asks you to approve: <strong>{{.Approve}}</strong></p>
+{{end}}{{end}}
+
 {{define "foot"}}</main>
 </body>
 </html>
 {{end}}
 
 {{define "signin"}}{{template "head" .}}
-<p><strong>{{.Client}}</strong> asks you to sign in with {{if .Strong}}your password and a one-time code{{else}}your password{{end}}.</p>
+{{template "approve" .}}<p><strong>{{.Client}}</strong> asks you to sign in with {{if .Strong}}your password and a one-time code{{else}}your password{{end}}.</p>
 <p>Demo users: {{range $n, $u := .Users}}{{if $n}}, {{end}}<strong>{{$u.Name}}</strong>{{end}}. Password for all: <code>{{.Password}}</code></p>
 <form method="post" action="/login">
 <input type="hidden" name="id" value="{{.ID}}">
@@ -137,7 +144,7 @@ code{font-size:1.05rem;letter-spacing:.08em}
 {{template "foot"}}{{end}}
 
 {{define "otp"}}{{template "head" .}}
-<p>Password accepted for <strong>{{.User.Name}}</strong>. <strong>{{.Client}}</strong> also needs the one-time code from your authenticator.</p>
+{{template "approve" .}}<p>Password accepted for <strong>{{.User.Name}}</strong>. <strong>{{.Client}}</strong> also needs the one-time code from your authenticator.</p>
 <p id="dev-code">Current code for {{.User.Name}}: <code>{{.Code}}</code></p>
 <form method="post" action="/login">
 <input type="hidden" name="id" value="{{.ID}}">
@@ -177,6 +184,7 @@ func (i *IdP) renderSignIn(w http.ResponseWriter, req stepuptest.AuthRequest, se
 		ID:       req.ID,
 		Client:   req.ClientID,
 		Strong:   wantsStrong(req),
+		Approve:  approveText(req),
 		Users:    i.Users(),
 		Selected: selected,
 		Password: Password,
@@ -190,15 +198,26 @@ func (i *IdP) renderOTP(w http.ResponseWriter, req stepuptest.AuthRequest, u Use
 		return
 	}
 	render(w, "otp", page{
-		Title:  "Dev IdP — one-time code",
-		Error:  errMsg,
-		ID:     req.ID,
-		Client: req.ClientID,
-		Strong: true,
-		User:   u,
-		Token:  token,
-		Code:   code,
+		Title:   "Dev IdP — one-time code",
+		Error:   errMsg,
+		ID:      req.ID,
+		Client:  req.ClientID,
+		Strong:  true,
+		Approve: approveText(req),
+		User:    u,
+		Token:   token,
+		Code:    code,
 	})
+}
+
+// approveText is the line the pages show for req's authorization_details;
+// "" when it has none, or none that parse (begin refused those).
+func approveText(req stepuptest.AuthRequest) string {
+	details, err := parseDetails(req.AuthorizationDetails)
+	if err != nil {
+		return ""
+	}
+	return details.text()
 }
 
 // render writes a page that no cache keeps and no other site frames.

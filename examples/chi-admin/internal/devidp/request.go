@@ -53,6 +53,10 @@ func canSSO(s *session, r stepuptest.AuthRequest, now time.Time) bool {
 		return false
 	case wantsStrong(r) && s.acr != StrongACR:
 		return false
+	case r.AuthorizationDetails != "":
+		// RFC 9396: the user approves what the details describe, on a page
+		// that shows them; a session alone approves nothing.
+		return false
 	}
 	return true
 }
@@ -69,9 +73,17 @@ func withinMaxAge(authTime time.Time, maxAge uint, now time.Time) bool {
 	return uint64(elapsed) <= uint64(maxAge)
 }
 
-// loginFor is what the provider asserts for a login from session s:
-// auth_time is the session's latest authentication, not now.
-func (i *IdP) loginFor(s *session) stepuptest.Login {
+// loginFor is what the provider asserts for a login from session s in
+// answer to req: auth_time is the session's latest authentication, not
+// now; the token response returns the authorization details the pages
+// showed (RFC 9396 §7). Details that do not parse, which begin refused
+// before any page, fail closed: the RP gets invalid_authorization_details
+// (§5) and no code.
+func (i *IdP) loginFor(s *session, req stepuptest.AuthRequest) stepuptest.Login {
+	details, err := parseDetails(req.AuthorizationDetails)
+	if err != nil {
+		return detailsRefused
+	}
 	l := stepuptest.Login{
 		Subject:         s.user.Subject,
 		ACR:             s.acr,
@@ -84,6 +96,9 @@ func (i *IdP) loginFor(s *session) stepuptest.Login {
 	}
 	if i.cfg.SessionExpiry > 0 {
 		l.SessionExpiry = s.loginTime.Add(i.cfg.SessionExpiry)
+	}
+	if details != nil {
+		l.AuthorizationDetails = details.tokenResponse()
 	}
 	return l
 }

@@ -64,6 +64,7 @@ func TestCanSSO(t *testing.T) {
 		{"strong request, strong session", strong, stepuptest.AuthRequest{ACRValues: []string{StrongACR}}, true},
 		{"basic request, strong session", strong, stepuptest.AuthRequest{ACRValues: []string{BasicACR}}, true},
 		{"unknown acr, basic session", basic, stepuptest.AuthRequest{ACRValues: []string{"urn:other:gold"}}, true},
+		{"authorization_details, strong session", strong, stepuptest.AuthRequest{ACRValues: []string{StrongACR}, AuthorizationDetails: `[{"type":"urn:stepup:example:user","actions":["delete"],"identifier":"bob"}]`}, false},
 		{"essential strong claim, basic session", basic, stepuptest.AuthRequest{Claims: `{"id_token":{"acr":{"essential":true,"values":["urn:stepup:dev:mfa"]}}}`}, false},
 	}
 	for _, tt := range tests {
