@@ -28,7 +28,8 @@ var templateFS embed.FS
 
 // staticFS holds the pages' scripts, served from files so that the pages'
 // Content-Security-Policy allows no inline script: elevation.js (the
-// elevation card) and forms.js (the Add-user form, through stepup.js).
+// elevation card) and forms.js (the Add-user and Delete forms, through
+// stepup.js).
 //
 //go:embed static/*.js
 var staticFS embed.FS
@@ -129,6 +130,10 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		// for /elevation, which answers as the guard would.
 		admin.DeviceBinding, admin.DevicePaths = cfg.deviceBinding, []string{"/admin", "/elevation"}
 	}
+	// Deleting a user asks for a fresh approval of exactly that deletion
+	// (RequireStepUpFor): the IdP shows "Delete user bob" (RFC 9396
+	// authorization_details) and the approval deletes bob once.
+	deleteUser := stepup.Scope{ACR: cfg.acrValues(), AuthorizationDetails: true}
 	// The Shared Signals receiver, when there is a transmitter: stepup.New
 	// fetches its /.well-known/ssf-configuration and keys once, here.
 	var signals *stepup.SharedSignals
@@ -141,7 +146,7 @@ func newApp(cfg *config, deps appDeps) (*app, error) {
 		ClientSecret:    cfg.clientSecret,
 		RedirectURL:     cfg.baseURL + "/stepup/callback",
 		SessionManager:  a.sessions,
-		Scopes:          map[string]stepup.Scope{"admin": admin},
+		Scopes:          map[string]stepup.Scope{"admin": admin, "delete-user": deleteUser},
 		Subject:         a.subject,
 		LoginHint:       true,
 		ClockSkew:       skew,
@@ -221,6 +226,12 @@ func (a *app) routes() http.Handler {
 			r.Get("/admin", a.adminHome)
 			r.Get("/admin/users", a.usersPage)
 			r.Post("/admin/users", a.addUser)
+			// Admin mode, then an approval of this one deletion.
+			r.With(a.su.RequireStepUpFor("delete-user", a.deleteAction)).Post("/admin/users/delete", a.deleteUser)
+			// Where a full-page step-up for a deletion returns (the 401's
+			// return_to is the POST's URL): back to the list, where Delete
+			// uses the approval.
+			r.Get("/admin/users/delete", toUsers)
 			r.Post("/admin/elevations/revoke", a.revokeElevations)
 			r.Get("/admin/audit", a.auditPage)
 			r.Get("/admin/ping", pong)
@@ -332,6 +343,47 @@ func (a *app) addUser(w http.ResponseWriter, r *http.Request) {
 	a.mu.Lock()
 	a.users = append(a.users, name)
 	a.mu.Unlock()
+	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+}
+
+// userActionType is the RFC 9396 authorization details type of the
+// console's actions on a user.
+const userActionType = "urn:stepup:example:user"
+
+// deleteAction is what POST /admin/users/delete does, for
+// RequireStepUpFor: delete the listed user named by the form field name.
+// A missing or unlisted name names no action (400).
+func (a *app) deleteAction(r *http.Request) (stepup.Action, bool) {
+	name := r.PostFormValue("name")
+	a.mu.Lock()
+	listed := slices.Contains(a.users, name)
+	a.mu.Unlock()
+	if name == "" || !listed {
+		return stepup.Action{}, false
+	}
+	return stepup.Action{Type: userActionType, Actions: []string{"delete"}, Identifier: name, Text: "Delete user " + name}, true
+}
+
+// deleteUser deletes the user named by the form field name, every entry of
+// that name: the request that used up an approval of exactly this
+// deletion.
+func (a *app) deleteUser(w http.ResponseWriter, r *http.Request) {
+	name := r.PostFormValue("name")
+	a.mu.Lock()
+	n := len(a.users)
+	a.users = slices.DeleteFunc(a.users, func(u string) bool { return u == name })
+	deleted := len(a.users) < n
+	a.mu.Unlock()
+	if !deleted {
+		// Deleted by another request since the guard let this one in.
+		a.message(w, http.StatusNotFound, "Users", "That user is no longer listed.")
+		return
+	}
+	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
+}
+
+// toUsers sends a GET of /admin/users/delete to the users page.
+func toUsers(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/admin/users", http.StatusSeeOther)
 }
 

@@ -342,7 +342,7 @@ func (b *browser) recordPosts(t *testing.T, url string) func() []int64 {
 func (b *browser) countUser(t *testing.T, name string) int {
 	t.Helper()
 	return browserRun(t, b, "count "+name+" in the list", chromedp.Evaluate[int](fmt.Sprintf(
-		`[...document.querySelectorAll("#users li")].filter(li => li.textContent === %q).length`, name)))
+		`[...document.querySelectorAll("#users li .user-name")].filter(n => n.textContent === %q).length`, name)))
 }
 
 // auditTypes lists the types of alice's audit events for method and

@@ -88,6 +88,10 @@ Routes:
   /elevation          the session's admin mode as JSON; the admin pages poll it
   /admin              guarded by RequireStepUp("admin")
   /admin/users        guarded; POST adds a user (guarded too)
+  /admin/users/delete POST name=<user>, guarded, and needs an approval of
+                      exactly that deletion (RequireStepUpFor "delete-user"):
+                      the IdP shows "Delete user <name>" (RFC 9396
+                      authorization_details) and the approval deletes once
   /admin/elevations/revoke
                       POST subject=<sub>, guarded: ends that user's admin mode
                       on every session and replica

@@ -76,7 +76,7 @@ func TestVisitorIsSentThroughLoginAndLandsOnTheAdminPage(t *testing.T) {
 
 	// The users form is guarded too, and works while elevated.
 	p = c.do("POST", app.URL+"/admin/users", url.Values{"name": {"carol"}}, "text/html")
-	if p.status != 200 || !strings.Contains(p.body, "<li>carol</li>") {
+	if p.status != 200 || !strings.Contains(p.body, `<span class="user-name">carol</span>`) {
 		t.Errorf("adding a user: %d %s", p.status, p.url)
 	}
 

@@ -85,7 +85,8 @@ var (
 // TestUsersPageLoadsTheFormModuleWithoutInlineScript: /admin/users loads
 // static/forms.js as a module, which imports /stepup/stepup.js, and has no
 // inline script or event handler, under script-src 'self'. The Add-user
-// form keeps its ids and field, and holds the data-stepup-error element.
+// form keeps its ids and field, and holds the data-stepup-error element;
+// so does each user's Delete form, posting the name to /admin/users/delete.
 // The card's "Extend admin mode" is a link to the full-page step-up that
 // comes back to the page, for a browser without JavaScript.
 func TestUsersPageLoadsTheFormModuleWithoutInlineScript(t *testing.T) {
@@ -120,6 +121,13 @@ func TestUsersPageLoadsTheFormModuleWithoutInlineScript(t *testing.T) {
 	}
 	if !errorInFormRE.MatchString(p.body) {
 		t.Error("no data-stepup-error element inside #add-user-form")
+	}
+	for _, user := range []string{"alice", "bob"} {
+		deleteForm := regexp.MustCompile(`<form [^>]*action="/admin/users/delete"[^>]*\sdata-stepup-form[^>]*><input type="hidden" name="name" value="` +
+			user + `"><button [^>]*id="delete-` + user + `"[^>]*>Delete</button><span [^>]*data-stepup-error[^>]*></span></form>`)
+		if !deleteForm.MatchString(p.body) {
+			t.Errorf("no Delete form for %s: method post, its name hidden, #delete-%s, a data-stepup-error element", user, user)
+		}
 	}
 	m := extendLinkRE.FindStringSubmatch(p.body)
 	if m == nil {
