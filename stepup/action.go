@@ -17,8 +17,9 @@ import (
 // request for [StepUp.RequireStepUpFor]. Type, Actions and Identifier are
 // the RFC 9396 authorization details object's type, actions and identifier
 // fields (§2.1); two requests with the same three (Actions compared as a
-// set) are the same action. Text is one line for people, shown on stepup's
-// pages and written to the audit log; it is not part of the comparison.
+// set) are the same action. Text is one line for people, the
+// error_description of the 401 challenge; it is not part of the comparison
+// and not sent to the IdP, which renders the details itself.
 type Action struct {
 	Type       string   // e.g. "urn:stepup:example:user"
 	Actions    []string // e.g. ["delete"]

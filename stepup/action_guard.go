@@ -24,7 +24,8 @@ const maxApprovals = 8
 // with an approval of exactly the action derive reads from it, and uses
 // the approval up: each approval authorizes one request. derive returns
 // false when the request names no valid action; the request is then
-// refused (400, audited denied action_invalid).
+// refused through [Config.OnDenied] (by default 400), audited denied
+// action_invalid.
 //
 // A request without a matching approval is challenged as [RequireStepUp]
 // challenges (a redirect to the IdP for a navigation, the RFC 9470 401 with
@@ -34,9 +35,12 @@ const maxApprovals = 8
 // unchanged in the token response. The callback stores an approval valid
 // for [Scope.ActionWindow] (never past the deadline an elevation from that
 // login would have), and answers with the usual 303 to return_to or the
-// popup page, neither of which uses it. The request whose derived action
-// is equal (type, identifier, the actions as a set) uses it up with an
-// atomic update of its record in the session store, so that two tabs, two
+// popup page, neither of which uses it; for a request that was not a GET,
+// return_to is still its URL, so mount a GET there (the page with the
+// form) for browsers that step up in the whole window. The request whose
+// derived action is equal (type, identifier, the actions as a set) uses it
+// up, before next runs, with an atomic update of its record in the session
+// store, so that two tabs, two
 // replicas or a replayed request cannot both use it; a revocation of the
 // user (back-channel logout, Shared Signals, RevokeSubject) ends unused
 // approvals too. Audit: challenge, granted and consumed events carry the
@@ -72,7 +76,7 @@ func (s *StepUp) actionGuard(w http.ResponseWriter, r *http.Request, p *policy, 
 	a, ok := derive(r)
 	if !ok || !validAction(a) {
 		s.audit(r, Event{Type: EventDenied, Scope: p.name, Subject: sub, Issuer: s.cfg.Issuer, Reason: ReasonActionInvalid})
-		http.Error(w, ReasonActionInvalid.text(), http.StatusBadRequest)
+		s.cfg.OnDenied(w, r, &Denial{Scope: p.name, Reason: ReasonActionInvalid})
 		return
 	}
 	used, err := s.useApproval(r, p, a, sub, checkSub)

@@ -219,6 +219,11 @@ func (a *app) routes() http.Handler {
 		r.Post("/stepup/drop", a.drop)
 		r.Get("/elevation", a.serveElevation)
 		r.Get("/ping", pong) // unguarded twin of /admin/ping, for load tests
+		// A deletion needs an approval of that one deletion, a fresh login
+		// at the admin acr: more than admin mode proves, so admin mode is
+		// not asked for as well (two challenges in a row would make the
+		// user log in twice, and stepup.js retries a request once).
+		r.With(a.su.RequireStepUpFor("delete-user", a.deleteAction)).Post("/admin/users/delete", a.deleteUser)
 		// A Group's middleware runs after routing, so audit events name the
 		// matched route ("/admin/users"), not the mount ("/admin/*").
 		r.Group(func(r chi.Router) {
@@ -226,8 +231,6 @@ func (a *app) routes() http.Handler {
 			r.Get("/admin", a.adminHome)
 			r.Get("/admin/users", a.usersPage)
 			r.Post("/admin/users", a.addUser)
-			// Admin mode, then an approval of this one deletion.
-			r.With(a.su.RequireStepUpFor("delete-user", a.deleteAction)).Post("/admin/users/delete", a.deleteUser)
 			// Where a full-page step-up for a deletion returns (the 401's
 			// return_to is the POST's URL): back to the list, where Delete
 			// uses the approval.
