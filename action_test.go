@@ -227,3 +227,34 @@ func TestOneApprovalCannotBeUsedTwiceAcrossReplicas(t *testing.T) {
 		})
 	}
 }
+
+// TestFullPageStepUpForAnActionUsesTheApprovalAtReturnTo: a navigation (GET)
+// to an action-guarded URL goes to the IdP; the callback's 303 to
+// return_to, that same URL, is the request that uses the approval.
+func TestFullPageStepUpForAnActionUsesTheApprovalAtReturnTo(t *testing.T) {
+	t.Parallel()
+	a := newApp(t, appOptions{
+		config: func(c *stepup.Config) { c.Scopes["export"] = stepup.Scope{ACR: []string{mfa}, AuthorizationDetails: true} },
+		routes: func(a *app) map[string]http.Handler {
+			derive := func(r *http.Request) (stepup.Action, bool) {
+				report := r.URL.Query().Get("report")
+				return stepup.Action{Type: "urn:example:report", Actions: []string{"export"}, Identifier: report, Text: "Export report " + report}, report != ""
+			}
+			return map[string]http.Handler{"GET /reports/export": a.su.RequireStepUpFor("export", derive)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Write([]byte("exported " + r.URL.Query().Get("report")))
+			}))}
+		},
+	})
+	b := a.loggedIn(t, "alice")
+	cb := b.authorize(t, b.challenge(t, "/reports/export?report=q3"))
+	wantRedirect(t, b.peek(t, cb.String()), http.StatusSeeOther, "/reports/export?report=q3")
+	if r := b.peek(t, "/reports/export?report=q3"); r.status != http.StatusOK || r.body != "exported q3" {
+		t.Fatalf("the navigation back to return_to: %v", r)
+	}
+	if r := b.peek(t, "/reports/export?report=q3"); r.status != http.StatusSeeOther {
+		t.Fatalf("a second export with one approval: %v, want a new challenge", r)
+	}
+	if n := a.audit.count(stepup.EventConsumed); n != 1 {
+		t.Fatalf("%d consumed events", n)
+	}
+}
