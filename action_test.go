@@ -234,7 +234,9 @@ func TestOneApprovalCannotBeUsedTwiceAcrossReplicas(t *testing.T) {
 func TestFullPageStepUpForAnActionUsesTheApprovalAtReturnTo(t *testing.T) {
 	t.Parallel()
 	a := newApp(t, appOptions{
-		config: func(c *stepup.Config) { c.Scopes["export"] = stepup.Scope{ACR: []string{mfa}, AuthorizationDetails: true} },
+		config: func(c *stepup.Config) {
+			c.Scopes["export"] = stepup.Scope{ACR: []string{mfa}, AuthorizationDetails: true}
+		},
 		routes: func(a *app) map[string]http.Handler {
 			derive := func(r *http.Request) (stepup.Action, bool) {
 				report := r.URL.Query().Get("report")
