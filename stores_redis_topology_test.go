@@ -172,3 +172,71 @@ func TestAcknowledgedRevocationsSurviveAFailover(t *testing.T) {
 		})
 	}
 }
+
+// TestReplicatedUpdateFollowsASlotThatMoved: the slot of a revocation's key
+// moves to another primary after the client learned the cluster's map (as
+// a failover or a resharding moves it); UpdateReplicated, whose dedicated
+// connection rueidis does not redirect for a write, opens a new one on the
+// refreshed map instead of failing with MOVED. The failover drill found it:
+// a RevokeSubject refused with MOVED 216 ms after the cluster was healthy.
+func TestReplicatedUpdateFollowsASlotThatMoved(t *testing.T) {
+	t.Parallel()
+	c := testkit.StartRedisCluster(t)
+	store := newRedisStore(t, "redis://"+c.Addrs[0])
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	token := newToken()
+	key := "scs:session:" + token
+	write := func(v string) error {
+		return store.UpdateReplicated(ctx, token, func([]byte, bool) ([]byte, time.Time, error) { return []byte(v), hourFromNow(), nil })
+	}
+	if err := write("first"); err != nil {
+		t.Fatal(err)
+	}
+	from, err := c.PrimaryFor(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var to *testkit.RedisNode
+	var primaries []*testkit.RedisNode
+	for _, n := range c.Nodes {
+		if ok, err := n.IsPrimary(ctx); err != nil {
+			t.Fatal(err)
+		} else if ok {
+			primaries = append(primaries, n)
+			if n != from && to == nil {
+				to = n
+			}
+		}
+	}
+	slot, err := from.Do(ctx, "CLUSTER", "KEYSLOT", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, _ := strings.Cut(to.Addr, ":")
+	for _, step := range [][]string{
+		{to.Addr, "CLUSTER", "SETSLOT", slot, "IMPORTING", from.ID},
+		{from.Addr, "CLUSTER", "SETSLOT", slot, "MIGRATING", to.ID},
+		{from.Addr, "MIGRATE", host, port, key, "0", "5000"},
+	} {
+		n := from
+		if step[0] == to.Addr {
+			n = to
+		}
+		if _, err := n.Do(ctx, step[1:]...); err != nil {
+			t.Fatalf("%v: %v", step[1:], err)
+		}
+	}
+	for _, n := range primaries {
+		if _, err := n.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", to.ID); err != nil {
+			t.Fatalf("SETSLOT NODE on %s: %v", n.Addr, err)
+		}
+	}
+	if err := write("second"); err != nil {
+		t.Fatalf("UpdateReplicated after the slot moved: %v", err)
+	}
+	b, found, err := store.FindCtx(ctx, token)
+	if err != nil || !found || string(b) != "second" {
+		t.Fatalf("after the move: %q %v %v", b, found, err)
+	}
+}

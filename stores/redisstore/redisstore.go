@@ -286,6 +286,46 @@ func (s *RedisStore) UpdateReplicated(ctx context.Context, token string, fn upda
 	if replicas == 0 {
 		return s.Update(ctx, token, fn)
 	}
+	// A dedicated connection stays on the node it was opened to, and
+	// rueidis does not follow a MOVED there for a write. Just after a
+	// failover the client's slot map may still name the old primary (seen
+	// 216 ms after the cluster was healthy again): open a new connection,
+	// which follows the refreshed map. A redirected command did not run.
+	var err error
+	for attempt := range maxRedirects {
+		if err = s.updateReplicated(ctx, token, fn, replicas); !redirected(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * redirectPause):
+		}
+	}
+	return err
+}
+
+// maxRedirects bounds UpdateReplicated's new connections after a
+// redirect, redirectPause the wait before each (50, 100, ... ms: about
+// 0.75 s in all, for the client's slot map to be refreshed).
+const (
+	maxRedirects  = 5
+	redirectPause = 50 * time.Millisecond
+)
+
+// redirected reports whether err is Redis Cluster's answer that the slot
+// lives elsewhere, or is being moved or failed over.
+func redirected(err error) bool {
+	var re *rueidis.RedisError
+	if !errors.As(err, &re) {
+		return false
+	}
+	_, moved := re.IsMoved()
+	_, ask := re.IsAsk()
+	return moved || ask || re.IsTryAgain() || re.IsClusterDown()
+}
+
+func (s *RedisStore) updateReplicated(ctx context.Context, token string, fn update, replicas int) error {
 	return s.client.Dedicated(func(c rueidis.DedicatedClient) error {
 		err := s.attempts(func() (bool, error) { return s.attempt(ctx, c, token, fn) })
 		if err != nil {
