@@ -94,6 +94,9 @@ type Auditor struct {
 	expiries, drops               metric.Int64Counter
 	revocations, revocationFails  metric.Int64Counter
 	rejected, ignored             metric.Int64Counter
+	bindings, unbound             metric.Int64Counter
+	deviceRefusals, deviceEnded   metric.Int64Counter
+	approvalsUsed                 metric.Int64Counter
 	elevationLength, stepUp       metric.Float64Histogram
 }
 
@@ -136,6 +139,16 @@ func New(cfg Config) (*Auditor, error) {
 		"Logout tokens and security events refused, by reason.")
 	counter(&a.ignored, "stepup_signals_ignored", "{signal}",
 		"Valid security events that end nothing here, by reason.")
+	counter(&a.bindings, "stepup_device_bindings", "{binding}",
+		"Device keys registered for elevations (DBSC): elevations bound to the browser's key, by scope.")
+	counter(&a.unbound, "stepup_unbound_elevations", "{elevation}",
+		"Elevations of a scope that prefers device binding used unbound after the grace, by scope.")
+	counter(&a.deviceRefusals, "stepup_device_refusals", "{request}",
+		"DBSC registrations and refreshes refused, bound elevations without a valid bound cookie, and unbound elevations of a scope that requires binding, by scope and reason.")
+	counter(&a.deviceEnded, "stepup_device_sessions_ended", "{session}",
+		"DBSC sessions ended at a refresh because their elevation had ended, by scope and reason.")
+	counter(&a.approvalsUsed, "stepup_approvals_used", "{approval}",
+		"Approvals of one action used up by their request, by scope.")
 	var err error
 	a.elevationLength, err = m.Float64Histogram("stepup_elevation_length", metric.WithUnit("s"),
 		metric.WithDescription("How long elevations are granted for: the deadline less the grant's time, by scope and bound."),
@@ -217,12 +230,23 @@ func (a *Auditor) record(ctx context.Context, e stepup.Event) {
 		a.rejected.Add(ctx, 1, metric.WithAttributes(attribute.String(keyReason, knownRejections.label(reason))))
 	case stepup.EventSignalIgnored:
 		a.ignored.Add(ctx, 1, metric.WithAttributes(attribute.String(keyReason, knownIgnored.label(reason))))
+	case stepup.EventBound:
+		a.bindings.Add(ctx, 1, metric.WithAttributes(scope))
+	case stepup.EventUnbound:
+		a.unbound.Add(ctx, 1, metric.WithAttributes(scope))
+	case stepup.EventDeviceRefused:
+		a.deviceRefusals.Add(ctx, 1, metric.WithAttributes(scope, attribute.String(keyReason, knownDeviceRefusals.label(reason))))
+	case stepup.EventDeviceEnded:
+		a.deviceEnded.Add(ctx, 1, metric.WithAttributes(scope, attribute.String(keyReason, knownDeviceEnded.label(reason))))
+	case stepup.EventConsumed:
+		a.approvalsUsed.Add(ctx, 1, metric.WithAttributes(scope))
 	}
 }
 
 // scope is the label of a scope name: as it is, unless Config.Scopes is
 // set and does not list it. The empty scope (a denial whose challenge was
-// not found, a corrupt list of pending challenges) stays empty.
+// not found, a corrupt list of pending challenges, a DBSC registration or
+// refresh refused before its session was found) stays empty.
 func (a *Auditor) scope(s string) string {
 	if a.scopes == nil {
 		return s

@@ -167,6 +167,46 @@ func TestEachEventIsCountedOnItsInstrument(t *testing.T) {
 			[]string{"stepup_signals_rejected{reason=invalid_token} 1"}},
 		{"signal ignored", stepup.Event{Type: stepup.EventSignalIgnored, Reason: stepup.ReasonAssuranceRaised},
 			[]string{"stepup_signals_ignored{reason=assurance_raised} 1"}},
+		{"challenge for an action", stepup.Event{Type: stepup.EventChallenge, Scope: "transfer", ActionType: "payment_initiation", Actions: []string{"initiate"}},
+			[]string{"stepup_challenges{scope=transfer} 1"}},
+		{"approval of an action granted", stepup.Event{Type: stepup.EventGranted, Time: t0, Scope: "transfer", Bound: stepup.BoundLifetime, Deadline: t0.Add(5 * time.Minute), ActionType: "payment_initiation"},
+			[]string{"stepup_elevation_length{bound=lifetime,scope=transfer} 1", "stepup_grants{bound=lifetime,scope=transfer} 1"}},
+		{"denied naming no valid action", stepup.Event{Type: stepup.EventDenied, Scope: "transfer", Reason: stepup.ReasonActionInvalid},
+			[]string{"stepup_denials{reason=action_invalid,scope=transfer} 1"}},
+		{"denied without authorization_details", stepup.Event{Type: stepup.EventDenied, Scope: "transfer", Reason: stepup.ReasonDetailsMissing},
+			[]string{"stepup_denials{reason=authorization_details_missing,scope=transfer} 1"}},
+		{"denied with other authorization_details", stepup.Event{Type: stepup.EventDenied, Scope: "transfer", Reason: stepup.ReasonDetailsMismatch},
+			[]string{"stepup_denials{reason=authorization_details_mismatch,scope=transfer} 1"}},
+		{"approval used", stepup.Event{Type: stepup.EventConsumed, Scope: "transfer", Deadline: t0.Add(5 * time.Minute), ActionType: "payment_initiation"},
+			[]string{"stepup_approvals_used{scope=transfer} 1"}},
+		{"bound", stepup.Event{Type: stepup.EventBound, Scope: "admin", DeviceBound: new(true), KeyThumbprint: "jkt", Deadline: t0},
+			[]string{"stepup_device_bindings{scope=admin} 1"}},
+		{"unbound", stepup.Event{Type: stepup.EventUnbound, Scope: "admin", DeviceBound: new(false), Deadline: t0},
+			[]string{"stepup_unbound_elevations{scope=admin} 1"}},
+		{"device refused: not bound under Required", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonDeviceNotBound},
+			[]string{"stepup_device_refusals{reason=device_not_bound,scope=admin} 1"}},
+		{"device refused: bound cookie missing", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonBoundCookieMissing},
+			[]string{"stepup_device_refusals{reason=bound_cookie_missing,scope=admin} 1"}},
+		{"device refused: bound cookie invalid", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonBoundCookieInvalid},
+			[]string{"stepup_device_refusals{reason=bound_cookie_invalid,scope=admin} 1"}},
+		{"device refused: registration not stored", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonSessionError},
+			[]string{"stepup_device_refusals{reason=session_error,scope=admin} 1"}},
+		{"device refused: too many bindings", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonTooManyBindings},
+			[]string{"stepup_device_refusals{reason=too_many_bindings,scope=admin} 1"}},
+		{"device refused before its session was found", stepup.Event{Type: stepup.EventDeviceRefused, Reason: stepup.ReasonDeviceProofInvalid},
+			[]string{"stepup_device_refusals{reason=device_proof_invalid,scope=} 1"}},
+		{"device refused: oversized body", stepup.Event{Type: stepup.EventDeviceRefused, Reason: stepup.ReasonBadRequest},
+			[]string{"stepup_device_refusals{reason=bad_request,scope=} 1"}},
+		{"device refused: corrupt record", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonCorrupt},
+			[]string{"stepup_device_refusals{reason=corrupt,scope=admin} 1"}},
+		{"device session ended: expired", stepup.Event{Type: stepup.EventDeviceEnded, Scope: "admin", Reason: stepup.ReasonExpired},
+			[]string{"stepup_device_sessions_ended{reason=expired,scope=admin} 1"}},
+		{"device session ended: elevation gone", stepup.Event{Type: stepup.EventDeviceEnded, Scope: "admin", Reason: stepup.ReasonElevationGone},
+			[]string{"stepup_device_sessions_ended{reason=elevation_gone,scope=admin} 1"}},
+		{"device session ended by a back-channel logout", stepup.Event{Type: stepup.EventDeviceEnded, Scope: "admin", Reason: stepup.ReasonBackChannelLogout},
+			[]string{"stepup_device_sessions_ended{reason=backchannel_logout,scope=admin} 1"}},
+		{"device session ended by a drop", stepup.Event{Type: stepup.EventDeviceEnded, Scope: "admin", Reason: stepup.ReasonRevoked},
+			[]string{"stepup_device_sessions_ended{reason=revoked,scope=admin} 1"}},
 		{"an event type of a newer stepup", stepup.Event{Type: "elevation_extended", Scope: "admin"}, nil},
 	}
 	for _, tc := range tests {
@@ -212,6 +252,18 @@ func TestUnknownLabelValuesAreCountedAsOther(t *testing.T) {
 			"stepup_challenge_failures{reason=other,scope=admin} 1"},
 		{"attacker text as a reason", stepup.Event{Type: stepup.EventSignalRejected, Reason: "<script>alert(1)</script>"},
 			"stepup_signals_rejected{reason=other} 1"},
+		{"new device refusal", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: "device_key_revoked"},
+			"stepup_device_refusals{reason=other,scope=admin} 1"},
+		{"denial reason on a device refusal", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin", Reason: stepup.ReasonACRNotSatisfied},
+			"stepup_device_refusals{reason=other,scope=admin} 1"},
+		{"device refusal with no reason", stepup.Event{Type: stepup.EventDeviceRefused, Scope: "admin"},
+			"stepup_device_refusals{reason=other,scope=admin} 1"},
+		{"new end of a device session", stepup.Event{Type: stepup.EventDeviceEnded, Scope: "admin", Reason: "risk_level_change"},
+			"stepup_device_sessions_ended{reason=other,scope=admin} 1"},
+		{"device refusal reason on an ended device session", stepup.Event{Type: stepup.EventDeviceEnded, Scope: "admin", Reason: stepup.ReasonBoundCookieMissing},
+			"stepup_device_sessions_ended{reason=other,scope=admin} 1"},
+		{"new denial of an action", stepup.Event{Type: stepup.EventDenied, Scope: "transfer", Reason: "action_expired"},
+			"stepup_denials{reason=other,scope=transfer} 1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -245,10 +297,18 @@ func TestScopesOutsideConfigScopesAreOther(t *testing.T) {
 	a.Audit(ctx, stepup.Event{Type: stepup.EventChallenge, Scope: "tenant-4711"})
 	a.Audit(ctx, stepup.Event{Type: stepup.EventChallenge, Scope: "tenant-4712"})
 	a.Audit(ctx, stepup.Event{Type: stepup.EventDenied, Reason: stepup.ReasonUnknownState})
+	a.Audit(ctx, stepup.Event{Type: stepup.EventBound, Scope: "tenant-4711"})
+	a.Audit(ctx, stepup.Event{Type: stepup.EventDeviceRefused, Scope: "tenant-4712", Reason: stepup.ReasonBoundCookieMissing})
+	a.Audit(ctx, stepup.Event{Type: stepup.EventDeviceRefused, Reason: stepup.ReasonDeviceSessionUnknown})
+	a.Audit(ctx, stepup.Event{Type: stepup.EventConsumed, Scope: "admin"})
 	want := []string{
+		"stepup_approvals_used{scope=admin} 1",
 		"stepup_challenges{scope=admin} 1",
 		"stepup_challenges{scope=other} 2",
 		"stepup_denials{reason=unknown_state,scope=} 1",
+		"stepup_device_bindings{scope=other} 1",
+		"stepup_device_refusals{reason=bound_cookie_missing,scope=other} 1",
+		"stepup_device_refusals{reason=device_session_unknown,scope=} 1",
 	}
 	if got := pointStrings(collect(t, reader).points); !slices.Equal(got, want) {
 		t.Errorf("recorded\n  %q\nwant\n  %q", got, want)
@@ -256,8 +316,9 @@ func TestScopesOutsideConfigScopesAreOther(t *testing.T) {
 }
 
 // TestNoIdentifierBecomesAnAttribute: an event full of ids (subject,
-// elevation, IdP session, token id, request id, client address) and of
-// text the IdP or a client chose (issuer, acr, amr, idp_error, route)
+// elevation, IdP session, token id, request id, client address, device
+// key thumbprint, action identifier) and of text the IdP or a client chose
+// (issuer, acr, amr, idp_error, route, action type and actions)
 // records only scope, bound, reason and cause attributes, none of which
 // holds any of that. An id as a label would make a time series per user
 // or per request, and copy personal data into the metrics store.
@@ -277,16 +338,22 @@ func TestNoIdentifierBecomesAnAttribute(t *testing.T) {
 		"elevation":  "E;elevation-4b7d",
 		"sid":        "sid-0a6c",
 		"jti":        "jti-7e3b",
+		"key":        "key-thumbprint-5f1a",
+		"action":     "action-identifier-2d9c",
+		"actions":    "actions-8b3e",
+		"action_typ": "action-type-6a0f",
 	}
 	types := []stepup.EventType{
 		stepup.EventChallenge, stepup.EventGranted, stepup.EventDenied, stepup.EventExpired,
 		stepup.EventDropped, stepup.EventRevoked, stepup.EventRevocationFailed,
 		stepup.EventSignalRejected, stepup.EventSignalIgnored,
+		stepup.EventBound, stepup.EventUnbound, stepup.EventDeviceRefused, stepup.EventDeviceEnded, stepup.EventConsumed,
 	}
 	reasons := map[stepup.EventType]stepup.Reason{
 		stepup.EventDenied: stepup.ReasonIdPError, stepup.EventDropped: stepup.ReasonSubjectChanged,
 		stepup.EventRevoked: stepup.ReasonCredentialChange, stepup.EventRevocationFailed: stepup.ReasonBackChannelLogout,
 		stepup.EventSignalRejected: stepup.ReasonReplayedToken, stepup.EventSignalIgnored: stepup.ReasonUnsupportedSubject,
+		stepup.EventDeviceRefused: stepup.ReasonBoundCookieInvalid, stepup.EventDeviceEnded: stepup.ReasonElevationGone,
 	}
 	for _, typ := range types {
 		a.Audit(context.Background(), stepup.Event{
@@ -295,6 +362,8 @@ func TestNoIdentifierBecomesAnAttribute(t *testing.T) {
 			Deadline: t0.Add(time.Minute), Bound: stepup.BoundExp, IdPError: ids["idp_error"],
 			Method: ids["method"], Route: ids["route"], Remote: ids["remote"], RequestID: ids["request_id"],
 			Elevation: ids["elevation"], ChallengeStarted: t0.Add(-time.Second), SID: ids["sid"], TokenID: ids["jti"],
+			KeyThumbprint: ids["key"], ActionType: ids["action_typ"], Actions: []string{ids["actions"]},
+			ActionIdentifier: ids["action"],
 		})
 	}
 	c := collect(t, reader)
@@ -477,7 +546,10 @@ func TestAuditIsSafeForConcurrentUse(t *testing.T) {
 // knownUnion is every label value some event type accepts.
 func knownUnion() map[string]bool {
 	u := map[string]bool{}
-	for _, k := range []known{knownChallengeFailures, knownDenials, knownDrops, knownCauses, knownRejections, knownIgnored} {
+	for _, k := range []known{
+		knownChallengeFailures, knownDenials, knownDrops, knownCauses, knownRejections, knownIgnored,
+		knownDeviceRefusals, knownDeviceEnded,
+	} {
 		maps.Copy(u, k)
 	}
 	return u

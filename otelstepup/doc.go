@@ -22,18 +22,23 @@
 // The metrics, all starting with stepup_ (a Prometheus exporter adds
 // _total to counters and _seconds to the histograms):
 //
-//	stepup_challenges           counter    scope
-//	stepup_challenge_failures   counter    scope, reason
-//	stepup_grants               counter    scope, bound
-//	stepup_denials              counter    scope, reason
-//	stepup_expiries             counter    scope
-//	stepup_drops                counter    scope, reason
-//	stepup_revocations          counter    cause
-//	stepup_revocation_failures  counter    cause
-//	stepup_signals_rejected     counter    reason
-//	stepup_signals_ignored      counter    reason
-//	stepup_elevation_length     histogram  scope, bound   seconds, deadline less grant
-//	stepup_step_up_duration     histogram  scope          seconds, grant less challenge
+//	stepup_challenges             counter    scope
+//	stepup_challenge_failures     counter    scope, reason
+//	stepup_grants                 counter    scope, bound
+//	stepup_denials                counter    scope, reason
+//	stepup_expiries               counter    scope
+//	stepup_drops                  counter    scope, reason
+//	stepup_revocations            counter    cause
+//	stepup_revocation_failures    counter    cause
+//	stepup_signals_rejected       counter    reason
+//	stepup_signals_ignored        counter    reason
+//	stepup_device_bindings        counter    scope
+//	stepup_unbound_elevations     counter    scope
+//	stepup_device_refusals        counter    scope, reason
+//	stepup_device_sessions_ended  counter    scope, reason
+//	stepup_approvals_used         counter    scope
+//	stepup_elevation_length       histogram  scope, bound   seconds, deadline less grant
+//	stepup_step_up_duration       histogram  scope          seconds, grant less challenge
 //
 // docs/operations.md describes each, and the alerts to set first.
 //

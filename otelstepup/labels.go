@@ -68,6 +68,25 @@ var (
 		stepup.ReasonInvalidAuthTime, stepup.ReasonStaleAuthTime, stepup.ReasonAuthTimeInFuture,
 		stepup.ReasonSubjectMismatch, stepup.ReasonInvalidSessionExpiry, stepup.ReasonCeilingInPast,
 		stepup.ReasonSessionError, stepup.ReasonRevoked,
+		stepup.ReasonActionInvalid, stepup.ReasonDetailsMissing, stepup.ReasonDetailsMismatch,
+	}, causes...)...)
+
+	// A refused device binding (a device_refused event): a registration
+	// or a refresh refused or failed on the store, a bound elevation
+	// without a valid bound cookie, or an unbound elevation of a scope
+	// that requires binding.
+	knownDeviceRefusals = knownOf(
+		stepup.ReasonDeviceNotBound, stepup.ReasonBoundCookieMissing, stepup.ReasonBoundCookieInvalid,
+		stepup.ReasonDeviceProofInvalid, stepup.ReasonDeviceChallengeUnknown, stepup.ReasonDeviceSessionUnknown,
+		stepup.ReasonDeviceAuthorization, stepup.ReasonDeviceSessionMismatch, stepup.ReasonTooManyBindings,
+		stepup.ReasonBadRequest, stepup.ReasonSessionError, stepup.ReasonCorrupt,
+	)
+
+	// An ended DBSC session (a device_ended event): its elevation reached
+	// its deadline, is no longer in the session, or was revoked (a
+	// revocation's cause, or revoked for a Drop).
+	knownDeviceEnded = knownOf(append([]stepup.Reason{
+		stepup.ReasonExpired, stepup.ReasonElevationGone, stepup.ReasonRevoked,
 	}, causes...)...)
 
 	// A dropped elevation: by Drop, by a revocation (with its cause), or
