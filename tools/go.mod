@@ -8,7 +8,6 @@ require (
 	github.com/oidc-stepup/stepup/stepup v0.1.0
 	github.com/oidc-stepup/stepup/stepup/stepuptest v0.1.0
 	github.com/oidc-stepup/stepup/stores/redisstore v0.1.0
-	github.com/redis/rueidis v1.0.80
 	golang.org/x/mod v0.43.0
 )
 
@@ -23,6 +22,7 @@ require (
 	github.com/gorilla/securecookie v1.1.2 // indirect
 	github.com/muhlemmer/gu v0.3.1 // indirect
 	github.com/muhlemmer/httpforwarded v0.1.0 // indirect
+	github.com/redis/rueidis v1.0.80 // indirect
 	github.com/rs/cors v1.11.1 // indirect
 	github.com/zitadel/oidc/v3 v3.52.0 // indirect
 	github.com/zitadel/schema v1.3.2 // indirect
