@@ -289,8 +289,8 @@ func (s *RedisStore) UpdateReplicated(ctx context.Context, token string, fn upda
 	// A dedicated connection stays on the node it was opened to, and
 	// rueidis does not follow a MOVED there for a write. Just after a
 	// failover the client's slot map may still name the old primary (seen
-	// 216 ms after the cluster was healthy again): open a new connection,
-	// which follows the refreshed map. A redirected command did not run.
+	// 216 ms after the cluster was healthy again): open a new connection
+	// once the map is refreshed. A redirected command did not run.
 	var err error
 	for attempt := range maxRedirects {
 		if err = s.updateReplicated(ctx, token, fn, replicas); !redirected(err) {
@@ -299,17 +299,20 @@ func (s *RedisStore) UpdateReplicated(ctx context.Context, token string, fn upda
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt+1) * redirectPause):
+		case <-time.After(min(redirectPause<<attempt, time.Second)):
 		}
 	}
 	return err
 }
 
 // maxRedirects bounds UpdateReplicated's new connections after a
-// redirect, redirectPause the wait before each (50, 100, ... ms: about
-// 0.75 s in all, for the client's slot map to be refreshed).
+// redirect, redirectPause the first wait before one: 50, 100, 200, 400,
+// 800 ms, then a second each time, about 6.5 s in all. rueidis refreshes
+// its slot map lazily, up to a second after a redirect (on a cluster of
+// fewer than 100 nodes), and then needs a round trip to each node; RetryDelay
+// gives a failover about five seconds too.
 const (
-	maxRedirects  = 5
+	maxRedirects  = 10
 	redirectPause = 50 * time.Millisecond
 )
 
