@@ -422,6 +422,13 @@ func encodePending(list []pending) string {
 	return string(w.b)
 }
 
+// validStoredAction reports whether s is an action as encodeAction
+// writes it, and a valid one.
+func validStoredAction(s string) bool {
+	a, ok := decodeAction(s)
+	return ok && encodeAction(a) == s
+}
+
 func decodePending(s string) ([]pending, error) {
 	if s == "" {
 		return nil, nil
@@ -449,7 +456,7 @@ func decodePending(s string) ([]pending, error) {
 			p.action = d.str()
 		}
 		modeOK := (mode == "" || p.popup) && (p.popup || p.ref == "")
-		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK || (hasAction && p.action == "") {
+		if err := d.end(); err != nil || p.state == "" || p.started <= 0 || !modeOK || (hasAction && !validStoredAction(p.action)) {
 			return nil, ErrCorruptRecord
 		}
 		list = append(list, p)

@@ -359,6 +359,8 @@ func FuzzDecodePending(f *testing.F) {
 			{state: "S3", nonce: "", verifier: "", scope: "", started: 1, returnTo: ""},
 			{state: "S4", nonce: "N4", verifier: "V4", scope: "admin", started: 1_800_000_009, returnTo: "/admin/users", popup: true, ref: "r-9_x"},
 		},
+		{{state: "S5", nonce: "N5", verifier: "V5", scope: "delete", started: 1_800_000_010, returnTo: "/users/delete",
+			action: encodeAction(Action{Type: "urn:t", Actions: []string{"delete"}, Identifier: "bob", Text: "Delete bob"})}},
 	} {
 		s := encodePending(list)
 		f.Add(s)
@@ -396,7 +398,8 @@ func FuzzDecodePending(f *testing.F) {
 		canonical := true
 		for i, p := range list {
 			fields := strings.Split(items[i+1], string(fieldSep))
-			if len(fields) != 8 || p.state == "" || p.started <= 0 || (!p.popup && p.ref != "") {
+			withAction := len(fields) == 9 && p.action == fields[8] && validStoredAction(p.action)
+			if (len(fields) != 8 && !withAction) || p.state == "" || p.started <= 0 || (!p.popup && p.ref != "") {
 				t.Errorf("accepted item %q as %+v", items[i+1], p)
 				continue
 			}
