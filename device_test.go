@@ -34,20 +34,7 @@ func dbscProof(t *testing.T, key *ecdsa.PrivateKey, claims map[string]any, embed
 	if embed {
 		opts.WithHeader("jwk", jose.JSONWebKey{Key: key.Public()})
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, _ := json.Marshal(claims)
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return signCompact(t, jose.SigningKey{Algorithm: jose.ES256, Key: key}, opts, claims)
 }
 
 // sfParam reads a quoted parameter of a structured header value.

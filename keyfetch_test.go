@@ -28,8 +28,14 @@ func newForger(t *testing.T) forger {
 
 func (f forger) sign(t *testing.T, claims map[string]any, kid, typ string) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: f.key, KeyID: kid}},
-		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)))
+	return signCompact(t, jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: f.key, KeyID: kid}},
+		(&jose.SignerOptions{}).WithType(jose.ContentType(typ)), claims)
+}
+
+// signCompact signs claims as a compact JWS with go-jose.
+func signCompact(t *testing.T, key jose.SigningKey, opts *jose.SignerOptions, claims map[string]any) string {
+	t.Helper()
+	signer, err := jose.NewSigner(key, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

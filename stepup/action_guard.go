@@ -60,18 +60,9 @@ func (s *StepUp) RequireStepUpFor(scope string, derive func(r *http.Request) (Ac
 }
 
 func (s *StepUp) actionGuard(w http.ResponseWriter, r *http.Request, p *policy, derive func(*http.Request) (Action, bool), next http.Handler) {
-	ctx := r.Context()
-	if _, err := s.get(ctx, s.approvalsKey); err != nil {
-		s.cfg.OnError(w, r, err)
+	_, sub, checkSub, ok := s.sessionUser(w, r, s.approvalsKey)
+	if !ok {
 		return
-	}
-	sub, checkSub := "", s.cfg.Subject != nil
-	if checkSub {
-		var ok bool
-		if sub, ok = s.cfg.Subject(r); !ok {
-			s.cfg.Unauthenticated.ServeHTTP(w, r)
-			return
-		}
 	}
 	a, ok := derive(r)
 	if !ok || !validAction(a) {

@@ -132,20 +132,8 @@ func (s *StepUp) DeviceRegisterHandler() http.Handler {
 }
 
 func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	e := Event{Type: EventDeviceRefused, Issuer: s.cfg.Issuer}
-	refuse := func(reason Reason) {
-		e.Reason = reason
-		s.audit(r, e)
-		http.Error(w, reason.text(), reason.status())
-	}
-	if r.ContentLength > maxDeviceBody {
-		refuse(ReasonBadRequest)
+	e, refuse, ok := s.deviceRequest(w, r)
+	if !ok {
 		return
 	}
 	alg, jwk, jkt, claims, err := verifyRegistration(r.Header.Get("Secure-Session-Response"))
@@ -162,7 +150,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 	key := s.deviceSessionKey(id)
 	cur, found, err := s.findRecord(r.Context(), key)
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	if !found {
@@ -171,7 +159,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 	}
 	ds, err := decodeDeviceSession(cur)
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	e.Scope, e.Subject, e.Elevation = ds.scope, ds.subject, ds.elevation
@@ -188,7 +176,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if reason, err := s.sessionHolds(r, p, ds.elevation); err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	} else if reason != "" {
 		refuse(reason)
@@ -197,7 +185,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 	now := s.now().Unix()
 	// Refuse a user at the cap before the challenge is used up.
 	if rv, _, _, err := s.revokedBy(r.Context(), ds.head()); err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	} else if rv != nil && liveBindings(rv, now) >= maxBindings {
 		refuse(ReasonTooManyBindings)
@@ -222,7 +210,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	b := deviceBinding{id: ds.elevation, jkt: jkt, secret: randomToken(), until: ds.until}
@@ -247,7 +235,7 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 		refuse(ReasonDeviceChallengeUnknown)
 		return
 	case err != nil:
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	case full:
 		refuse(ReasonTooManyBindings)
@@ -258,7 +246,32 @@ func (s *StepUp) register(w http.ResponseWriter, r *http.Request) {
 	s.writeSessionConfig(w, id, p, ds.elevation)
 	bound := true
 	e.Type, e.DeviceBound, e.Deadline = EventBound, &bound, time.Unix(ds.until, 0).UTC()
-	s.audit(r, e)
+	s.audit(r, *e)
+}
+
+// deviceRequest starts the answer of the registration or refresh
+// endpoint: no-store, POST only, a declared body of at most maxDeviceBody.
+// It returns the device_refused event the endpoint fills in, and refuse,
+// which audits it with a reason and answers that reason's status. ok is
+// false when it has answered already.
+func (s *StepUp) deviceRequest(w http.ResponseWriter, r *http.Request) (e *Event, refuse func(Reason), ok bool) {
+	w.Header().Set("Cache-Control", "no-store")
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", "POST")
+		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
+		return nil, nil, false
+	}
+	e = &Event{Type: EventDeviceRefused, Issuer: s.cfg.Issuer}
+	refuse = func(reason Reason) {
+		e.Reason = reason
+		s.audit(r, *e)
+		http.Error(w, reason.text(), reason.status())
+	}
+	if r.ContentLength > maxDeviceBody {
+		refuse(ReasonBadRequest)
+		return nil, nil, false
+	}
+	return e, refuse, true
 }
 
 var errChallengeTaken = errors.New("stepup: device challenge already answered")

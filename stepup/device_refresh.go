@@ -35,20 +35,8 @@ func (s *StepUp) DeviceRefreshHandler() http.Handler {
 }
 
 func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Cache-Control", "no-store")
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", "POST")
-		http.Error(w, "Method Not Allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	e := Event{Type: EventDeviceRefused, Issuer: s.cfg.Issuer}
-	refuse := func(reason Reason) {
-		e.Reason = reason
-		s.audit(r, e)
-		http.Error(w, reason.text(), reason.status())
-	}
-	if r.ContentLength > maxDeviceBody {
-		refuse(ReasonBadRequest)
+	e, refuse, ok := s.deviceRequest(w, r)
+	if !ok {
 		return
 	}
 	id := r.Header.Get("Sec-Secure-Session-Id")
@@ -59,7 +47,7 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 	key := s.deviceSessionKey(id)
 	cur, found, err := s.findRecord(r.Context(), key)
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	if !found {
@@ -68,7 +56,7 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 	}
 	ds, err := decodeDeviceSession(cur)
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	e.Scope, e.Subject, e.Elevation, e.KeyThumbprint = ds.scope, ds.subject, ds.elevation, ds.jkt
@@ -80,17 +68,17 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 	// The session is read last, but a handler without LoadAndSave must fail
 	// before it uses up a challenge.
 	if _, err := s.get(r.Context(), p.key); err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	proof := r.Header.Get("Secure-Session-Response")
 	if proof == "" {
-		s.refreshChallenge(w, r, e, key, id)
+		s.refreshChallenge(w, r, *e, key, id)
 		return
 	}
 	claims, err := verifyRefresh(proof, ds)
 	if errors.Is(err, ErrCorruptRecord) {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	if err != nil {
@@ -118,22 +106,22 @@ func (s *StepUp) refresh(w http.ResponseWriter, r *http.Request) {
 		// a replay, audited.
 		if !expired {
 			e.Reason = ReasonDeviceChallengeUnknown
-			s.audit(r, e)
+			s.audit(r, *e)
 		}
-		s.refreshChallenge(w, r, e, key, id)
+		s.refreshChallenge(w, r, *e, key, id)
 		return
 	}
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	b, cause, err := s.stillBound(r, p, ds, now)
 	if err != nil {
-		s.deviceError(w, r, e, err)
+		s.deviceError(w, r, *e, err)
 		return
 	}
 	if cause != "" {
-		s.endDeviceSession(w, r, e, id, cause)
+		s.endDeviceSession(w, r, *e, id, cause)
 		return
 	}
 	s.setBoundCookie(w, b, ds.scope, now)

@@ -74,21 +74,10 @@ func (s *StepUp) check(v any, sub string, checkSub bool, now int64) (verdict, el
 
 // guard is RequireStepUp's handler.
 func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next http.Handler) {
-	// The session comes first: Config.Subject usually reads it, and scs
-	// panics on a request that LoadAndSave did not load.
 	ctx := r.Context()
-	v, err := s.get(ctx, p.key)
-	if err != nil {
-		s.cfg.OnError(w, r, err)
+	v, sub, checkSub, ok := s.sessionUser(w, r, p.key)
+	if !ok {
 		return
-	}
-	sub, checkSub := "", s.cfg.Subject != nil
-	if checkSub {
-		var ok bool
-		if sub, ok = s.cfg.Subject(r); !ok {
-			s.cfg.Unauthenticated.ServeHTTP(w, r)
-			return
-		}
 	}
 	vd, h := s.check(v, sub, checkSub, s.now().Unix())
 	switch vd {
@@ -124,6 +113,26 @@ func (s *StepUp) guard(w http.ResponseWriter, r *http.Request, p *policy, next h
 		s.remove(r, p, EventDropped, ReasonOtherIssuer)
 	}
 	s.challenge(w, r, p, sub)
+}
+
+// sessionUser reads the session value under key, then the logged-in user
+// when Config.Subject is set (checkSub). The session comes first:
+// Config.Subject usually reads it, and scs panics on a request that
+// LoadAndSave did not load. When either fails it has answered (OnError,
+// Unauthenticated) and ok is false.
+func (s *StepUp) sessionUser(w http.ResponseWriter, r *http.Request, key string) (v any, sub string, checkSub, ok bool) {
+	v, err := s.get(r.Context(), key)
+	if err != nil {
+		s.cfg.OnError(w, r, err)
+		return nil, "", false, false
+	}
+	if checkSub = s.cfg.Subject != nil; checkSub {
+		if sub, ok = s.cfg.Subject(r); !ok {
+			s.cfg.Unauthenticated.ServeHTTP(w, r)
+			return nil, "", true, false
+		}
+	}
+	return v, sub, checkSub, true
 }
 
 // get reads a session value, turning scs's panic on a request without
